@@ -1,0 +1,186 @@
+// The hub ↔ agent contract: every message either side sends over the agent's WebSocket, typed once here.
+//
+// The agent dials the hub at `AGENT_PATH` with `Authorization: Bearer <join token>` and the header
+// `X-Dspool-Instance: <instance id>`. Frames are JSON text, one message each. The agent speaks first (`hello`),
+// the hub answers `welcome`, then the agent sends a `heartbeat` every `heartbeatIntervalMs`. The hub sends
+// `request`s; the agent answers each with one `reply` carrying the same `id`, and may send `progress` for a
+// request still running. When a server exits on its own the agent sends `serverExited`.
+import { z } from 'zod';
+
+/** WebSocket path on the hub's internal port that agents dial. */
+export const AGENT_PATH = '/hub/internal/agent';
+/** Header carrying the instance id (the join token goes in `Authorization: Bearer`). */
+export const INSTANCE_HEADER = 'x-dspool-instance';
+/** Environment variables the provider sets for an agent; the join token is never put on a command line. */
+export const AGENT_ENV = {
+  hubUrl: 'DSPOOL_HUB_URL',
+  instanceId: 'DSPOOL_INSTANCE_ID',
+  joinToken: 'DSPOOL_JOIN_TOKEN',
+  /** JSON of `AgentSettings`. */
+  settings: 'DSPOOL_AGENT_SETTINGS',
+} as const;
+
+/** What the agent needs to know besides hub, id and token; passed by the provider as JSON in `AGENT_ENV.settings`. */
+export const agentSettingsSchema = z.strictObject({
+  /** Address the instance's servers bind to and the gateway reaches them on. */
+  address: z.string(),
+  /** The instance's own disk: users' `$HOME`s and server logs live here. */
+  scratchDir: z.string(),
+  /** The shared drive as seen on this instance. */
+  sharePath: z.string(),
+  jupyter: z.strictObject({
+    command: z.array(z.string()).min(1),
+    args: z.array(z.string()),
+    startTimeoutMs: z.number().int().positive(),
+    path: z.string(),
+  }),
+  logLevel: z.string(),
+});
+export type AgentSettings = z.infer<typeof agentSettingsSchema>;
+
+/** A pool user as the agent needs them: the account is created with exactly this UID/GID. */
+export const agentUserSchema = z.strictObject({
+  name: z.string(),
+  uid: z.number().int().nonnegative(),
+  gid: z.number().int().nonnegative(),
+});
+export type AgentUser = z.infer<typeof agentUserSchema>;
+
+export const capacitySchema = z.strictObject({
+  cpus: z.number().nonnegative(),
+  memoryBytes: z.number().nonnegative(),
+  gpus: z.number().int().nonnegative(),
+});
+export type Capacity = z.infer<typeof capacitySchema>;
+
+export const loadSchema = z.strictObject({
+  /** 1-minute load average divided by cores (1 = all cores busy). */
+  cpu: z.number().nonnegative(),
+  memoryUsedBytes: z.number().nonnegative(),
+  memoryTotalBytes: z.number().nonnegative(),
+});
+export type Load = z.infer<typeof loadSchema>;
+
+/** States of one user server as the agent sees it. */
+export const agentServerStateSchema = z.enum(['starting', 'running', 'stopping']);
+
+/** A server the agent runs, reported in `hello` and every `heartbeat` so the hub can re-adopt after a restart. */
+export const serverReportSchema = z.strictObject({
+  sessionId: z.string(),
+  user: z.string(),
+  state: agentServerStateSchema,
+  /** Where the gateway reaches it, e.g. `http://127.0.0.1:40123`. */
+  url: z.string(),
+  pid: z.number().int().optional(),
+  startedAt: z.string(),
+  /** Last time the server reported activity (kernel execution, terminal input), ISO-8601. */
+  lastActivity: z.string().optional(),
+});
+export type ServerReport = z.infer<typeof serverReportSchema>;
+
+export const helloSchema = z.strictObject({
+  type: z.literal('hello'),
+  instanceId: z.string(),
+  version: z.string(),
+  address: z.string(),
+  capacity: capacitySchema,
+  /** True when servers run as the user's own account (agent runs as root). */
+  isolation: z.boolean(),
+  /** Share mounted and writable, Jupyter command found: the instance can take sessions. */
+  checks: z.strictObject({ share: z.boolean(), jupyter: z.boolean(), detail: z.string().optional() }),
+  servers: z.array(serverReportSchema),
+});
+
+export const heartbeatSchema = z.strictObject({
+  type: z.literal('heartbeat'),
+  load: loadSchema,
+  servers: z.array(serverReportSchema),
+});
+
+/** A failed request: `code` is stable (see `AgentErrorCode`), `message` is for people. */
+export const agentErrorSchema = z.strictObject({ code: z.string(), message: z.string() });
+export type AgentErrorBody = z.infer<typeof agentErrorSchema>;
+
+export const replySchema = z.discriminatedUnion('ok', [
+  z.strictObject({ type: z.literal('reply'), id: z.number().int(), ok: z.literal(true), result: z.unknown() }),
+  z.strictObject({ type: z.literal('reply'), id: z.number().int(), ok: z.literal(false), error: agentErrorSchema }),
+]);
+
+export const progressSchema = z.strictObject({
+  type: z.literal('progress'),
+  sessionId: z.string(),
+  /** 0–100. */
+  percent: z.number().min(0).max(100),
+  message: z.string(),
+});
+
+export const serverExitedSchema = z.strictObject({
+  type: z.literal('serverExited'),
+  sessionId: z.string(),
+  code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  /** Last lines the server printed (secrets redacted), to explain a failed start. */
+  detail: z.string().optional(),
+});
+
+export const agentMessageSchema = z.discriminatedUnion('type', [
+  helloSchema,
+  heartbeatSchema,
+  replySchema,
+  progressSchema,
+  serverExitedSchema,
+]);
+export type AgentMessage = z.infer<typeof agentMessageSchema>;
+export type HelloMessage = z.infer<typeof helloSchema>;
+export type HeartbeatMessage = z.infer<typeof heartbeatSchema>;
+export type ProgressMessage = z.infer<typeof progressSchema>;
+export type ServerExitedMessage = z.infer<typeof serverExitedSchema>;
+
+/** Parameters of `startServer`: start one user's Jupyter server. `token` is the server's secret. */
+export const startServerParamsSchema = z.strictObject({
+  sessionId: z.string(),
+  user: agentUserSchema,
+  /** URL prefix the server is mounted under, e.g. `/user/alice/`. */
+  baseUrl: z.string(),
+  /** Secret the gateway presents to the server; handed to Jupyter through its environment only. */
+  token: z.string().min(16),
+});
+export type StartServerParams = z.infer<typeof startServerParamsSchema>;
+export const startServerResultSchema = z.strictObject({ url: z.string(), pid: z.number().int() });
+export type StartServerResult = z.infer<typeof startServerResultSchema>;
+
+export const stopServerParamsSchema = z.strictObject({ sessionId: z.string() });
+export type StopServerParams = z.infer<typeof stopServerParamsSchema>;
+
+/** Methods the hub can call on an agent, with their params and results. */
+export interface AgentMethods {
+  startServer: { params: StartServerParams; result: StartServerResult };
+  stopServer: { params: StopServerParams; result: { stopped: boolean } };
+  /** Stop every server and exit; the reply is sent before the process exits. */
+  shutdown: { params: Record<string, never>; result: { stopped: number } };
+}
+export type AgentMethod = keyof AgentMethods;
+
+export const hubMessageSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('welcome'), heartbeatIntervalMs: z.number().int().positive() }),
+  z.strictObject({
+    type: z.literal('request'),
+    id: z.number().int(),
+    method: z.enum(['startServer', 'stopServer', 'shutdown']),
+    params: z.unknown(),
+  }),
+]);
+export type HubMessage = z.infer<typeof hubMessageSchema>;
+
+/** Stable codes an agent puts in a failed `reply`. */
+export const AgentErrorCode = {
+  badRequest: 'bad_request',
+  jupyterMissing: 'jupyter_missing',
+  startFailed: 'server_start_failed',
+  startTimeout: 'server_start_timeout',
+  accountFailed: 'account_failed',
+  shareUnavailable: 'share_unavailable',
+  unknownSession: 'unknown_session',
+  internal: 'internal',
+} as const;
+export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];

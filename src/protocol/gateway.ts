@@ -1,0 +1,47 @@
+// The hub ↔ gateway contract. The gateway dials the hub at `GATEWAY_PATH` with
+// `Authorization: Bearer <gateway secret>` (the file `GATEWAY_SECRET_FILE` under dataDir, mode 0600).
+// The hub pushes the routing table (a full `routes` snapshot on connect, then `route` / `unroute` changes) and
+// answers the gateway's `auth` lookups. The gateway keeps the table and its auth cache in memory, so a hub
+// restart drops no proxied connection: it reconnects and receives a fresh snapshot.
+import { z } from 'zod';
+
+export const GATEWAY_PATH = '/hub/internal/gateway';
+/** Relative to dataDir. */
+export const GATEWAY_SECRET_FILE = 'secrets/gateway.key';
+/** Browser login cookie set by the hub and checked by the gateway. */
+export const LOGIN_COOKIE = 'dspool-session';
+
+/** Where one user's server is reachable. `token` is the server's secret, added by the gateway when proxying. */
+export const routeSchema = z.strictObject({
+  user: z.string(),
+  sessionId: z.string(),
+  instanceId: z.string(),
+  /** e.g. `http://127.0.0.1:40123` (no path: requests keep theirs, `/user/<name>/…`). */
+  target: z.string(),
+  token: z.string(),
+});
+export type Route = z.infer<typeof routeSchema>;
+
+/** Who a credential belongs to. */
+export const identitySchema = z.strictObject({ user: z.string(), admin: z.boolean() });
+export type Identity = z.infer<typeof identitySchema>;
+
+export const hubToGatewaySchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('routes'), routes: z.array(routeSchema) }),
+  z.strictObject({ type: z.literal('route'), route: routeSchema }),
+  z.strictObject({ type: z.literal('unroute'), user: z.string(), sessionId: z.string() }),
+  /** Forget cached identities: all of them, or one user's (logout, token deleted, user removed). */
+  z.strictObject({ type: z.literal('revoke'), user: z.string().optional() }),
+  z.strictObject({ type: z.literal('authResult'), id: z.number().int(), identity: identitySchema.nullable() }),
+]);
+export type HubToGateway = z.infer<typeof hubToGatewaySchema>;
+
+export const gatewayToHubSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('auth'),
+    id: z.number().int(),
+    kind: z.enum(['cookie', 'token']),
+    value: z.string(),
+  }),
+]);
+export type GatewayToHub = z.infer<typeof gatewayToHubSchema>;

@@ -35,6 +35,11 @@ export const agentSettingsSchema = z.strictObject({
     path: z.string(),
   }),
   logLevel: z.string(),
+  /**
+   * Instance-side SSH server (the hop behind the gateway's SSH front door): it accepts only the pool-internal
+   * key. `null` turns it off.
+   */
+  ssh: z.strictObject({ internalPublicKey: z.string() }).nullable(),
 });
 export type AgentSettings = z.infer<typeof agentSettingsSchema>;
 
@@ -88,6 +93,8 @@ export const helloSchema = z.strictObject({
   isolation: z.boolean(),
   /** Share mounted and writable, Jupyter command found: the instance can take sessions. */
   checks: z.strictObject({ share: z.boolean(), jupyter: z.boolean(), detail: z.string().optional() }),
+  /** Port of the instance-side SSH server on `address`, or null when it is off. */
+  sshPort: z.number().int().nullable(),
   servers: z.array(serverReportSchema),
 });
 

@@ -1,0 +1,104 @@
+// The behaviour every Store implementation must show; each store's test file runs this suite against it.
+import { describe, expect, it } from 'vitest';
+import { UserExistsError, UserNotFoundError } from './errors.js';
+import type { SessionRecord, Store } from './types.js';
+
+/**
+ * Registers the shared store conformance suite.
+ *
+ * @example
+ * describeStoreConformance('sqlite', () => openSqliteStore({ file: ':memory:', uidBase: 30000 }));
+ */
+export function describeStoreConformance(name: string, open: () => Promise<Store> | Store, uidBase = 30000): void {
+  const session = (over: Partial<SessionRecord> = {}): SessionRecord => ({
+    id: 's-1', user: 'alice', name: '', instanceId: null, state: 'pending', url: null, token: 'x'.repeat(32),
+    started: new Date().toISOString(), lastActivity: null, stopped: null, reason: null, ...over,
+  });
+
+  describe(`store conformance: ${name}`, () => {
+    it('assigns each new user the next UID, the same as its GID, starting at the base', async () => {
+      const store = await open();
+      const a = await store.createUser({ name: 'alice', admin: true, passwordHash: 'h' });
+      const b = await store.createUser({ name: 'bob', admin: false, passwordHash: null });
+      expect([a.uid, a.gid, b.uid, b.gid]).toEqual([uidBase, uidBase, uidBase + 1, uidBase + 1]);
+      expect(a.admin).toBe(true);
+      expect((await store.listUsers()).map((u) => u.name)).toEqual(['alice', 'bob']);
+      await store.close();
+    });
+
+    it('refuses a second user with the same name', async () => {
+      const store = await open();
+      await store.createUser({ name: 'alice', admin: false, passwordHash: null });
+      await expect(store.createUser({ name: 'alice', admin: true, passwordHash: null })).rejects.toBeInstanceOf(UserExistsError);
+      await store.close();
+    });
+
+    it('updates and deletes users, removing their tokens and sessions', async () => {
+      const store = await open();
+      await store.createUser({ name: 'alice', admin: false, passwordHash: null });
+      expect((await store.updateUser('alice', { admin: true, disabled: true })).disabled).toBe(true);
+      await expect(store.updateUser('nobody', { admin: true })).rejects.toBeInstanceOf(UserNotFoundError);
+      await store.createToken({ id: 't1', user: 'alice', hash: 'h1', note: '', scopes: ['self'], created: 'now', expiresAt: null });
+      await store.createSession(session());
+      expect(await store.deleteUser('alice')).toBe(true);
+      expect(await store.findTokenByHash('h1')).toBeUndefined();
+      expect(await store.getSession('s-1')).toBeUndefined();
+      expect(await store.deleteUser('alice')).toBe(false);
+      await store.close();
+    });
+
+    it('finds tokens by hash only and deletes them per user', async () => {
+      const store = await open();
+      await store.createUser({ name: 'alice', admin: false, passwordHash: null });
+      await store.createToken({ id: 't1', user: 'alice', hash: 'h1', note: 'ci', scopes: ['self'], created: 'now', expiresAt: null });
+      expect((await store.findTokenByHash('h1'))?.note).toBe('ci');
+      expect(await store.deleteToken('bob', 't1')).toBe(false);
+      expect(await store.deleteToken('alice', 't1')).toBe(true);
+      expect(await store.listTokens('alice')).toEqual([]);
+      await store.close();
+    });
+
+    it('expires browser logins', async () => {
+      const store = await open();
+      await store.createUser({ name: 'alice', admin: false, passwordHash: null });
+      await store.createLogin({ hash: 'l1', user: 'alice', created: '2026-01-01T00:00:00.000Z', expiresAt: '2026-01-02T00:00:00.000Z' });
+      expect(await store.findLogin('l1')).toBeDefined();
+      expect(await store.deleteExpiredLogins('2026-01-03T00:00:00.000Z')).toBe(1);
+      expect(await store.findLogin('l1')).toBeUndefined();
+      await store.close();
+    });
+
+    it('tracks sessions: active ones, the latest per user, and patches', async () => {
+      const store = await open();
+      await store.createUser({ name: 'alice', admin: false, passwordHash: null });
+      await store.createSession(session({ id: 's-1', started: '2026-01-01T00:00:00.000Z', state: 'stopped' }));
+      await store.createSession(session({ id: 's-2', started: '2026-01-02T00:00:00.000Z' }));
+      expect((await store.latestSession('alice', ''))?.id).toBe('s-2');
+      expect((await store.listActiveSessions()).map((s) => s.id)).toEqual(['s-2']);
+      const updated = await store.updateSession('s-2', { state: 'running', url: 'http://127.0.0.1:1', instanceId: 'i-1' });
+      expect([updated.state, updated.url, updated.instanceId]).toEqual(['running', 'http://127.0.0.1:1', 'i-1']);
+      await store.close();
+    });
+
+    it('upserts instances and keeps events in order', async () => {
+      const store = await open();
+      await store.putInstance({ id: 'i-1', state: 'starting', address: null, joinTokenHash: 'j', details: { pid: 1 }, created: 'a' });
+      await store.putInstance({ id: 'i-1', state: 'ready', address: '127.0.0.1', joinTokenHash: 'j', details: { pid: 2 }, created: 'a' });
+      expect(await store.getInstance('i-1')).toMatchObject({ state: 'ready', address: '127.0.0.1', details: { pid: 2 } });
+      await store.deleteInstance('i-1');
+      expect(await store.listInstances()).toEqual([]);
+      const first = await store.addEvent({ time: 't', kind: 'k', user: null, instanceId: null, message: 'one', data: {} });
+      await store.addEvent({ time: 't', kind: 'k', user: null, instanceId: null, message: 'two', data: { n: 2 } });
+      const events = await store.listEvents({ limit: 10 });
+      expect(events.map((e) => e.message)).toEqual(['two', 'one']);
+      expect((await store.listEvents({ limit: 10, afterId: first.id })).map((e) => e.message)).toEqual(['two']);
+      await store.close();
+    });
+
+    it('can be closed twice', async () => {
+      const store = await open();
+      await store.close();
+      await store.close();
+    });
+  });
+}

@@ -1,0 +1,65 @@
+// Ordered schema migrations for the SQLite store; `user_version` records how many have run.
+
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    admin INTEGER NOT NULL DEFAULT 0,
+    uid INTEGER NOT NULL UNIQUE,
+    gid INTEGER NOT NULL,
+    password_hash TEXT,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created TEXT NOT NULL,
+    last_activity TEXT
+  );
+  CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    hash TEXT NOT NULL UNIQUE,
+    note TEXT NOT NULL DEFAULT '',
+    scopes TEXT NOT NULL,
+    created TEXT NOT NULL,
+    expires_at TEXT,
+    last_activity TEXT
+  );
+  CREATE INDEX tokens_user ON tokens(user);
+  CREATE TABLE logins (
+    hash TEXT PRIMARY KEY,
+    user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    created TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+  );
+  CREATE TABLE instances (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    address TEXT,
+    join_token_hash TEXT NOT NULL,
+    details TEXT NOT NULL,
+    created TEXT NOT NULL
+  );
+  CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    name TEXT NOT NULL DEFAULT '',
+    instance_id TEXT,
+    state TEXT NOT NULL,
+    url TEXT,
+    token TEXT NOT NULL,
+    started TEXT NOT NULL,
+    last_activity TEXT,
+    stopped TEXT,
+    reason TEXT
+  );
+  CREATE INDEX sessions_user ON sessions(user, name, started);
+  CREATE INDEX sessions_state ON sessions(state);
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    user TEXT,
+    instance_id TEXT,
+    message TEXT NOT NULL,
+    data TEXT NOT NULL
+  );
+  `,
+];

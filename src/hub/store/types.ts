@@ -1,0 +1,120 @@
+// The store contract: everything the hub persists, behind one async interface (SQLite now, Postgres for HA).
+
+/** A pool user. `uid`/`gid` are assigned once by the hub and are the same on every instance. */
+export interface UserRecord {
+  readonly name: string;
+  readonly admin: boolean;
+  readonly uid: number;
+  readonly gid: number;
+  /** argon2id hash, or null for a user who signs in with tokens only. */
+  readonly passwordHash: string | null;
+  readonly disabled: boolean;
+  /** ISO-8601. */
+  readonly created: string;
+  readonly lastActivity: string | null;
+}
+
+/** An API token; only its SHA-256 is stored. */
+export interface TokenRecord {
+  readonly id: string;
+  readonly user: string;
+  readonly hash: string;
+  readonly note: string;
+  readonly scopes: readonly string[];
+  readonly created: string;
+  readonly expiresAt: string | null;
+  readonly lastActivity: string | null;
+}
+
+/** A browser login (the cookie's SHA-256 is the key). */
+export interface LoginRecord {
+  readonly hash: string;
+  readonly user: string;
+  readonly created: string;
+  readonly expiresAt: string;
+}
+
+/** An instance as the hub tracks it. `state` values are `InstanceState` (see hub/instances). */
+export interface InstanceRecord {
+  readonly id: string;
+  readonly state: string;
+  readonly address: string | null;
+  readonly joinTokenHash: string;
+  readonly details: Readonly<Record<string, string | number>>;
+  readonly created: string;
+}
+
+/** A user's server. `state` values are `SessionState` (see hub/sessions). `token` is the server's secret. */
+export interface SessionRecord {
+  readonly id: string;
+  readonly user: string;
+  readonly name: string;
+  readonly instanceId: string | null;
+  readonly state: string;
+  readonly url: string | null;
+  readonly token: string;
+  readonly started: string;
+  readonly lastActivity: string | null;
+  readonly stopped: string | null;
+  /** Why it ended or failed, for people. */
+  readonly reason: string | null;
+}
+
+/** One event in the hub's audit log. `data` never holds secrets. */
+export interface EventRecord {
+  readonly id: number;
+  readonly time: string;
+  readonly kind: string;
+  readonly user: string | null;
+  readonly instanceId: string | null;
+  readonly message: string;
+  readonly data: Readonly<Record<string, unknown>>;
+}
+
+export type NewUser = Pick<UserRecord, 'name' | 'admin' | 'passwordHash'>;
+export type UserPatch = Partial<Pick<UserRecord, 'admin' | 'passwordHash' | 'disabled' | 'lastActivity'>>;
+export type SessionPatch = Partial<Omit<SessionRecord, 'id' | 'user' | 'name' | 'token' | 'started'>>;
+
+/**
+ * Everything the hub persists. Only the hub writes it. Every implementation passes `store.conformance.ts`.
+ */
+export interface Store {
+  /** Creates a user with the next free UID/GID (from `uidBase`). Throws `UserExistsError`. */
+  createUser(user: NewUser): Promise<UserRecord>;
+  getUser(name: string): Promise<UserRecord | undefined>;
+  listUsers(): Promise<UserRecord[]>;
+  /** Throws `UserNotFoundError`. */
+  updateUser(name: string, patch: UserPatch): Promise<UserRecord>;
+  /** Removes the user with their tokens, logins and sessions; false when there was none. */
+  deleteUser(name: string): Promise<boolean>;
+
+  createToken(token: Omit<TokenRecord, 'lastActivity'>): Promise<TokenRecord>;
+  findTokenByHash(hash: string): Promise<TokenRecord | undefined>;
+  listTokens(user: string): Promise<TokenRecord[]>;
+  deleteToken(user: string, id: string): Promise<boolean>;
+  touchToken(id: string, time: string): Promise<void>;
+
+  createLogin(login: LoginRecord): Promise<void>;
+  findLogin(hash: string): Promise<LoginRecord | undefined>;
+  deleteLogin(hash: string): Promise<void>;
+  deleteExpiredLogins(now: string): Promise<number>;
+
+  putInstance(instance: InstanceRecord): Promise<void>;
+  getInstance(id: string): Promise<InstanceRecord | undefined>;
+  listInstances(): Promise<InstanceRecord[]>;
+  deleteInstance(id: string): Promise<void>;
+
+  createSession(session: SessionRecord): Promise<void>;
+  getSession(id: string): Promise<SessionRecord | undefined>;
+  updateSession(id: string, patch: SessionPatch): Promise<SessionRecord>;
+  /** Sessions that are not `stopped`/`failed`, oldest first. */
+  listActiveSessions(): Promise<SessionRecord[]>;
+  /** The user's newest session (any state), if any. */
+  latestSession(user: string, name: string): Promise<SessionRecord | undefined>;
+
+  addEvent(event: Omit<EventRecord, 'id'>): Promise<EventRecord>;
+  listEvents(options: { limit: number; afterId?: number }): Promise<EventRecord[]>;
+
+  /** Safe to call twice. */
+  close(): Promise<void>;
+}

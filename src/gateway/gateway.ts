@@ -1,0 +1,193 @@
+// The gateway: one HTTP server that proxies `/hub/*` to the hub and `/user/<name>/*` (HTTP and WebSocket) to
+// that user's Jupyter server, using the route table and identities the hub link keeps.
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { GATEWAY_PATH } from '../protocol/gateway.js';
+import { GatewayCloseError, InvalidStateError } from './errors.js';
+import { HubLink } from './hub-link.js';
+import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './options.js';
+import { handleRequest, handleUpgrade, type Backend, type ProxyContext } from './proxy.js';
+
+/**
+ * Lifecycle of a gateway.
+ * - `created`: built, not listening yet.
+ * - `starting`: `listen()` is binding the port.
+ * - `listening`: serving requests; the hub link runs (and reconnects) on its own.
+ * - `closing`: `close()` is ending connections, the hub link and the server.
+ * - `closed`: final.
+ */
+export type GatewayState = 'created' | 'starting' | 'listening' | 'closing' | 'closed';
+
+const TRANSITIONS: Readonly<Record<GatewayState, readonly GatewayState[]>> = {
+  created: ['starting', 'closing'],
+  starting: ['listening', 'closing'],
+  listening: ['closing'],
+  closing: ['closed'],
+  closed: [],
+};
+
+/** Where a gateway listens. */
+export interface GatewayAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A running (or ready to run) gateway; see {@link createGateway}. */
+export interface Gateway {
+  /** Current lifecycle state. */
+  readonly state: GatewayState;
+  /** Where it listens, once `listen()` resolved. */
+  readonly address: GatewayAddress | undefined;
+  /** The link to the hub (route table, auth cache); exposed for status pages and tests. */
+  readonly hubLink: HubLink;
+  /** Options with defaults filled in. */
+  readonly options: ResolvedGatewayOptions;
+  /** Binds the port and starts the hub link. Throws `InvalidStateError` unless the gateway is `created`. */
+  listen(): Promise<GatewayAddress>;
+  /**
+   * Stops everything: the server, open HTTP connections, proxied WebSockets, the hub link and kept-alive backend
+   * connections. Idempotent; every step runs even if one fails (then rejects with `GatewayCloseError`).
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the HTTP/WebSocket front door. Nothing happens until `listen()`.
+ *
+ * @example
+ * const gateway = createGateway({ hubUrl: 'http://127.0.0.1:8081', secret, port: 8000, log });
+ * const { port } = await gateway.listen();
+ * // … later
+ * await gateway.close();
+ */
+export function createGateway(options: GatewayOptions): Gateway {
+  const resolved = resolveGatewayOptions(options, GATEWAY_PATH);
+  const log = resolved.log;
+  const link = new HubLink(resolved.link);
+  const hubUrl = new URL(resolved.hubUrl);
+  const hubSecure = hubUrl.protocol === 'https:';
+  const hub: Backend = {
+    secure: hubSecure,
+    hostname: hubUrl.hostname.startsWith('[') ? hubUrl.hostname.slice(1, -1) : hubUrl.hostname,
+    port: hubUrl.port === '' ? (hubSecure ? 443 : 80) : Number(hubUrl.port),
+  };
+  const agentOptions = {
+    keepAlive: true,
+    keepAliveMsecs: 1_000,
+    maxSockets: resolved.maxSocketsPerBackend,
+    maxFreeSockets: resolved.maxSocketsPerBackend,
+    // Free sockets are closed before a typical backend (Node 5 s, Tornado longer) drops them.
+    timeout: 4_000,
+    scheduling: 'lifo' as const,
+    noDelay: true,
+  };
+  const httpAgent = new http.Agent(agentOptions);
+  const httpsAgent = new https.Agent(agentOptions);
+  const upgraded = new Set<Duplex | Socket>();
+
+  const ctx: ProxyContext = {
+    hub,
+    allowedOrigins: resolved.allowedOrigins,
+    trustProxy: resolved.trustProxy,
+    httpAgent,
+    httpsAgent,
+    log,
+    route: (user) => link.route(user),
+    cachedIdentity: (kind, value) => link.cachedIdentity(kind, value),
+    lookup: (kind, value) => link.lookup(kind, value),
+    trackUpgrade(client, backend) {
+      upgraded.add(client);
+      upgraded.add(backend);
+      client.once('close', () => upgraded.delete(client));
+      backend.once('close', () => upgraded.delete(backend));
+    },
+  };
+
+  const server = http.createServer({ noDelay: true, requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) =>
+    handleRequest(ctx, req, res),
+  );
+  server.on('upgrade', (req, socket, head) => handleUpgrade(ctx, req, socket, head));
+  server.on('clientError', (error, socket) => {
+    log.debug({ err: (error as Error).message }, 'client error');
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  let state: GatewayState = 'created';
+  let address: GatewayAddress | undefined;
+  let closing: Promise<void> | undefined;
+
+  const transition = (next: GatewayState): void => {
+    if (!TRANSITIONS[state].includes(next)) throw new InvalidStateError('gateway', state, `move to ${next}`);
+    log.debug({ from: state, to: next }, 'gateway state');
+    state = next;
+  };
+
+  async function shutdown(): Promise<void> {
+    transition('closing');
+    const failures: unknown[] = [];
+    const step = async (name: string, fn: () => unknown): Promise<void> => {
+      try {
+        await fn();
+      } catch (error) {
+        log.warn({ err: error, step: name }, 'gateway close step failed');
+        failures.push(error);
+      }
+    };
+    const serverClosed = server.listening
+      ? new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())))
+      : Promise.resolve();
+    await step('close connections', () => server.closeAllConnections());
+    await step('close websockets', () => {
+      for (const socket of upgraded) socket.destroy();
+      upgraded.clear();
+    });
+    await step('close hub link', () => link.close());
+    await step('close backend connections', () => {
+      httpAgent.destroy();
+      httpsAgent.destroy();
+    });
+    await step('close server', () => serverClosed);
+    transition('closed');
+    if (failures.length > 0) throw new GatewayCloseError('gateway', failures);
+  }
+
+  return {
+    get state() {
+      return state;
+    },
+    get address() {
+      return address;
+    },
+    hubLink: link,
+    options: resolved,
+    async listen() {
+      if (state !== 'created') throw new InvalidStateError('gateway', state, 'listen');
+      transition('starting');
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(resolved.port, resolved.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      if ((state as GatewayState) !== 'starting') {
+        // close() ran while binding: it could not close a server that was not listening yet.
+        server.close();
+        throw new InvalidStateError('gateway', state, 'finish listen');
+      }
+      const info = server.address() as AddressInfo;
+      address = { host: info.address, port: info.port };
+      transition('listening');
+      link.start();
+      log.info({ host: info.address, port: info.port, hub: resolved.hubUrl }, 'gateway listening');
+      return address;
+    },
+    close() {
+      closing ??= shutdown();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,109 @@
+// The gateway's options, with their defaults filled in one place.
+import { createLogger, type Logger } from '../lib/log.js';
+import { resolveHubLinkOptions, type ResolvedHubLinkOptions } from './hub-link.js';
+
+/** Options of {@link createGateway}. */
+export interface GatewayOptions {
+  /**
+   * Address to listen on.
+   * @default '127.0.0.1'
+   */
+  host?: string;
+  /**
+   * HTTP port to listen on; 0 picks a free port (read it from `listen()` or `address`).
+   * @default 8000
+   */
+  port?: number;
+  /** HTTP base URL of the hub, the target of `/hub/*`, e.g. `http://127.0.0.1:8081`. Required. */
+  hubUrl: string;
+  /**
+   * WebSocket URL of the hub's gateway endpoint (`GATEWAY_PATH`).
+   * @default hubUrl with `ws:`/`wss:` and path `GATEWAY_PATH`
+   */
+  hubLinkUrl?: string;
+  /** Gateway secret (contents of `GATEWAY_SECRET_FILE`), sent to the hub as `Authorization: Bearer`. Required. */
+  secret: string;
+  /**
+   * Extra browser origins (`scheme://host[:port]`) allowed to send cookie-authenticated WebSocket upgrades and
+   * non-GET requests; the gateway's own origin always is.
+   * @default []
+   */
+  allowedOrigins?: readonly string[];
+  /**
+   * How long a valid credential's identity is reused without asking the hub, in milliseconds.
+   * @default 60_000 (see `HubLinkOptions`)
+   */
+  authCacheTtlMs?: number;
+  /**
+   * How long an invalid credential is remembered as invalid, in milliseconds.
+   * @default 5_000 (see `HubLinkOptions`)
+   */
+  authNegativeTtlMs?: number;
+  /**
+   * How long a request waits for the hub to identify an uncached credential before getting 503, in milliseconds.
+   * @default 5_000 (see `HubLinkOptions`)
+   */
+  authTimeoutMs?: number;
+  /**
+   * Trust `X-Forwarded-For/-Proto/-Host` sent by the client (set only behind a TLS terminator or load balancer
+   * you run). When false they are replaced, and the origin check uses `http`.
+   * @default false
+   */
+  trustProxy?: boolean;
+  /**
+   * Most open keep-alive connections to one backend (the hub or one user's server).
+   * @default 256
+   */
+  maxSocketsPerBackend?: number;
+  /**
+   * Logger; nothing is logged per request at info level.
+   * @default createLogger('gateway')
+   */
+  log?: Logger;
+}
+
+/** {@link GatewayOptions} with every default filled in. */
+export interface ResolvedGatewayOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly hubUrl: string;
+  readonly secret: string;
+  readonly allowedOrigins: ReadonlySet<string>;
+  /** The hub link's options (its URL, the secret, the auth cache and timeouts). */
+  readonly link: ResolvedHubLinkOptions;
+  readonly trustProxy: boolean;
+  readonly maxSocketsPerBackend: number;
+  readonly log: Logger;
+}
+
+/**
+ * Fills in the defaults of {@link GatewayOptions}; the only place they are written.
+ *
+ * @example
+ * const resolved = resolveGatewayOptions({ hubUrl: 'http://127.0.0.1:8081', secret });
+ * resolved.link.url; // 'ws://127.0.0.1:8081/hub/internal/gateway'
+ */
+export function resolveGatewayOptions(options: GatewayOptions, gatewayPath: string): ResolvedGatewayOptions {
+  const hub = new URL(options.hubUrl);
+  const defaultLink = new URL(gatewayPath, hub);
+  defaultLink.protocol = hub.protocol === 'https:' ? 'wss:' : 'ws:';
+  const log = options.log ?? createLogger('gateway');
+  return {
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 8000,
+    hubUrl: options.hubUrl,
+    secret: options.secret,
+    allowedOrigins: new Set((options.allowedOrigins ?? []).map((origin) => new URL(origin).origin)),
+    link: resolveHubLinkOptions({
+      url: options.hubLinkUrl ?? defaultLink.href,
+      secret: options.secret,
+      authCacheTtlMs: options.authCacheTtlMs,
+      authNegativeTtlMs: options.authNegativeTtlMs,
+      authTimeoutMs: options.authTimeoutMs,
+      log,
+    }),
+    trustProxy: options.trustProxy ?? false,
+    maxSocketsPerBackend: options.maxSocketsPerBackend ?? 256,
+    log,
+  };
+}

@@ -1,0 +1,61 @@
+// Ends every process a session started, found by its session id in /proc (a pty shell puts its jobs in their
+// own process groups, so killing one group is not enough).
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Pids (other than none) whose session id is `sid`, read from /proc/<pid>/stat. */
+export function sessionPids(sid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // rest[0] = state, [1] = ppid, [2] = pgrp, [3] = session
+    if (Number(rest[3]) === sid && rest[0] !== 'Z') pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** True when the process ignores SIGHUP (started with `nohup` or `trap '' HUP`). */
+function ignoresHangup(pid: number): boolean {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = /^SigIgn:\s*([0-9a-f]+)$/m.exec(status);
+    return match?.[1] !== undefined && (BigInt(`0x${match[1]}`) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
+
+function kill(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * Hangs up a session the way a closing terminal does: SIGHUP to every process in session `sid`, then, after
+ * `graceMs`, SIGKILL to every one still there that does not ignore SIGHUP. What a user started with `nohup`
+ * survives (as with OpenSSH); everything else is gone. Resolves when done.
+ *
+ * @example
+ * await hangUpSession(child.pid, 2000);
+ */
+export async function hangUpSession(sid: number, graceMs: number): Promise<void> {
+  const first = sessionPids(sid);
+  for (const pid of first) kill(pid, 'SIGHUP');
+  kill(sid, 'SIGHUP');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    if (sessionPids(sid).every(ignoresHangup)) break;
+  }
+  for (const pid of sessionPids(sid)) if (!ignoresHangup(pid)) kill(pid, 'SIGKILL');
+}

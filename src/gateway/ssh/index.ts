@@ -1,0 +1,31 @@
+// The gateway's SSH front door: one address for every pool user's terminals, scp/sftp and VS Code Remote-SSH.
+/**
+ * The SSH front door. Users log in as their pool user with a registered key or their password; the front door
+ * asks a `SessionLocator` for their instance (progress in the auth banner while a session starts), then relays
+ * every channel to that instance's SSH server with the pool-internal key. Credentials never leave the gateway.
+ *
+ * @example
+ * import { startSshFrontDoor } from './ssh/index.js';
+ * const door = await startSshFrontDoor({
+ *   port: 2222,
+ *   hostKeyFile: '/var/lib/dspool/secrets/ssh_host_ed25519_key',
+ *   internalKey: internalPrivateKey,
+ *   authenticator,   // SshAuthenticator: checkPassword / checkPublicKey → 'allowed' | 'denied' | 'unknown'
+ *   locator,         // SessionLocator: locate(user, onProgress, signal) → { host, port, hostKey? }
+ * });
+ * // … await door.close();
+ */
+export { startSshFrontDoor, type SshFrontDoor, type SshFrontDoorState, type SshConnectionState } from './front-door.js';
+export {
+  sshFrontDoorDefaults,
+  type AuthVerdict,
+  type ResolvedSshFrontDoorOptions,
+  type SessionLocator,
+  type SshAuthenticator,
+  type SshFrontDoorOptions,
+  type SshRateLimit,
+  type SshTarget,
+} from './options.js';
+export { loadOrCreateHostKey, type HostKey } from './host-key.js';
+export { FailureLimiter, type RateLimited } from './rate-limit.js';
+export { SshHostKeyError, SshListenError, SshSessionUnavailableError } from './errors.js';

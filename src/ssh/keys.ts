@@ -1,0 +1,53 @@
+// Public-key helpers shared by both SSH hops: parsing OpenSSH key text and checking a client's signature.
+import { createHash } from 'node:crypto';
+import ssh2 from 'ssh2';
+import type { ParsedKey, PublicKeyAuthContext } from 'ssh2';
+
+const { utils } = ssh2;
+
+/** Parses an OpenSSH public or private key (text or Buffer); returns the error instead of throwing. */
+export function parseSshKey(data: string | Buffer): ParsedKey | Error {
+  const parsed = utils.parseKey(data);
+  if (parsed instanceof Error) return parsed;
+  const first = Array.isArray(parsed) ? (parsed[0] as ParsedKey | undefined) : parsed;
+  return first ?? new Error('no key found');
+}
+
+/** `algo base64 [comment]`: the one-line OpenSSH form of a key's public half. */
+export function publicKeyLine(key: ParsedKey, comment = ''): string {
+  return `${key.type} ${key.getPublicSSH().toString('base64')}${comment ? ` ${comment}` : ''}`;
+}
+
+/** SHA256 fingerprint as OpenSSH prints it (`SHA256:…`, no padding). */
+export function fingerprint(key: ParsedKey): string {
+  return `SHA256:${createHashB64(key.getPublicSSH())}`;
+}
+
+function createHashB64(data: Buffer): string {
+  return createHash('sha256').update(data).digest('base64').replace(/=+$/, '');
+}
+
+/** A fresh ed25519 key pair in OpenSSH text form. */
+export function generateEd25519(comment: string): { privateKey: string; publicKey: string } {
+  const pair = utils.generateKeyPairSync('ed25519', { comment });
+  return { privateKey: pair.private, publicKey: pair.public };
+}
+
+/**
+ * True when the client's key data is exactly `key` (wire form compared, comment ignored).
+ */
+export function sameKey(key: ParsedKey, data: Buffer): boolean {
+  const mine = key.getPublicSSH();
+  return mine.length === data.length && mine.equals(data);
+}
+
+/**
+ * Checks the signature of a publickey attempt that carries one. A query without a signature returns true (the
+ * caller decides whether the key is acceptable before answering it).
+ */
+export function signatureValid(ctx: PublicKeyAuthContext): boolean {
+  if (ctx.signature === undefined || ctx.blob === undefined) return true;
+  const key = parseSshKey(ctx.key.data);
+  if (key instanceof Error) return false;
+  return key.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true;
+}

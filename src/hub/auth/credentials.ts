@@ -1,0 +1,44 @@
+// Secrets at rest: argon2id for passwords, SHA-256 for high-entropy random tokens (looked up on every request).
+import argon2 from 'argon2';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Hashes a password with argon2id.
+ *
+ * @example
+ * const hash = await hashPassword('correct horse');
+ */
+export function hashPassword(password: string): Promise<string> {
+  return argon2.hash(password, { type: argon2.argon2id });
+}
+
+/** True when `password` matches `hash`; false for a malformed hash rather than throwing. */
+export async function verifyPassword(hash: string, password: string): Promise<boolean> {
+  try {
+    return await argon2.verify(hash, password);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A new random secret (256 bits, base64url).
+ *
+ * @example
+ * newSecret(); // 'q3Jf…' (43 characters)
+ */
+export function newSecret(bytes = 32): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** The stored form of a token or cookie: its SHA-256, hex. Tokens are random, so no salt or slow hash is needed. */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+/** Constant-time comparison of two secrets. */
+export function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

@@ -1,0 +1,225 @@
+// The REST API under /hub/api, in JupyterHub's shape where the two overlap.
+import { Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import { z } from 'zod';
+import { usernameProblem } from '../../lib/names.js';
+import { hashPassword } from '../auth/credentials.js';
+import { SERVICE_IDENTITY } from '../auth/identity.js';
+import { BadRequestError, UserExistsError, UserNotFoundError } from '../errors.js';
+import { UserExistsError as StoreUserExistsError } from '../store/errors.js';
+import type { UserRecord } from '../store/types.js';
+import { requireAdmin, requireIdentity, requireSelfOrAdmin } from './auth.js';
+import { readJson } from './body.js';
+import { instanceModel, serverModel, tokenModel, userModel } from './models.js';
+import type { HubEnv, HubServices } from './services.js';
+
+const createUserBody = z.strictObject({
+  admin: z.boolean().optional(),
+  password: z.string().min(1).max(1024).optional(),
+});
+const patchUserBody = z.strictObject({
+  admin: z.boolean().optional(),
+  password: z.string().min(1).max(1024).optional(),
+  disabled: z.boolean().optional(),
+});
+const createTokenBody = z.strictObject({
+  note: z.string().max(1000).optional(),
+  scopes: z.array(z.string()).optional(),
+  expires_in: z.number().int().positive().nullable().optional(),
+});
+
+/** A valid username from the path, or 400 naming why (never renamed). */
+function pathUser(name: string): string {
+  const problem = usernameProblem(name);
+  if (problem) throw new BadRequestError(`invalid username "${name}": ${problem}`, 'name');
+  return name;
+}
+
+/**
+ * Builds the API routes (mounted at `/hub/api`).
+ *
+ * @example
+ * app.route('/hub/api', apiRoutes(services));
+ */
+export function apiRoutes(s: HubServices): Hono<HubEnv> {
+  const api = new Hono<HubEnv>();
+
+  const loadUser = async (name: string): Promise<UserRecord> => {
+    const user = await s.store.getUser(pathUser(name));
+    if (!user) throw new UserNotFoundError(name);
+    return user;
+  };
+  const model = (user: UserRecord) => userModel(user, s.sessions.active(user.name));
+
+  api.get('/', (c) => c.json({ version: s.version }));
+
+  api.get('/user', async (c) => {
+    const who = requireIdentity(c);
+    if (who.user === SERVICE_IDENTITY) return c.json({ kind: 'service', name: who.user, admin: true, roles: ['admin'] });
+    return c.json(model(await loadUser(who.user)));
+  });
+
+  api.get('/users', async (c) => {
+    requireAdmin(c);
+    return c.json((await s.store.listUsers()).map(model));
+  });
+
+  api.get('/users/:name', async (c) => {
+    const name = pathUser(c.req.param('name'));
+    requireSelfOrAdmin(c, name);
+    return c.json(model(await loadUser(name)));
+  });
+
+  api.post('/users/:name', async (c) => {
+    requireAdmin(c);
+    const name = pathUser(c.req.param('name'));
+    const body = await readJson(c, createUserBody);
+    try {
+      const user = await s.store.createUser({
+        name, admin: body.admin ?? false, passwordHash: body.password ? await hashPassword(body.password) : null,
+      });
+      s.events.record('user.created', `user ${name} created${user.admin ? ' (admin)' : ''}`, { user: name, data: { uid: user.uid } });
+      return c.json(model(user), 201);
+    } catch (error) {
+      if (error instanceof StoreUserExistsError) throw new UserExistsError(name);
+      throw error;
+    }
+  });
+
+  api.patch('/users/:name', async (c) => {
+    requireAdmin(c);
+    const name = pathUser(c.req.param('name'));
+    const body = await readJson(c, patchUserBody);
+    await loadUser(name);
+    const user = await s.store.updateUser(name, {
+      admin: body.admin, disabled: body.disabled, passwordHash: body.password ? await hashPassword(body.password) : undefined,
+    });
+    s.revoke(name);
+    return c.json(model(user));
+  });
+
+  api.delete('/users/:name', async (c) => {
+    requireAdmin(c);
+    const name = pathUser(c.req.param('name'));
+    await loadUser(name);
+    await s.sessions.stop(name, 'user deleted');
+    await s.store.deleteUser(name);
+    s.revoke(name);
+    s.events.record('user.deleted', `user ${name} deleted`, { user: name });
+    return c.body(null, 204);
+  });
+
+  api.post('/users/:name/server', async (c) => {
+    const name = pathUser(c.req.param('name'));
+    requireSelfOrAdmin(c, name);
+    const user = await loadUser(name);
+    if (user.disabled) throw new BadRequestError(`user "${name}" is disabled`);
+    const session = await s.sessions.start(user);
+    await s.sessions.settled(session.id, s.spawnWaitMs);
+    const now = s.sessions.active(name) ?? (await s.store.getSession(session.id)) ?? session;
+    if (now.state === 'failed') {
+      return c.json({ status: 500, message: `${name}'s server failed to start: ${now.reason ?? 'unknown reason'}` }, 500);
+    }
+    return c.json(serverModel(now), now.state === 'running' ? 201 : 202);
+  });
+
+  api.delete('/users/:name/server', async (c) => {
+    const name = pathUser(c.req.param('name'));
+    requireSelfOrAdmin(c, name);
+    await loadUser(name);
+    await s.sessions.stop(name);
+    return c.body(null, 204);
+  });
+
+  api.get('/users/:name/server/progress', async (c) => {
+    const name = pathUser(c.req.param('name'));
+    requireSelfOrAdmin(c, name);
+    await loadUser(name);
+    const session = s.sessions.active(name) ?? (await s.store.latestSession(name, ''));
+    return streamSSE(c, async (stream) => {
+      if (!session) {
+        await stream.writeSSE({ data: JSON.stringify({ progress: 100, failed: true, message: 'no server has been requested' }) });
+        return;
+      }
+      if (session.state === 'running') {
+        await stream.writeSSE({ data: JSON.stringify({ progress: 100, ready: true, message: 'Server ready', url: `/user/${name}/` }) });
+        return;
+      }
+      if (session.state === 'stopped' || session.state === 'failed') {
+        await stream.writeSSE({ data: JSON.stringify({ progress: 100, failed: true, message: session.reason ?? 'the server is not running' }) });
+        return;
+      }
+      const queue: string[] = s.sessions.progressOf(session.id).map((e) => JSON.stringify(e));
+      let wake: (() => void) | undefined;
+      let finished = queue.some((e) => /"(ready|failed)":true/.test(e));
+      const listener = (id: string, event: { ready?: boolean; failed?: boolean }) => {
+        if (id !== session.id) return;
+        queue.push(JSON.stringify(event));
+        if (event.ready || event.failed) finished = true;
+        wake?.();
+      };
+      s.sessions.on('progress', listener);
+      stream.onAbort(() => {
+        finished = true;
+        wake?.();
+      });
+      try {
+        for (;;) {
+          while (queue.length > 0) await stream.writeSSE({ data: queue.shift() ?? '' });
+          if (finished || stream.aborted) break;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, 15_000);
+          });
+          wake = undefined;
+          if (queue.length === 0 && !finished) await stream.write(': keepalive\n\n');
+        }
+      } finally {
+        s.sessions.off('progress', listener);
+      }
+    });
+  });
+
+  api.get('/users/:name/tokens', async (c) => {
+    const name = pathUser(c.req.param('name'));
+    requireSelfOrAdmin(c, name);
+    await loadUser(name);
+    return c.json({ api_tokens: (await s.store.listTokens(name)).map((t) => tokenModel(t)), oauth_tokens: [] });
+  });
+
+  api.post('/users/:name/tokens', async (c) => {
+    const name = pathUser(c.req.param('name'));
+    requireSelfOrAdmin(c, name);
+    await loadUser(name);
+    const body = await readJson(c, createTokenBody);
+    const issued = await s.identities.issueToken(name, { note: body.note, scopes: body.scopes, expiresInSeconds: body.expires_in });
+    s.events.record('token.created', `token ${issued.record.id} created for ${name}`, { user: name, data: { id: issued.record.id } });
+    return c.json(tokenModel(issued.record, issued.token), 201);
+  });
+
+  api.delete('/users/:name/tokens/:id', async (c) => {
+    const name = pathUser(c.req.param('name'));
+    requireSelfOrAdmin(c, name);
+    if (!(await s.store.deleteToken(name, c.req.param('id')))) {
+      return c.json({ status: 404, message: `${name} has no token "${c.req.param('id')}"` }, 404);
+    }
+    s.revoke(name);
+    s.events.record('token.deleted', `token ${c.req.param('id')} of ${name} deleted`, { user: name });
+    return c.body(null, 204);
+  });
+
+  api.get('/instances', (c) => {
+    requireAdmin(c);
+    return c.json(s.pool.list().map((v) => instanceModel(v, s.sessions.countOn(v.id))));
+  });
+
+  api.get('/events', async (c) => {
+    requireAdmin(c);
+    const limit = Math.min(1000, Math.max(1, Number(c.req.query('limit') ?? 100) || 100));
+    const after = Number(c.req.query('after') ?? 0) || 0;
+    const events = await s.store.listEvents({ limit, afterId: after });
+    return c.json(events.map((e) => ({ id: e.id, time: e.time, kind: e.kind, user: e.user, instance: e.instanceId, message: e.message, data: e.data })));
+  });
+
+  return api;
+}

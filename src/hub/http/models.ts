@@ -1,0 +1,94 @@
+// JSON models in JupyterHub's shape (snake_case), with pool fields beside them.
+import type { SessionRecord, TokenRecord, UserRecord } from '../store/types.js';
+import type { InstanceView } from '../instances/pool.js';
+import { userPrefix } from '../sessions/manager.js';
+
+export interface ServerModel {
+  name: string;
+  ready: boolean;
+  pending: 'spawn' | 'stop' | null;
+  stopped: boolean;
+  url: string;
+  progress_url: string;
+  started: string;
+  last_activity: string | null;
+  user_options: Record<string, never>;
+  state: Record<string, never>;
+  /** Pool field: the instance it runs on. */
+  instance: string | null;
+  /** Pool field: the session's lifecycle state. */
+  session_state: string;
+}
+
+/** A session as JupyterHub's server model. */
+export function serverModel(session: SessionRecord): ServerModel {
+  const pending = session.state === 'pending' || session.state === 'starting' ? 'spawn' : session.state === 'stopping' ? 'stop' : null;
+  return {
+    name: session.name,
+    ready: session.state === 'running',
+    pending,
+    stopped: session.state === 'stopped' || session.state === 'failed',
+    url: userPrefix(session.user),
+    progress_url: `/hub/api/users/${session.user}/server/progress`,
+    started: session.started,
+    last_activity: session.lastActivity,
+    user_options: {},
+    state: {},
+    instance: session.instanceId,
+    session_state: session.state,
+  };
+}
+
+/** A user as JupyterHub's user model; `servers` holds the active server, if any. */
+export function userModel(user: UserRecord, session: SessionRecord | undefined) {
+  const server = session ? serverModel(session) : undefined;
+  return {
+    kind: 'user' as const,
+    name: user.name,
+    admin: user.admin,
+    groups: [] as string[],
+    roles: user.admin ? ['admin', 'user'] : ['user'],
+    server: server?.ready ? server.url : null,
+    pending: server?.pending ?? null,
+    created: user.created,
+    last_activity: session?.lastActivity ?? user.lastActivity,
+    servers: server ? { [server.name]: server } : {},
+    /** Pool fields. */
+    uid: user.uid,
+    disabled: user.disabled,
+    auth_state: null,
+  };
+}
+
+/** A token as JupyterHub's token model; `token` only when just created. */
+export function tokenModel(record: TokenRecord, token?: string) {
+  return {
+    id: record.id,
+    kind: 'api_token' as const,
+    ...(token === undefined ? {} : { token }),
+    user: record.user,
+    note: record.note,
+    scopes: [...record.scopes],
+    created: record.created,
+    expires_at: record.expiresAt,
+    last_activity: record.lastActivity,
+  };
+}
+
+/** An instance for `GET /hub/api/instances`. */
+export function instanceModel(view: InstanceView, sessions: number) {
+  return {
+    id: view.id,
+    state: view.state,
+    address: view.address,
+    sessions,
+    load: view.load ? { cpu: view.load.cpu, memory_used_bytes: view.load.memoryUsedBytes, memory_total_bytes: view.load.memoryTotalBytes } : null,
+    capacity: view.capacity ? { cpus: view.capacity.cpus, memory_bytes: view.capacity.memoryBytes, gpus: view.capacity.gpus } : null,
+    created: view.created,
+    last_heartbeat: view.lastHeartbeat,
+    isolation: view.isolation,
+    ssh_port: view.sshPort,
+    detail: view.detail,
+    provider: { ...view.details },
+  };
+}

@@ -1,0 +1,206 @@
+// Wires the hub together: store, identities, provider, instance pool, sessions, the agent and gateway
+// endpoints, and the HTTP API and pages on the hub's internal port.
+import { createAdaptorServer } from '@hono/node-server';
+import { Hono } from 'hono';
+import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { LoadedConfig } from '../config/index.js';
+import type { Logger } from '../lib/log.js';
+import { InvalidTransitionError } from '../lib/state.js';
+import { AGENT_PATH } from '../protocol/agent.js';
+import { GATEWAY_PATH } from '../protocol/gateway.js';
+import type { Provider } from '../providers/provider.js';
+import { AgentRegistry } from './agents/registry.js';
+import { newSecret } from './auth/credentials.js';
+import { IdentityService } from './auth/identity.js';
+import { HTTP_STATUS, HubError } from './errors.js';
+import { EventLog } from './events.js';
+import { GatewayFeed } from './gateway-feed.js';
+import { apiRoutes } from './http/api.js';
+import { authenticate } from './http/auth.js';
+import { pageRoutes } from './http/pages.js';
+import type { HubEnv, HubServices } from './http/services.js';
+import { InstancePool } from './instances/pool.js';
+import { ADMIN_TOKEN_FILE, STORE_FILE, ensureGatewaySecret, removeRuntime, writeRuntime, writeSecretFile } from './runtime.js';
+import { SessionManager } from './sessions/manager.js';
+import { openSqliteStore } from './store/sqlite.js';
+
+/** Options of `startHub`. */
+export interface HubOptions {
+  readonly config: LoadedConfig;
+  /** Makes the provider named in the config (the hub never constructs one itself). */
+  readonly provider: Provider;
+  readonly log: Logger;
+  readonly version: string;
+  /**
+   * Port to listen on instead of `config.hub.port` (a restarted hub reuses the port its agents know).
+   * @default config.hub.port
+   */
+  readonly port?: number;
+  /**
+   * How long `POST /hub/api/users/<name>/server` waits for the start before answering 202, in ms.
+   * @default 10000
+   */
+  readonly spawnWaitMs?: number;
+}
+
+/** State of the hub process's lifecycle. */
+export type HubState = 'running' | 'closing' | 'closed';
+
+export interface RunningHub {
+  readonly url: string;
+  readonly port: number;
+  readonly state: HubState;
+  /**
+   * Shuts the hub down. With `stopPool`, every server and instance is stopped first (what `dspool up` does on
+   * Ctrl-C); without, instances keep running and a restarted hub re-adopts them. Safe to call twice.
+   */
+  close(options?: { stopPool?: boolean }): Promise<void>;
+}
+
+/**
+ * Starts the hub and grows the pool to its size.
+ *
+ * @example
+ * const hub = await startHub({ config, provider: createProvider(config, log), log, version: '0.1.0' });
+ * console.log(hub.url); // http://127.0.0.1:8081
+ */
+export async function startHub(options: HubOptions): Promise<RunningHub> {
+  const { config, provider, log } = options;
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  mkdirSync(join(config.share.path, 'users'), { recursive: true });
+  mkdirSync(join(config.share.path, 'team'), { recursive: true });
+  const store = openSqliteStore({ file: join(config.dataDir, STORE_FILE), uidBase: config.users.uidBase });
+  const adminToken = newSecret();
+  writeSecretFile(join(config.dataDir, ADMIN_TOKEN_FILE), adminToken);
+  const gatewaySecret = ensureGatewaySecret(config.dataDir, () => newSecret());
+
+  const events = new EventLog(store, log);
+  const identities = new IdentityService({ store, adminToken, cookieMaxAgeMs: config.hub.cookieMaxAge });
+  let pool!: InstancePool;
+  const registry = new AgentRegistry({
+    verifyJoin: async (id, token) => pool.verifyJoin(id, token),
+    heartbeatIntervalMs: config.hub.heartbeatInterval,
+    log,
+  });
+  let sessions!: SessionManager;
+  const feed = new GatewayFeed({
+    secret: gatewaySecret,
+    routes: () => sessions.routes(),
+    resolve: (kind, value) => (kind === 'cookie' ? identities.resolveCookie(value) : identities.resolveToken(value)),
+    log,
+  });
+
+  const server = createAdaptorServer({ fetch: (request: Request) => app.fetch(request) }) as Server;
+  server.on('upgrade', (request, socket, head) => {
+    const path = (request.url ?? '').split('?')[0];
+    if (path === AGENT_PATH) void registry.handleUpgrade(request, socket, head);
+    else if (path === GATEWAY_PATH) feed.handleUpgrade(request, socket, head);
+    else socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? config.hub.port, config.hub.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${config.hub.host.includes(':') ? `[${config.hub.host}]` : config.hub.host}:${port}`;
+
+  pool = new InstancePool({
+    store, provider, registry, events, log, hubUrl: url, size: config.pool.instances, deleteGraceMs: 10_000,
+    agentSettings: {
+      sharePath: config.share.path,
+      jupyter: {
+        command: config.jupyter.command, args: config.jupyter.args, startTimeoutMs: config.jupyter.startTimeout, path: config.jupyter.path,
+      },
+      logLevel: config.log.level,
+      ssh: null,
+    },
+  });
+  sessions = new SessionManager({
+    store, pool, registry, events, log, startTimeoutMs: config.jupyter.startTimeout + 30_000,
+    routes: { publish: (route) => feed.publish(route), unpublish: (user, id) => feed.unpublish(user, id) },
+  });
+  const services: HubServices = {
+    store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
+    spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),
+  };
+  const app = buildApp(services, log);
+
+  await sessions.load();
+  await pool.restore();
+  await sessions.prune();
+  await pool.grow();
+  writeRuntime(config.dataDir, { hub_url: url, pid: process.pid, started: new Date().toISOString(), version: options.version });
+  log.info({ url, instances: config.pool.instances }, 'hub running');
+
+  let state: HubState = 'running';
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    get state() {
+      return state;
+    },
+    close(closeOptions = {}) {
+      closing ??= (async () => {
+        state = 'closing';
+        const steps: Array<[string, () => Promise<void> | void]> = [];
+        if (closeOptions.stopPool) {
+          steps.push(['stop sessions', () => sessions.stopAll('the pool is shutting down')]);
+          steps.push(['delete instances', () => pool.stopAll()]);
+        }
+        steps.push(
+          ['close agent connections', () => registry.close()],
+          ['close gateway feed', () => feed.close()],
+          ['close HTTP server', () => closeServer(server)],
+          ['close provider', () => provider.close()],
+          ['close store', () => store.close()],
+          ['remove runtime file', () => removeRuntime(config.dataDir, process.pid)],
+        );
+        for (const [name, step] of steps) {
+          try {
+            await step();
+          } catch (error) {
+            log.error({ step: name, err: (error as Error).message }, 'hub shutdown step failed');
+          }
+        }
+        state = 'closed';
+      })();
+      return closing;
+    },
+  };
+}
+
+function buildApp(services: HubServices, log: Logger): Hono<HubEnv> {
+  const app = new Hono<HubEnv>();
+  app.onError((error, c) => {
+    let status: number = 500;
+    let body: { status: number; message: string; field?: string };
+    if (error instanceof HubError) {
+      status = HTTP_STATUS[error.code];
+      body = { status, message: error.message, ...(error.field ? { field: error.field } : {}) };
+    } else if (error instanceof InvalidTransitionError) {
+      status = 409;
+      body = { status, message: error.message };
+    } else {
+      log.error({ err: error.message, stack: error.stack, path: c.req.path }, 'unexpected error in a request');
+      body = { status, message: 'internal error; the hub log has details' };
+    }
+    return c.json(body, status as 400);
+  });
+  app.notFound((c) => c.json({ status: 404, message: `no route for ${c.req.method} ${c.req.path}` }, 404));
+  app.get('/hub/health', (c) => c.json({ status: 'ok', instances_ready: services.pool.ready().length }));
+  app.use('/hub/*', authenticate(services));
+  app.route('/hub/api', apiRoutes(services));
+  app.route('/hub', pageRoutes(services));
+  return app;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

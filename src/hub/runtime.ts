@@ -1,0 +1,62 @@
+// Files the hub keeps under dataDir for the CLI and the gateway: where it listens, and its secrets (mode 0600).
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { GATEWAY_SECRET_FILE } from '../protocol/gateway.js';
+
+/** Relative to dataDir. */
+export const RUNTIME_FILE = 'runtime.json';
+/** Relative to dataDir: a fresh admin API token each hub start, for the CLI on this machine. */
+export const ADMIN_TOKEN_FILE = 'secrets/admin-token';
+/** Relative to dataDir: the SQLite store. */
+export const STORE_FILE = 'dspool.sqlite';
+
+/** What `runtime.json` holds while a hub runs. */
+export interface RuntimeInfo {
+  readonly hub_url: string;
+  readonly pid: number;
+  readonly started: string;
+  readonly version: string;
+}
+
+/** Writes a secret file with mode 0600 (its directory 0700). */
+export function writeSecretFile(file: string, value: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  writeFileSync(file, value, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+/**
+ * Reads the gateway secret under dataDir, creating it on first use.
+ *
+ * @example
+ * const secret = ensureGatewaySecret('/var/lib/dspool', () => newSecret());
+ */
+export function ensureGatewaySecret(dataDir: string, make: () => string): string {
+  const file = join(dataDir, GATEWAY_SECRET_FILE);
+  try {
+    const existing = readFileSync(file, 'utf8').trim();
+    if (existing) return existing;
+  } catch {
+    // first start: create it below
+  }
+  const secret = make();
+  writeSecretFile(file, secret);
+  return secret;
+}
+
+export function writeRuntime(dataDir: string, info: RuntimeInfo): void {
+  writeFileSync(join(dataDir, RUNTIME_FILE), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
+}
+
+/** The running hub's info, or undefined when none was written. */
+export function readRuntime(dataDir: string): RuntimeInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dataDir, RUNTIME_FILE), 'utf8')) as RuntimeInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+export function removeRuntime(dataDir: string, pid: number): void {
+  if (readRuntime(dataDir)?.pid === pid) rmSync(join(dataDir, RUNTIME_FILE), { force: true });
+}

@@ -43,7 +43,7 @@ export interface InstanceSshOptions {
   sftpServerPath?: string;
   /**
    * Hosts `direct-tcpip` (`ssh -L`, VS Code's forwards) may reach. Anything else is refused.
-   * @default [host, '127.0.0.1', 'localhost', '::1'] (any 127.0.0.0/8 address is loopback too)
+   * @default [host, '127.0.0.1', 'localhost', '::1'] (the instance's address and its loopback; exact matches)
    */
   forwardHosts?: readonly string[];
   /**

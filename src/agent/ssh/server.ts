@@ -44,10 +44,6 @@ export interface InstanceSshServer {
   close(): Promise<void>;
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
 /**
  * Starts the instance-side SSH server.
  *
@@ -187,7 +183,7 @@ function serve(
     });
     conn.on('tcpip', (accept, reject, info) => {
       const host = info.destIP;
-      if (!(isLoopback(host) || opts.forwardHosts.includes(host))) {
+      if (!opts.forwardHosts.includes(host)) {
         log.warn({ user: who.name, host, port: info.destPort }, 'instance ssh: forward to another host refused');
         return reject();
       }

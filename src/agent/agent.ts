@@ -1,0 +1,214 @@
+// The agent: one per instance. Joins the hub, reports the machine, and runs users' Jupyter servers on request.
+import type { Logger } from '../lib/log.js';
+import {
+  AgentErrorCode,
+  startServerParamsSchema,
+  stopServerParamsSchema,
+  type AgentMessage,
+  type AgentMethod,
+  type AgentMethods,
+  type HubMessage,
+  type ServerReport,
+} from '../protocol/agent.js';
+import { HubConnection } from './connection.js';
+import { AgentError, AgentStateError, BadRequestError, SessionExistsError } from './errors.js';
+import { capacity, isRoot, load, runChecks } from './host.js';
+import { agentDefaults, type AgentOptions, type ResolvedAgentOptions } from './options.js';
+import { UserServer } from './server.js';
+
+/**
+ * States of the agent.
+ * - `idle`: created, `start()` not called.
+ * - `running`: connected (or reconnecting) to the hub and serving requests.
+ * - `closing`: stopping every server and the connection.
+ * - `closed`: everything stopped.
+ */
+export type AgentState = 'idle' | 'running' | 'closing' | 'closed';
+
+const TRANSITIONS: Readonly<Record<AgentState, readonly AgentState[]>> = {
+  idle: ['running', 'closing'],
+  running: ['closing'],
+  closing: ['closed'],
+  closed: [],
+};
+
+type Request = Extract<HubMessage, { type: 'request' }>;
+
+/**
+ * One instance's agent. `start()` dials the hub; `close()` stops every server it started and the connection.
+ * A hub `shutdown` request closes the agent and resolves `done`.
+ *
+ * @example
+ * const agent = new Agent(readAgentEnv(process.env));
+ * agent.start();
+ * await agent.done; // after `shutdown` from the hub, or close()
+ */
+export class Agent {
+  private current: AgentState = 'idle';
+  private readonly options: ResolvedAgentOptions;
+  private readonly log: Logger;
+  private readonly asRoot = isRoot();
+  private readonly servers = new Map<string, UserServer>();
+  private readonly connection: HubConnection;
+  private closePromise: Promise<void> | undefined;
+  private resolveDone!: () => void;
+  /** Resolves once the agent is closed, whether by `close()` or by the hub's `shutdown`. */
+  readonly done: Promise<void> = new Promise((resolve) => (this.resolveDone = resolve));
+
+  constructor(options: AgentOptions) {
+    this.options = agentDefaults(options);
+    this.log = this.options.log.child({ instance: this.options.instanceId });
+    this.connection = new HubConnection({
+      hubUrl: this.options.hubUrl,
+      instanceId: this.options.instanceId,
+      joinToken: this.options.joinToken,
+      log: this.log,
+      reconnectMinMs: this.options.reconnectMinMs,
+      reconnectMaxMs: this.options.reconnectMaxMs,
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+      hello: () => this.hello(),
+      heartbeat: () => ({ type: 'heartbeat', load: load(), servers: this.reports() }),
+      onRequest: (request) => this.onRequest(request),
+    });
+  }
+
+  get state(): AgentState {
+    return this.current;
+  }
+
+  /** The hub connection's state, for tests and diagnostics. */
+  get connectionState(): string {
+    return this.connection.state;
+  }
+
+  /** Starts the agent: dials the hub and keeps reconnecting until closed. */
+  start(): void {
+    if (this.current !== 'idle') throw new AgentStateError('start', this.current);
+    this.transition('running');
+    if (!this.asRoot) this.log.warn('not running as root: servers run as the agent\'s own account (isolation is off)');
+    this.connection.start();
+  }
+
+  /**
+   * Stops every server (SIGTERM, then SIGKILL after the grace period) and closes the connection. Runs every
+   * step even if one fails; a second call returns the first call's promise.
+   */
+  close(): Promise<void> {
+    this.closePromise ??= (async () => {
+      this.transition('closing');
+      const results = await Promise.allSettled([...this.servers.values()].map((server) => server.stop()));
+      for (const result of results) {
+        if (result.status === 'rejected') this.log.error({ err: (result.reason as Error).message }, 'stopping a server failed');
+      }
+      await this.connection.close().catch((error: unknown) => this.log.error({ err: (error as Error).message }, 'closing the hub connection failed'));
+      this.transition('closed');
+      this.resolveDone();
+    })();
+    return this.closePromise;
+  }
+
+  private transition(to: AgentState): void {
+    const from = this.current;
+    if (!TRANSITIONS[from].includes(to)) throw new AgentStateError(`go to "${to}"`, from);
+    this.current = to;
+    this.log.info({ from, to }, 'agent state');
+  }
+
+  private reports(): ServerReport[] {
+    return [...this.servers.values()].map((server) => server.report()).filter((report): report is ServerReport => report !== undefined);
+  }
+
+  private async hello(): Promise<AgentMessage> {
+    const checks = await runChecks(this.options.settings);
+    if (checks.detail) this.log.warn({ detail: checks.detail }, 'instance checks failed');
+    return {
+      type: 'hello',
+      instanceId: this.options.instanceId,
+      version: this.options.version,
+      address: this.options.settings.address,
+      capacity: capacity(),
+      isolation: this.asRoot,
+      checks,
+      sshPort: null,
+      servers: this.reports(),
+    };
+  }
+
+  private onRequest(request: Request): void {
+    const reply = (message: AgentMessage): void => {
+      this.connection.send(message);
+    };
+    this.handle(request.method, request.params)
+      .then((result) => reply({ type: 'reply', id: request.id, ok: true, result }))
+      .catch((error: unknown) => {
+        const body =
+          error instanceof AgentError
+            ? { code: error.code, message: error.message }
+            : { code: AgentErrorCode.internal, message: (error as Error)?.message ?? String(error) };
+        this.log.warn({ method: request.method, id: request.id, code: body.code, err: body.message }, 'request failed');
+        reply({ type: 'reply', id: request.id, ok: false, error: body });
+      })
+      .finally(() => {
+        if (request.method === 'shutdown') void this.close();
+      });
+  }
+
+  private async handle<M extends AgentMethod>(method: M, params: unknown): Promise<AgentMethods[M]['result']>;
+  private async handle(method: AgentMethod, params: unknown): Promise<unknown> {
+    switch (method) {
+      case 'startServer':
+        return this.startServer(params);
+      case 'stopServer':
+        return this.stopServer(params);
+      case 'shutdown':
+        return this.shutdown();
+    }
+  }
+
+  private async startServer(raw: unknown): Promise<AgentMethods['startServer']['result']> {
+    const parsed = startServerParamsSchema.safeParse(raw);
+    if (!parsed.success) throw new BadRequestError('startServer', parsed.error.issues.map((issue) => `${issue.path.join('.') || 'params'}: ${issue.message}`));
+    const params = parsed.data;
+    if (this.current !== 'running') throw new AgentStateError('start a server', this.current);
+    const existing = this.servers.get(params.sessionId);
+    if (existing) {
+      // A hub that lost our reply (reconnect) may ask again: the same session gets the same server.
+      if (existing.user.name === params.user.name && existing.state !== 'stopping') return existing.start();
+      throw new SessionExistsError(params.sessionId);
+    }
+    const server = new UserServer(params, {
+      settings: this.options.settings,
+      log: this.log,
+      asRoot: this.asRoot,
+      stopGraceMs: this.options.stopGraceMs,
+      readinessPollMs: this.options.readinessPollMs,
+      onProgress: (percent, message) => {
+        this.connection.send({ type: 'progress', sessionId: params.sessionId, percent, message });
+      },
+      onUnexpectedExit: (exit) => {
+        this.log.warn({ session: params.sessionId, code: exit.code, signal: exit.signal }, 'server exited on its own');
+        this.connection.send({ type: 'serverExited', sessionId: params.sessionId, code: exit.code, signal: exit.signal, detail: exit.detail });
+      },
+    });
+    this.servers.set(params.sessionId, server);
+    void server.exited.then(() => {
+      if (this.servers.get(params.sessionId) === server) this.servers.delete(params.sessionId);
+    });
+    return server.start();
+  }
+
+  private async stopServer(raw: unknown): Promise<AgentMethods['stopServer']['result']> {
+    const parsed = stopServerParamsSchema.safeParse(raw);
+    if (!parsed.success) throw new BadRequestError('stopServer', parsed.error.issues.map((issue) => `${issue.path.join('.') || 'params'}: ${issue.message}`));
+    const server = this.servers.get(parsed.data.sessionId);
+    if (!server) return { stopped: false };
+    await server.stop();
+    return { stopped: true };
+  }
+
+  private async shutdown(): Promise<AgentMethods['shutdown']['result']> {
+    const servers = [...this.servers.values()];
+    await Promise.allSettled(servers.map((server) => server.stop()));
+    return { stopped: servers.length };
+  }
+}

@@ -1,0 +1,248 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../lib/log.js';
+import type { AgentSettings, AgentUser, StartServerParams } from '../protocol/agent.js';
+import { removeAccount } from './account.js';
+import { IllegalServerTransitionError, JupyterMissingError, ServerStartError, ServerStartTimeoutError } from './errors.js';
+import { isRoot } from './host.js';
+import { KernelClient } from './kernel-client.js';
+import { userPaths } from './layout.js';
+import { nextServerState, UserServer, type ServerContext, type ServerExit } from './server.js';
+import { pidAlive, testSettings, throwawayUser, traversableTempDir } from './testing.js';
+
+const log = createLogger('agent-test', 'silent');
+const TOKEN = 'tok-0123456789abcdef-secret';
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+describe('nextServerState', () => {
+  it('allows the lifecycle starting → running → stopping → exited', () => {
+    expect(nextServerState('s', 'starting', 'running')).toBe('running');
+    expect(nextServerState('s', 'running', 'stopping')).toBe('stopping');
+    expect(nextServerState('s', 'stopping', 'exited')).toBe('exited');
+  });
+
+  it('lets a start be cancelled or a server die in any live state', () => {
+    expect(nextServerState('s', 'starting', 'stopping')).toBe('stopping');
+    expect(nextServerState('s', 'starting', 'exited')).toBe('exited');
+    expect(nextServerState('s', 'running', 'exited')).toBe('exited');
+  });
+
+  it('refuses going back, naming the session and both states', () => {
+    expect(() => nextServerState('s1', 'exited', 'running')).toThrow(IllegalServerTransitionError);
+    expect(() => nextServerState('s1', 'stopping', 'running')).toThrow(/s1.*"stopping".*"running"/);
+    expect(() => nextServerState('s1', 'running', 'starting')).toThrow(IllegalServerTransitionError);
+  });
+});
+
+describe('UserServer', () => {
+  let root: string;
+  let settings: AgentSettings;
+  const users: AgentUser[] = [];
+  const servers: UserServer[] = [];
+
+  function newUser(): AgentUser {
+    const user = throwawayUser();
+    users.push(user);
+    return user;
+  }
+
+  function newServer(params: Partial<StartServerParams> & { user: AgentUser }, overrides: Partial<ServerContext> = {}, progress: string[] = []): UserServer {
+    const server = new UserServer(
+      { sessionId: `s-${params.user.name}`, baseUrl: `/user/${params.user.name}/`, token: TOKEN, ...params },
+      {
+        settings,
+        log,
+        asRoot: isRoot(),
+        stopGraceMs: 3000,
+        readinessPollMs: 100,
+        onProgress: (percent, message) => progress.push(`${percent} ${message}`),
+        onUnexpectedExit: () => {},
+        ...overrides,
+      },
+    );
+    servers.push(server);
+    return server;
+  }
+
+  beforeAll(() => {
+    root = traversableTempDir('dspool-server-');
+    settings = testSettings(root);
+  });
+
+  afterAll(async () => {
+    await Promise.allSettled(servers.map((server) => server.stop()));
+    for (const user of users) await removeAccount(user.name).catch(() => undefined);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('starts a real Jupyter server as the user, links notebooks to the share and runs cells on Debian Python', async () => {
+    const user = newUser();
+    const progress: string[] = [];
+    const server = newServer({ user }, {}, progress);
+    const { url, pid } = await server.start();
+    expect(server.state).toBe('running');
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(pidAlive(pid)).toBe(true);
+    expect(progress).toEqual(['10 creating account', '30 linking notebooks', '50 starting Jupyter', '90 waiting for Jupyter']);
+
+    // The token is only in the environment.
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).not.toContain(TOKEN);
+    expect(readFileSync(`/proc/${pid}/environ`, 'utf8')).toContain(`JUPYTER_TOKEN=${TOKEN}`);
+    const status = await fetch(`${url}/user/${user.name}/api/status`, { headers: { Authorization: `token ${TOKEN}` } });
+    expect(status.status).toBe(200);
+    const refused = await fetch(`${url}/user/${user.name}/api/status`, { headers: { Authorization: 'token wrong-token-wrong-token' } });
+    expect(refused.status).toBe(403);
+
+    const paths = userPaths(settings, user.name);
+    expect(readlinkSync(paths.link)).toBe(path.join(settings.sharePath, 'users', user.name, 'notebooks'));
+    expect(existsSync(path.join(settings.sharePath, 'team'))).toBe(true);
+    expect(statSync(paths.home).mode & 0o777).toBe(0o700);
+    if (isRoot()) {
+      expect(statSync(paths.home).uid).toBe(user.uid);
+      expect(statSync(paths.shareNotebooks).uid).toBe(user.uid);
+      expect(lstatSync(paths.link).uid).toBe(user.uid);
+    }
+
+    const kernel = await KernelClient.start(url, `/user/${user.name}/`, TOKEN);
+    try {
+      const who = await kernel.execute('import os, sys; print(sys.executable, os.getuid(), os.environ["HOME"])');
+      expect(who.status).toBe('ok');
+      expect(who.text.trim()).toBe(`/usr/bin/python3 ${isRoot() ? user.uid : process.getuid?.()} ${paths.home}`);
+
+      const wrote = await kernel.execute(`open(os.path.expanduser("~/notebooks/remote/hello.txt"), "w").write("from the kernel")`);
+      expect(wrote.status).toBe('ok');
+      const onShare = path.join(settings.sharePath, 'users', user.name, 'notebooks', 'hello.txt');
+      expect(readFileSync(onShare, 'utf8')).toBe('from the kernel');
+      if (isRoot()) expect(statSync(onShare).uid).toBe(user.uid);
+
+      const rtts: number[] = [];
+      for (let i = 0; i < 20; i++) rtts.push((await kernel.execute(`${i} + 1`)).rttMs);
+      const med = median(rtts);
+      console.log(`kernel execute round trip over the WebSocket: median ${med.toFixed(1)} ms, min ${Math.min(...rtts).toFixed(1)} ms, max ${Math.max(...rtts).toFixed(1)} ms (20 runs)`);
+      // With Nagle on, each round trip waits for a delayed ACK (~40 ms); the config patch turns it off.
+      expect(med).toBeLessThan(25);
+    } finally {
+      await kernel.close();
+    }
+
+    const logs = readdirSync(path.join(settings.scratchDir, 'logs')).map((name) => readFileSync(path.join(settings.scratchDir, 'logs', name), 'utf8'));
+    expect(logs.join('')).toContain('NotebookApp');
+    expect(logs.join('')).not.toContain(TOKEN);
+
+    await server.stop();
+    expect(server.state).toBe('exited');
+    expect(pidAlive(pid)).toBe(false);
+  });
+
+  it('turns Nagle off on the kernel WebSocket: without the patch the same round trip waits for delayed ACKs', async () => {
+    // A config file loaded after ours puts the original handler back, to measure the difference.
+    const unpatch = path.join(root, 'unpatch.py');
+    writeFileSync(unpatch, 'from notebook.services.kernels.handlers import ZMQChannelsHandler as H\nH.open = H._dspool_original_open\n', { mode: 0o644 });
+    const saved = settings;
+    settings = { ...settings, jupyter: { ...settings.jupyter, args: [`--config=${unpatch}`] } };
+    const user = newUser();
+    try {
+      const server = newServer({ user });
+      const { url } = await server.start();
+      const kernel = await KernelClient.start(url, `/user/${user.name}/`, TOKEN);
+      const rtts: number[] = [];
+      for (let i = 0; i < 10; i++) rtts.push((await kernel.execute(`${i} + 1`)).rttMs);
+      await kernel.close();
+      await server.stop();
+      console.log(`without the nodelay patch: median ${median(rtts).toFixed(1)} ms (10 runs)`);
+      expect(median(rtts)).toBeGreaterThan(30);
+    } finally {
+      settings = saved;
+    }
+  });
+
+  it('fixes a wrong notebooks/remote link on the next start', async () => {
+    const user = newUser();
+    const paths = userPaths(settings, user.name);
+    const first = newServer({ user, sessionId: 'link-1' });
+    await first.start();
+    await first.stop();
+    rmSync(paths.link);
+    execFileSync('ln', ['-s', '/tmp', paths.link]);
+    const second = newServer({ user, sessionId: 'link-2' });
+    await second.start();
+    expect(readlinkSync(paths.link)).toBe(paths.shareNotebooks);
+    await second.stop();
+  });
+
+  it('reports a missing Jupyter command as jupyter_missing with what to install', async () => {
+    settings = { ...settings, jupyter: { ...settings.jupyter, command: ['/nonexistent/jupyter-notebook'] } };
+    try {
+      const error = await newServer({ user: newUser() }).start().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(JupyterMissingError);
+      expect((error as JupyterMissingError).code).toBe('jupyter_missing');
+      expect((error as Error).message).toMatch(/jupyter-notebook.*python3-ipykernel.*jupyter\.command/);
+    } finally {
+      settings = testSettings(root);
+    }
+  });
+
+  it('fails a server that exits while starting with its last output, token redacted', async () => {
+    const saved = settings;
+    settings = { ...settings, jupyter: { ...settings.jupyter, command: ['/bin/sh', '-c', 'echo "listening with token $JUPYTER_TOKEN"; echo boom >&2; exit 3', 'sh'] } };
+    try {
+      const server = newServer({ user: newUser() });
+      const error = await server.start().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ServerStartError);
+      const failure = error as ServerStartError;
+      expect(failure.code).toBe('server_start_failed');
+      expect(failure.exitCode).toBe(3);
+      expect(failure.detail).toContain('listening with token [redacted]');
+      expect(failure.detail).toContain('boom');
+      expect(failure.message).not.toContain(TOKEN);
+      expect(server.state).toBe('exited');
+    } finally {
+      settings = saved;
+    }
+  });
+
+  it('gives up on a server that never answers after startTimeoutMs and kills it', async () => {
+    const saved = settings;
+    settings = { ...settings, jupyter: { ...settings.jupyter, command: ['/bin/sh', '-c', 'echo $$ > "$HOME/pid"; exec sleep 30', 'sh'], startTimeoutMs: 1000 } };
+    try {
+      const server = newServer({ user: newUser() });
+      const started = Date.now();
+      const error = await server.start().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ServerStartTimeoutError);
+      expect((error as ServerStartTimeoutError).code).toBe('server_start_timeout');
+      expect(Date.now() - started).toBeLessThan(6000);
+      const pid = Number(readFileSync(path.join(userPaths(settings, server.user.name).home, 'pid'), 'utf8'));
+      expect(pidAlive(pid)).toBe(false);
+      expect(server.state).toBe('exited');
+    } finally {
+      settings = saved;
+    }
+  });
+
+  it('tells the agent when a running server dies on its own', async () => {
+    const exits: ServerExit[] = [];
+    const server = newServer({ user: newUser() }, { onUnexpectedExit: (exit) => exits.push(exit) });
+    const { pid } = await server.start();
+    process.kill(pid, 'SIGKILL');
+    await server.exited;
+    expect(server.state).toBe('exited');
+    expect(exits).toHaveLength(1);
+    expect(exits[0]?.signal).toBe('SIGKILL');
+  });
+
+  it('stops a server that is still starting and forgets it', async () => {
+    const server = newServer({ user: newUser() });
+    const start = server.start().catch((e: unknown) => e);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await server.stop();
+    expect(await start).toBeInstanceOf(ServerStartError);
+    expect(server.state).toBe('exited');
+    await server.stop(); // idempotent
+  });
+});

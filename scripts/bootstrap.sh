@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what dspool needs on this machine, then builds it. Idempotent: a second run does nothing it need not.
+#   bash scripts/bootstrap.sh          what `dspool up` needs (Jupyter, npm packages, a build)
+#   bash scripts/bootstrap.sh --test   plus what the test suites need
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+# Debian packages: the real Jupyter Notebook 6 + IPython kernel, and the tools the agent and SSH use.
+packages=(jupyter-notebook python3-ipykernel python3-notebook openssh-client openssh-sftp-server iproute2 procps passwd)
+if [ "$want_test" = 1 ]; then
+  packages+=(openssh-server)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null; then sudo="sudo"; else
+      echo "bootstrap: need root to install ${missing[*]} (apt-get install ${missing[*]})" >&2; exit 1
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >&2
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# npm packages (native modules build from source here; that takes a couple of minutes the first time).
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "bootstrap: installing npm packages" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+
+npm run --silent build >&2

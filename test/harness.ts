@@ -1,0 +1,233 @@
+// Starts a real pool (`dspool up` as a child process) in a temp dir for end-to-end tests, and drives it the way
+// a user would: the CLI, HTTP through the gateway, and Jupyter's WebSocket.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import WebSocket from 'ws';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+export const BIN = join(ROOT, 'bin', 'dspool.js');
+export const IS_ROOT = process.getuid?.() === 0;
+
+/** Random suffix for names that must not collide between suites running in parallel. */
+export const rand = (): string => Math.random().toString(36).slice(2, 8);
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the dspool CLI to completion. */
+export function cli(args: readonly string[], options: { stdin?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? ROOT, env: { ...process.env, ...options.env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => done({ code, stdout, stderr }));
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+export interface PoolOptions {
+  instances?: number;
+  extraYaml?: string;
+}
+
+/** A running pool for one suite. */
+export class TestPool {
+  readonly dir: string;
+  readonly config: string;
+  readonly share: string;
+  readonly uidBase: number;
+  url = '';
+  private child: ChildProcess | undefined;
+  output = '';
+  private readonly createdUsers = new Set<string>();
+
+  constructor(options: PoolOptions = {}) {
+    this.dir = mkdtempSync(join(tmpdir(), 'dspool-e2e-'));
+    chmodSync(this.dir, 0o755);
+    this.share = join(this.dir, 'share');
+    this.config = join(this.dir, 'pool.yaml');
+    this.uidBase = 40000 + Math.floor(Math.random() * 20000) * 10;
+    writeFileSync(
+      this.config,
+      [
+        'dataDir: ./state',
+        'share: { path: ./share }',
+        'gateway: { host: 127.0.0.1, port: 0, sshPort: null }',
+        'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
+        'provider: { type: local }',
+        `pool: { instances: ${options.instances ?? 2} }`,
+        `users: { uidBase: ${this.uidBase} }`,
+        'log: { level: warn }',
+        options.extraYaml ?? '',
+      ].join('\n'),
+    );
+  }
+
+  /** Starts `dspool up` and resolves once it printed its address. */
+  async start(timeoutMs = 90_000): Promise<void> {
+    const child = spawn(process.execPath, [BIN, 'up', '--config', this.config], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+    await new Promise<void>((resolvePromise, reject) => {
+      const timer = setTimeout(() => reject(new Error(`pool not ready in time:\n${this.output}`)), timeoutMs);
+      child.stdout?.on('data', (d: Buffer) => {
+        this.output += d.toString();
+        const match = /dspool is ready at (http:\/\/\S+?)\/?\s/.exec(this.output);
+        if (match?.[1]) {
+          clearTimeout(timer);
+          this.url = match[1];
+          resolvePromise();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`dspool up exited with ${code}:\n${this.output}`));
+      });
+    });
+  }
+
+  /** Runs a CLI command against this pool. */
+  cli(args: readonly string[], stdin?: string): Promise<CliResult> {
+    return cli([...args, '--config', this.config], { stdin, cwd: this.dir });
+  }
+
+  /** Adds a user (with a password) and returns a fresh API token for them. */
+  async addUser(name: string, password: string, admin = false): Promise<string> {
+    const added = await this.cli(['users', 'add', name, '--password-stdin', ...(admin ? ['--admin'] : [])], `${password}\n`);
+    if (added.code !== 0) throw new Error(`users add ${name} failed: ${added.stderr}`);
+    this.createdUsers.add(name);
+    const token = await this.cli(['token', name]);
+    if (token.code !== 0) throw new Error(`token ${name} failed: ${token.stderr}`);
+    return token.stdout.trim();
+  }
+
+  /** `fetch` against the gateway. */
+  fetch(path: string, init: RequestInit & { token?: string; cookie?: string } = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (init.token) headers.set('authorization', `token ${init.token}`);
+    if (init.cookie) headers.set('cookie', init.cookie);
+    return fetch(`${this.url}${path}`, { ...init, headers, redirect: 'manual' });
+  }
+
+  /** Logs in through the form and returns the Cookie header value. */
+  async login(username: string, password: string): Promise<string> {
+    const response = await this.fetch('/hub/login', {
+      method: 'POST',
+      body: new URLSearchParams({ username, password }),
+      headers: { origin: this.url },
+    });
+    if (response.status !== 302) throw new Error(`login failed: ${response.status}`);
+    const cookie = response.headers.get('set-cookie') ?? '';
+    return cookie.split(';')[0] ?? '';
+  }
+
+  /** Starts a user's server through the API and waits until it is ready. */
+  async startServer(user: string, token: string, timeoutMs = 60_000): Promise<{ instance: string; status: number }> {
+    const response = await this.fetch(`/hub/api/users/${user}/server`, { method: 'POST', token });
+    if (response.status !== 201 && response.status !== 202) throw new Error(`start ${user}: ${response.status} ${await response.text()}`);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const model = (await (await this.fetch(`/hub/api/users/${user}`, { token })).json()) as {
+        servers: Record<string, { ready: boolean; instance: string }>;
+      };
+      const server = model.servers[''];
+      if (server?.ready) return { instance: server.instance, status: response.status };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${user}'s server not ready in time`);
+  }
+
+  /** Stops the pool with SIGINT and waits for `dspool up` to exit; returns its exit code. */
+  async stop(): Promise<number | null> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGINT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  /** Stops the pool (if running), removes accounts it created and its directory. */
+  async cleanup(): Promise<void> {
+    await this.stop();
+    if (IS_ROOT) {
+      for (const user of this.createdUsers) {
+        spawnSync('userdel', [user], { stdio: 'ignore' });
+        spawnSync('groupdel', [user], { stdio: 'ignore' });
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  remember(user: string): void {
+    this.createdUsers.add(user);
+  }
+}
+
+/** True while a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs code in a Jupyter kernel over the kernel WebSocket and returns its text output. */
+export async function executeInKernel(
+  wsUrl: string,
+  code: string,
+  headers: Record<string, string>,
+): Promise<{ text: string; roundTripMs: number }> {
+  const ws = new WebSocket(wsUrl, { headers });
+  await new Promise<void>((r, j) => {
+    ws.once('open', () => r());
+    ws.once('error', j);
+    ws.once('unexpected-response', (_req, res) => j(new Error(`WebSocket refused: HTTP ${res.statusCode}`)));
+  });
+  const msgId = `m-${rand()}`;
+  const started = performance.now();
+  const text = await new Promise<string>((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error('no kernel reply')), 30_000);
+    let output = '';
+    ws.on('message', (data) => {
+      const message = JSON.parse(String(data)) as {
+        channel: string;
+        msg_type: string;
+        parent_header: { msg_id?: string };
+        content: { data?: Record<string, string>; text?: string; execution_state?: string; ename?: string; evalue?: string };
+      };
+      if (message.parent_header.msg_id !== msgId) return;
+      if (message.msg_type === 'execute_result') output += message.content.data?.['text/plain'] ?? '';
+      if (message.msg_type === 'stream') output += message.content.text ?? '';
+      if (message.msg_type === 'error') output += `${message.content.ename}: ${message.content.evalue}`;
+      if (message.msg_type === 'status' && message.content.execution_state === 'idle') {
+        clearTimeout(timer);
+        resolvePromise(output);
+      }
+    });
+    ws.send(
+      JSON.stringify({
+        header: { msg_id: msgId, username: 'test', session: `s-${rand()}`, msg_type: 'execute_request', version: '5.3', date: new Date().toISOString() },
+        parent_header: {},
+        metadata: {},
+        content: { code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: true },
+        buffers: [],
+        channel: 'shell',
+      }),
+    );
+  });
+  const roundTripMs = performance.now() - started;
+  ws.close();
+  return { text, roundTripMs };
+}

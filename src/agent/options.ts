@@ -1,6 +1,6 @@
 // The agent's options, with every default filled in by `agentDefaults` and nowhere else.
-import { readFileSync } from 'node:fs';
 import { createLogger, type Logger } from '../lib/log.js';
+import { VERSION } from '../lib/version.js';
 import type { AgentSettings } from '../protocol/agent.js';
 
 /** What one agent needs to run. `readAgentEnv` builds this from the environment a provider sets. */
@@ -72,16 +72,6 @@ export function agentDefaults(options: AgentOptions): ResolvedAgentOptions {
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 5000,
     stopGraceMs: options.stopGraceMs ?? 5000,
     readinessPollMs: options.readinessPollMs ?? 200,
-    version: options.version ?? packageVersion(),
+    version: options.version ?? VERSION,
   };
-}
-
-function packageVersion(): string {
-  try {
-    // Both src/agent and dist/agent sit two levels below the package root.
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
 }

@@ -1,0 +1,130 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { removeAccount } from '../../agent/account.js';
+import { KernelClient } from '../../agent/kernel-client.js';
+import { FakeHub, pidAlive, testSettings, throwawayUser, traversableTempDir } from '../../agent/testing.js';
+import { createLogger } from '../../lib/log.js';
+import type { AgentUser } from '../../protocol/agent.js';
+import type { InstanceSpec } from '../provider.js';
+import { InstanceExistsError, InvalidInstanceIdError, ProviderClosedError } from './errors.js';
+import { LocalProvider } from './local-provider.js';
+import { descendants } from './processes.js';
+
+const AGENT_MAIN = fileURLToPath(new URL('../../../dist/agent/main.js', import.meta.url));
+const JOIN_TOKEN = 'join-token-local-provider-0123';
+const SERVER_TOKEN = 'server-token-local-provider-0123';
+const log = createLogger('local-provider-test', 'silent');
+
+function processGroup(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
+describe('LocalProvider', () => {
+  let root: string;
+  let hub: FakeHub;
+  let provider: LocalProvider;
+  const users: AgentUser[] = [];
+  const created: string[] = [];
+
+  function spec(id: string): InstanceSpec {
+    const { address: _address, scratchDir: _scratch, ...settings } = testSettings(root);
+    return { id, hubUrl: hub.url, joinToken: JOIN_TOKEN, settings };
+  }
+
+  beforeAll(async () => {
+    root = traversableTempDir('dspool-local-');
+    hub = await FakeHub.start();
+  });
+
+  afterEach(async () => {
+    const cleanup = new LocalProvider({ scratchDir: path.join(root, 'instances'), agentEntry: AGENT_MAIN, log });
+    for (const id of created.splice(0)) await cleanup.delete(id, { graceMs: 2000 });
+  });
+
+  afterAll(async () => {
+    await hub.stop();
+    for (const user of users) await removeAccount(user.name).catch(() => undefined);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('starts a detached agent that joins the hub, records it, and is listed again by a new provider', async () => {
+    provider = new LocalProvider({ scratchDir: path.join(root, 'instances'), agentEntry: AGENT_MAIN, log });
+    const instance = await provider.create(spec('i-join'));
+    created.push('i-join');
+    const pid = instance.details.pid as number;
+    expect(instance).toMatchObject({ id: 'i-join', address: '127.0.0.1' });
+    const hello = await hub.waitFor((m) => m.type === 'hello' && m.instanceId === 'i-join');
+    expect(hello).toMatchObject({ address: '127.0.0.1', checks: { share: true, jupyter: true } });
+
+    const dir = path.join(root, 'instances', 'i-join');
+    expect(JSON.parse(readFileSync(path.join(dir, 'instance.json'), 'utf8'))).toMatchObject({ id: 'i-join', pid, address: '127.0.0.1' });
+    expect(existsSync(path.join(dir, 'agent.log'))).toBe(true);
+    // Its own process group, so a hub restart does not take it down; the token only in its environment.
+    expect(processGroup(pid)).toBe(pid);
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).not.toContain(JOIN_TOKEN);
+    expect(readFileSync(`/proc/${pid}/environ`, 'utf8')).toContain(JOIN_TOKEN);
+
+    await provider.close();
+    await provider.close();
+    await expect(provider.list()).rejects.toBeInstanceOf(ProviderClosedError);
+    expect(pidAlive(pid)).toBe(true);
+    const restarted = new LocalProvider({ scratchDir: path.join(root, 'instances'), agentEntry: AGENT_MAIN, log });
+    expect(await restarted.list()).toEqual([{ id: 'i-join', address: '127.0.0.1', details: { pid } }]);
+    await expect(restarted.create(spec('i-join'))).rejects.toBeInstanceOf(InstanceExistsError);
+    await expect(restarted.create(spec('../etc'))).rejects.toBeInstanceOf(InvalidInstanceIdError);
+  });
+
+  it('deletes an instance with a running Jupyter server and kernel, leaving no process and no scratch dir', async () => {
+    provider = new LocalProvider({ scratchDir: path.join(root, 'instances'), agentEntry: AGENT_MAIN, log });
+    const instance = await provider.create(spec('i-del'));
+    created.push('i-del');
+    const agentPid = instance.details.pid as number;
+    await hub.waitFor((m) => m.type === 'hello' && m.instanceId === 'i-del');
+    const user = throwawayUser();
+    users.push(user);
+    const reply = await hub.request('startServer', { sessionId: 'del-1', user, baseUrl: `/user/${user.name}/`, token: SERVER_TOKEN }, 30_000);
+    expect(reply.ok).toBe(true);
+    const { url, pid: serverPid } = (reply as Extract<typeof reply, { ok: true }>).result as { url: string; pid: number };
+    const kernel = await KernelClient.start(url, `/user/${user.name}/`, SERVER_TOKEN);
+    expect((await kernel.execute('1 + 1')).text).toBe('2');
+    const family = descendants(agentPid);
+    expect(family).toContain(serverPid);
+    expect(family.length).toBeGreaterThanOrEqual(2); // server and kernel
+
+    await provider.delete('i-del', { graceMs: 8000 });
+    for (const pid of [agentPid, ...family]) expect(pidAlive(pid), `pid ${pid}`).toBe(false);
+    expect(existsSync(path.join(root, 'instances', 'i-del'))).toBe(false);
+    expect(await provider.list()).toEqual([]);
+    await provider.delete('i-del');
+    await provider.delete('i-never-existed');
+  });
+
+  it('kills the agent\'s whole process group when it ignores SIGTERM past the grace period', async () => {
+    // A stubborn stand-in agent: ignores SIGTERM and keeps a child in its process group.
+    const stubborn = path.join(root, 'stubborn.mjs');
+    writeFileSync(
+      stubborn,
+      `import { spawn } from 'node:child_process';
+       import { writeFileSync } from 'node:fs';
+       process.on('SIGTERM', () => {});
+       const child = spawn('sleep', ['300'], { stdio: 'ignore' });
+       writeFileSync('child.pid', String(child.pid));
+       setInterval(() => {}, 1000);\n`,
+    );
+    provider = new LocalProvider({ scratchDir: path.join(root, 'instances'), agentEntry: stubborn, log });
+    const instance = await provider.create(spec('i-stubborn'));
+    created.push('i-stubborn');
+    const pidFile = path.join(root, 'instances', 'i-stubborn', 'child.pid');
+    for (let i = 0; i < 100 && !existsSync(pidFile); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    const childPid = Number(readFileSync(pidFile, 'utf8'));
+    expect(pidAlive(childPid)).toBe(true);
+    const started = Date.now();
+    await provider.delete('i-stubborn', { graceMs: 300 });
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(pidAlive(instance.details.pid as number)).toBe(false);
+    expect(pidAlive(childPid)).toBe(false);
+  });
+});

@@ -94,6 +94,8 @@ export async function ensureAccount(user: AgentUser, home: string, ctx: AccountC
     if (result.code === 9) continue;
     if (result.code === 4) {
       const holder = await getent(group ? 'passwd' : 'group', String(group ? user.uid : user.gid)).catch(() => undefined);
+      // The ID went to this very name meanwhile (another agent won the race): re-check it on the next round.
+      if (holder?.name === user.name) continue;
       fail(
         group
           ? `UID ${user.uid} is already used by account "${holder?.name ?? '?'}"`

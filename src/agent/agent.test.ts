@@ -122,6 +122,8 @@ describe('agent process', () => {
     const unknown = await hub.request('stopServer', { sessionId: 'nope' });
     expect(unknown).toMatchObject({ ok: true, result: { stopped: false } });
     expect(agent.child.exitCode).toBeNull();
+    // stderr and the WebSocket are different pipes: give the log line a moment to arrive.
+    for (let i = 0; i < 50 && !/invalid frame from the hub ignored/.test(agent.output()); i++) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(agent.output()).toMatch(/invalid frame from the hub ignored/);
   });
 

@@ -102,6 +102,22 @@ export class ShareUnavailableError extends AgentError {
   }
 }
 
+/** Thrown by `startServer` when the user cannot reach their `$HOME` because a parent directory is closed to them. */
+export class HomeUnreachableError extends AgentError {
+  override readonly name = 'HomeUnreachableError';
+  constructor(
+    readonly user: string,
+    readonly home: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      AgentErrorCode.startFailed,
+      `user "${user}" cannot reach their home ${home}: every parent directory of the instance's scratch directory must be traversable by others (chmod o+x)`,
+      options,
+    );
+  }
+}
+
 /** Thrown by `startServer` when a server with the same session id already exists on this agent. */
 export class SessionExistsError extends AgentError {
   override readonly name = 'SessionExistsError';

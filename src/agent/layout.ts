@@ -1,11 +1,11 @@
 // A user's files on an instance: local `$HOME`, their folders on the share, the `notebooks/remote` link and
 // the Jupyter config the agent writes for them.
-import { lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { chmod, chown, lchown, lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../lib/log.js';
 import type { AgentUser } from '../protocol/agent.js';
-import { ShareUnavailableError } from './errors.js';
+import { HomeUnreachableError, ShareUnavailableError } from './errors.js';
 
 /** Where a user's files are on this instance. */
 export interface UserPaths {
@@ -96,6 +96,12 @@ export async function prepareHome(paths: UserPaths, user: AgentUser, ctx: Layout
   if (!info) await mkdir(paths.home, { mode: 0o700 });
   await chmod(paths.home, 0o700);
   if (ctx.asRoot) await chown(paths.home, user.uid, user.gid);
+  try {
+    // access(2) checks the real UID, not the effective one: list the folder instead.
+    asUser(user, ctx, () => readdirSync(paths.home));
+  } catch (error) {
+    throw new HomeUnreachableError(user.name, paths.home, { cause: error });
+  }
 }
 
 /**

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../lib/log.js';
 import type { AgentSettings, AgentUser, StartServerParams } from '../protocol/agent.js';
 import { removeAccount } from './account.js';
-import { IllegalServerTransitionError, JupyterMissingError, ServerStartError, ServerStartTimeoutError } from './errors.js';
+import { HomeUnreachableError, IllegalServerTransitionError, JupyterMissingError, ServerStartError, ServerStartTimeoutError } from './errors.js';
 import { isRoot } from './host.js';
 import { KernelClient } from './kernel-client.js';
 import { userPaths } from './layout.js';
@@ -244,5 +244,28 @@ describe('UserServer', () => {
     expect(await start).toBeInstanceOf(ServerStartError);
     expect(server.state).toBe('exited');
     await server.stop(); // idempotent
+  });
+});
+
+describe.skipIf(!isRoot())('UserServer under a closed directory (needs root)', () => {
+  it('says the user cannot reach their home when a parent of the scratch dir is not traversable', async () => {
+    const root = traversableTempDir('dspool-closed-');
+    const closed = path.join(root, 'closed');
+    const settings = testSettings(closed);
+    execFileSync('chmod', ['0700', closed]);
+    const user = throwawayUser();
+    const server = new UserServer(
+      { sessionId: 'closed', baseUrl: '/', token: TOKEN, user },
+      { settings, log, asRoot: true, stopGraceMs: 1000, readinessPollMs: 100, onProgress: () => {}, onUnexpectedExit: () => {} },
+    );
+    try {
+      const error = await server.start().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(HomeUnreachableError);
+      expect((error as HomeUnreachableError).code).toBe('server_start_failed');
+      expect((error as Error).message).toMatch(/chmod o\+x/);
+    } finally {
+      await removeAccount(user.name).catch(() => undefined);
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,37 @@
+/**
+ * The agent: one per instance. It dials the hub (`AGENT_PATH`), reports capacity, load and its servers, and
+ * starts and stops users' Jupyter servers: local account with the hub-assigned UID/GID, `$HOME` on the
+ * instance's scratch disk, `$HOME/notebooks/remote` → `<share>/users/<name>/notebooks`, Jupyter run as the user
+ * with its token in the environment only. Run it as `node dist/agent/main.js` with `AGENT_ENV` set, or embed it:
+ *
+ * @example
+ * import { Agent, readAgentEnv } from './agent/index.js';
+ * const agent = new Agent(readAgentEnv(process.env));
+ * agent.start();
+ * process.once('SIGTERM', () => void agent.close());
+ * await agent.done;
+ * @module
+ */
+export { Agent, type AgentState } from './agent.js';
+export { readAgentEnv } from './env.js';
+export { agentDefaults, type AgentOptions, type ResolvedAgentOptions } from './options.js';
+export { HubConnection, type ConnectionOptions, type ConnectionState } from './connection.js';
+export { UserServer, nextServerState, type ServerContext, type ServerExit, type ServerState } from './server.js';
+export { ensureAccount, removeAccount, type AccountContext } from './account.js';
+export { JUPYTER_CONFIG_PY, userPaths, type UserPaths } from './layout.js';
+export {
+  AccountError,
+  AgentEnvError,
+  AgentError,
+  AgentStateError,
+  BadRequestError,
+  HomeUnreachableError,
+  IllegalServerTransitionError,
+  JupyterMissingError,
+  ServerStartError,
+  ServerStartTimeoutError,
+  SessionExistsError,
+  ShareUnavailableError,
+} from './errors.js';
+/** @internal for tests and diagnostics */
+export { KernelClient, type ExecuteResult } from './kernel-client.js';

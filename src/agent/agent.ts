@@ -67,7 +67,11 @@ export class Agent {
       reconnectMaxMs: this.options.reconnectMaxMs,
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
       hello: () => this.hello(),
-      heartbeat: () => ({ type: 'heartbeat', load: load(), servers: this.reports() }),
+      heartbeat: () => {
+        // Reported with the next beat: a slow server never delays this one.
+        for (const server of this.servers.values()) void server.refreshActivity();
+        return { type: 'heartbeat', load: load(), servers: this.reports() };
+      },
       onRequest: (request) => this.onRequest(request),
     });
   }

@@ -121,6 +121,12 @@ describe('UserServer', () => {
       expect(readFileSync(onShare, 'utf8')).toBe('from the kernel');
       if (isRoot()) expect(statSync(onShare).uid).toBe(user.uid);
 
+      const before = Date.now();
+      await kernel.execute('sum(range(10))');
+      await server.refreshActivity();
+      const activity = Date.parse(server.report()?.lastActivity ?? '');
+      expect(activity).toBeGreaterThanOrEqual(before - 250);
+
       const rtts: number[] = [];
       for (let i = 0; i < 20; i++) rtts.push((await kernel.execute(`${i} + 1`)).rttMs);
       const med = median(rtts);

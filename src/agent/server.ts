@@ -92,6 +92,7 @@ export class UserServer {
   private readonly exitedPromise: Promise<void>;
   private markExited!: () => void;
   private lastExit: ServerExit | undefined;
+  private lastActivity: string | undefined;
   private readonly log: Logger;
 
   constructor(
@@ -124,7 +125,33 @@ export class UserServer {
     if (this.current === 'exited') return undefined;
     const report: ServerReport = { sessionId: this.sessionId, user: this.user.name, state: this.current, url: this.url, startedAt: this.startedAt };
     if (this.child?.pid !== undefined) report.pid = this.child.pid;
+    if (this.lastActivity !== undefined) report.lastActivity = this.lastActivity;
     return report;
+  }
+
+  /**
+   * Asks the running server when it last did work and keeps the answer for `report()`: the latest
+   * `last_activity` of its kernels and terminals, or now while a kernel is busy. Open connections alone do not
+   * count (idle is "no work", not "no traffic"). Failures leave the previous value.
+   */
+  async refreshActivity(): Promise<void> {
+    if (this.current !== 'running') return;
+    const headers = { Authorization: `token ${this.params.token}` };
+    const get = async (what: string): Promise<Array<{ last_activity?: string; execution_state?: string }>> => {
+      try {
+        const response = await fetch(`${this.url}${this.baseUrl}api/${what}`, { headers, signal: AbortSignal.timeout(2000) });
+        return response.ok ? ((await response.json()) as Array<{ last_activity?: string; execution_state?: string }>) : [];
+      } catch {
+        return [];
+      }
+    };
+    const [kernels, terminals] = await Promise.all([get('kernels'), get('terminals')]);
+    let latest = Date.parse(this.lastActivity ?? this.startedAt);
+    for (const item of [...kernels, ...terminals]) {
+      const at = item.execution_state === 'busy' ? Date.now() : Date.parse(item.last_activity ?? '');
+      if (Number.isFinite(at) && at > latest) latest = at;
+    }
+    this.lastActivity = new Date(latest).toISOString();
   }
 
   /** Starts the server once; later calls return the same promise. */

@@ -119,6 +119,10 @@ describe('agent process', () => {
     hub.sendRaw(JSON.stringify({ type: 'request', id: 'x', method: 'explode' }));
     const bad = await hub.request('startServer', { sessionId: 's', user: { name: 'x' }, baseUrl: '/', token: 'short' });
     expect(bad).toMatchObject({ ok: false, error: { code: 'bad_request' } });
+    const traversal = await hub.request('startServer', startParams({ name: '../../etc', uid: 60001, gid: 60001 }, 's2'));
+    expect(traversal).toMatchObject({ ok: false, error: { code: 'bad_request' } });
+    const system = await hub.request('startServer', startParams({ name: 'root', uid: 0, gid: 0 }, 's3'));
+    expect(system).toMatchObject({ ok: false, error: { code: 'account_failed' } });
     const unknown = await hub.request('stopServer', { sessionId: 'nope' });
     expect(unknown).toMatchObject({ ok: true, result: { stopped: false } });
     expect(agent.child.exitCode).toBeNull();

@@ -1,5 +1,6 @@
 // The agent: one per instance. Joins the hub, reports the machine, and runs users' Jupyter servers on request.
 import type { Logger } from '../lib/log.js';
+import { usernameProblem } from '../lib/names.js';
 import {
   AgentErrorCode,
   startServerParamsSchema,
@@ -11,7 +12,7 @@ import {
   type ServerReport,
 } from '../protocol/agent.js';
 import { HubConnection } from './connection.js';
-import { AgentError, AgentStateError, BadRequestError, SessionExistsError } from './errors.js';
+import { AccountError, AgentError, AgentStateError, BadRequestError, SessionExistsError } from './errors.js';
 import { capacity, isRoot, load, runChecks } from './host.js';
 import { agentDefaults, type AgentOptions, type ResolvedAgentOptions } from './options.js';
 import { UserServer } from './server.js';
@@ -33,6 +34,9 @@ const TRANSITIONS: Readonly<Record<AgentState, readonly AgentState[]>> = {
 };
 
 type Request = Extract<HubMessage, { type: 'request' }>;
+
+/** Lowest UID/GID a pool user may get (pool.yaml `users.uidBase` has the same floor): never a system account. */
+const MIN_USER_ID = 1000;
 
 /**
  * One instance's agent. `start()` dials the hub; `close()` stops every server it started and the connection.
@@ -173,6 +177,12 @@ export class Agent {
     const parsed = startServerParamsSchema.safeParse(raw);
     if (!parsed.success) throw new BadRequestError('startServer', parsed.error.issues.map((issue) => `${issue.path.join('.') || 'params'}: ${issue.message}`));
     const params = parsed.data;
+    // The name becomes a Unix account and a path component: never trust it blindly.
+    const nameProblem = usernameProblem(params.user.name);
+    if (nameProblem) throw new BadRequestError('startServer', [`user.name "${params.user.name}" ${nameProblem}`]);
+    if (params.user.uid < MIN_USER_ID || params.user.gid < MIN_USER_ID) {
+      throw new AccountError(params.user.name, `refusing UID ${params.user.uid} / GID ${params.user.gid}: pool users get IDs of ${MIN_USER_ID} or more, never a system account's`);
+    }
     if (this.current !== 'running') throw new AgentStateError('start a server', this.current);
     const existing = this.servers.get(params.sessionId);
     if (existing) {

@@ -196,6 +196,26 @@ try:
 except Exception as error:  # another server (JupyterLab, jupyter_server) has no such handler
     import sys
     print('dspool: kernel websocket nodelay patch not applied: %r' % (error,), file=sys.stderr)
+
+# The gateway adds the server's token to every proxied request, so pages need not carry it; notebook 6 would
+# otherwise embed it in every HTML page (data-jupyter-api-token, ?token= links) where any browser script reads it.
+def _dspool_hide_token():
+    from notebook.base.handlers import IPythonHandler
+    original = IPythonHandler.template_namespace
+    if getattr(IPythonHandler, '_dspool_token_hidden', False):
+        return
+    def template_namespace(self):
+        namespace = dict(original.fget(self))
+        namespace['token'] = ''
+        return namespace
+    IPythonHandler.template_namespace = property(template_namespace)
+    IPythonHandler._dspool_token_hidden = True
+
+try:
+    _dspool_hide_token()
+except Exception as error:
+    import sys
+    print('dspool: token-hiding patch not applied: %r' % (error,), file=sys.stderr)
 `;
 
 /**

@@ -2,7 +2,7 @@
 // endpoints, and the HTTP API and pages on the hub's internal port.
 import { createAdaptorServer } from '@hono/node-server';
 import { Hono } from 'hono';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -69,7 +69,10 @@ export interface RunningHub {
  */
 export async function startHub(options: HubOptions): Promise<RunningHub> {
   const { config, provider, log } = options;
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // 0711: users' servers must traverse dataDir to reach their $HOME under the local provider's scratch dir;
+  // nothing in it can be listed, the store is 0600 and secrets/ is 0700.
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o711 });
+  chmodSync(config.dataDir, 0o711);
   mkdirSync(join(config.share.path, 'users'), { recursive: true });
   mkdirSync(join(config.share.path, 'team'), { recursive: true });
   const store = openSqliteStore({ file: join(config.dataDir, STORE_FILE), uidBase: config.users.uidBase });

@@ -1,6 +1,6 @@
 // The embedded store: one SQLite file under dataDir (better-sqlite3), WAL mode, migrated on open.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SessionNotFoundError, StoreVersionError, UserExistsError, UserNotFoundError } from './errors.js';
 import { MIGRATIONS } from './migrations.js';
@@ -73,7 +73,12 @@ const sqlValue = (v: unknown): unknown => (typeof v === 'boolean' ? (v ? 1 : 0) 
  * await store.createUser({ name: 'alice', admin: false, passwordHash: null });
  */
 export function openSqliteStore(options: SqliteStoreOptions): Store {
-  if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true, mode: 0o700 });
+  if (options.file !== ':memory:') {
+    mkdirSync(dirname(options.file), { recursive: true, mode: 0o700 });
+    // Password and token hashes and servers' secrets live here: owner-only, like every file SQLite adds beside it.
+    closeSync(openSync(options.file, 'a', 0o600));
+    chmodSync(options.file, 0o600);
+  }
   const db = new Database(options.file);
   db.pragma('journal_mode = WAL');
   db.pragma('foreign_keys = ON');

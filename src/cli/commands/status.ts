@@ -1,0 +1,63 @@
+// `dspool status` and `dspool instances list`: what the running pool looks like.
+import type { Command } from 'commander';
+import { HubClient } from '../client.js';
+import { resolveConfig } from '../config.js';
+import { printJson, printTable } from '../output.js';
+
+interface InstanceJson {
+  id: string;
+  state: string;
+  address: string | null;
+  sessions: number;
+  load: { cpu: number } | null;
+  provider: Record<string, string | number>;
+}
+
+async function fetchStatus(configFlag: string | undefined) {
+  const config = resolveConfig(configFlag);
+  const hub = HubClient.forConfig(config);
+  const [instances, users] = await Promise.all([
+    hub.json<InstanceJson[]>('GET', '/hub/api/instances'),
+    hub.json<Array<{ name: string; servers: Record<string, unknown> }>>('GET', '/hub/api/users'),
+  ]);
+  return {
+    hub_url: hub.url,
+    gateway_url: `http://${config.gateway.host}:${config.gateway.port}`,
+    instances: instances.body,
+    users: users.body.length,
+    sessions: users.body.filter((u) => Object.keys(u.servers).length > 0).length,
+  };
+}
+
+function instanceRows(instances: InstanceJson[]): string[][] {
+  return instances.map((i) => [
+    i.id, i.state, i.address ?? '', String(i.sessions), i.load ? i.load.cpu.toFixed(2) : '', String(i.provider.pid ?? ''),
+  ]);
+}
+
+export function registerStatusCommands(program: Command): void {
+  program
+    .command('status')
+    .description('show the running pool: instances, users and sessions')
+    .option('--config <file>', 'pool.yaml (default: $DSPOOL_CONFIG or ./pool.yaml)')
+    .option('--json', 'print JSON', false)
+    .action(async (opts: { config?: string; json: boolean }) => {
+      const status = await fetchStatus(opts.config);
+      if (opts.json) return printJson(status);
+      process.stdout.write(`hub ${status.hub_url} · ${status.users} users · ${status.sessions} active sessions\n\n`);
+      printTable(['INSTANCE', 'STATE', 'ADDRESS', 'SESSIONS', 'CPU', 'PID'], instanceRows(status.instances));
+    });
+
+  const instances = program.command('instances').description('inspect the pool\'s instances');
+  instances
+    .command('list')
+    .description('list instances with their state, address, sessions and load')
+    .option('--config <file>', 'pool.yaml (default: $DSPOOL_CONFIG or ./pool.yaml)')
+    .option('--json', 'print JSON', false)
+    .action(async (opts: { config?: string; json: boolean }) => {
+      const hub = HubClient.forConfig(resolveConfig(opts.config));
+      const { body } = await hub.json<InstanceJson[]>('GET', '/hub/api/instances');
+      if (opts.json) return printJson(body);
+      printTable(['INSTANCE', 'STATE', 'ADDRESS', 'SESSIONS', 'CPU', 'PID'], instanceRows(body));
+    });
+}

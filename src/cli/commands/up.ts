@@ -1,0 +1,197 @@
+// `dspool up`: runs a pool in the foreground. Forks the hub, serves the gateway in this process, waits for the
+// instances, prints the address, restarts the hub if it dies, and on SIGINT/SIGTERM stops everything it started.
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import type { LoadedConfig } from '../../config/index.js';
+import { createGateway, type Gateway } from '../../gateway/index.js';
+import { createLogger } from '../../lib/log.js';
+import { findExecutable } from '../../lib/which.js';
+import { GATEWAY_SECRET_FILE } from '../../protocol/gateway.js';
+import { createProvider } from '../../providers/index.js';
+import type { HubProcessMessage } from '../../hub/main.js';
+import { ADMIN_TOKEN_FILE, readRuntime } from '../../hub/runtime.js';
+import { resolveConfig } from '../config.js';
+import { OperationError } from '../errors.js';
+import { note } from '../output.js';
+
+const HUB_ENTRY = fileURLToPath(new URL('../../hub/main.js', import.meta.url));
+const HUB_START_TIMEOUT_MS = 60_000;
+const READY_TIMEOUT_MS = 180_000;
+const SHUTDOWN_TIMEOUT_MS = 60_000;
+
+/** State of `dspool up`. */
+type UpState = 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** Checks what would otherwise fail later and slowly: Jupyter present, no other hub on this dataDir. */
+function preflight(config: LoadedConfig): void {
+  const [command] = config.jupyter.command;
+  if (!command || !findExecutable(command, config.jupyter.path)) {
+    throw new OperationError(
+      `the Jupyter server command "${command}" was not found (jupyter.command in ${config.configFile}). ` +
+        'Install it with: sudo apt-get install jupyter-notebook python3-ipykernel — or point jupyter.command at your Jupyter server.',
+    );
+  }
+  const running = readRuntime(config.dataDir);
+  if (running && isAlive(running.pid)) {
+    throw new OperationError(`a hub (pid ${running.pid}) already runs for ${config.dataDir} at ${running.hub_url}`);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Forks the hub and resolves once it listens. */
+function startHubProcess(config: LoadedConfig, port: number | undefined): Promise<{ child: ChildProcess; url: string; port: number }> {
+  const child = fork(HUB_ENTRY, [], {
+    env: { ...process.env, DSPOOL_CONFIG: config.configFile, ...(port === undefined ? {} : { DSPOOL_HUB_PORT: String(port) }) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new OperationError(`the hub did not start within ${HUB_START_TIMEOUT_MS / 1000} s`));
+    }, HUB_START_TIMEOUT_MS);
+    child.once('message', (message: HubProcessMessage) => {
+      clearTimeout(timer);
+      resolve({ child, url: message.url, port: message.port });
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new OperationError(`the hub exited during start (code ${code}); its log above says why`));
+    });
+  });
+}
+
+async function waitForInstances(config: LoadedConfig, hubUrl: string): Promise<void> {
+  const token = readFileSync(join(config.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
+  const seen = new Map<string, string>();
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const response = await fetch(`${hubUrl}/hub/api/instances`, { headers: { authorization: `token ${token}` } }).catch(() => undefined);
+    if (response?.ok) {
+      const instances = (await response.json()) as Array<{ id: string; state: string; detail: string | null }>;
+      for (const i of instances) {
+        if (seen.get(i.id) !== i.state) {
+          seen.set(i.id, i.state);
+          note(`  instance ${i.id}: ${i.state}${i.detail ? ` (${i.detail})` : ''}`);
+        }
+      }
+      const ready = instances.filter((i) => i.state === 'ready').length;
+      if (ready >= config.pool.instances) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  note(`warning: not every instance was ready after ${READY_TIMEOUT_MS / 1000} s; the pool is serving with what it has`);
+}
+
+/**
+ * Runs the pool until a signal; resolves with the exit code.
+ *
+ * @example
+ * await runUp(resolveConfig('pool.yaml'));
+ */
+export async function runUp(config: LoadedConfig): Promise<number> {
+  preflight(config);
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o711 });
+  const log = createLogger('up', config.log.level);
+  let state: UpState = 'starting';
+  note(`dspool: starting a pool of ${config.pool.instances} instance(s) (provider ${config.provider.type})`);
+  let hub = await startHubProcess(config, config.hub.port === 0 ? undefined : config.hub.port);
+  note(`  hub listening at ${hub.url}`);
+  const gateway: Gateway = createGateway({
+    host: config.gateway.host,
+    port: config.gateway.port,
+    hubUrl: hub.url,
+    secret: readFileSync(join(config.dataDir, GATEWAY_SECRET_FILE), 'utf8').trim(),
+    allowedOrigins: config.gateway.allowedOrigins,
+    log: createLogger('gateway', config.log.level),
+  });
+  let gatewayPort: number;
+  try {
+    gatewayPort = (await gateway.listen()).port;
+  } catch (error) {
+    hub.child.kill('SIGTERM');
+    throw new OperationError(`the gateway cannot listen on ${config.gateway.host}:${config.gateway.port}: ${(error as Error).message}`);
+  }
+
+  let finished!: (code: number) => void;
+  const done = new Promise<number>((resolve) => (finished = resolve));
+  const superviseHub = () => {
+    hub.child.once('exit', (code, signal) => {
+      if (state === 'stopping' || state === 'stopped') return;
+      log.error({ code, signal }, 'the hub exited; restarting it (instances and open connections are kept)');
+      const restart = async (attempt: number): Promise<void> => {
+        try {
+          hub = await startHubProcess(config, hub.port);
+          note(`  hub restarted at ${hub.url}`);
+          superviseHub();
+        } catch (error) {
+          if (state !== 'running') return;
+          log.error({ err: (error as Error).message, attempt }, 'hub restart failed');
+          setTimeout(() => void restart(attempt + 1), Math.min(30_000, 500 * 2 ** attempt));
+        }
+      };
+      void restart(0);
+    });
+  };
+  superviseHub();
+
+  const shutdown = async (signal: string) => {
+    if (state === 'stopping' || state === 'stopped') return;
+    state = 'stopping';
+    note(`dspool: ${signal} received; stopping servers, instances, hub and gateway…`);
+    const exited = new Promise<void>((resolve) => {
+      if (hub.child.exitCode !== null || hub.child.signalCode !== null) resolve();
+      else hub.child.once('exit', () => resolve());
+    });
+    hub.child.kill('SIGTERM');
+    const timer = setTimeout(() => hub.child.kill('SIGKILL'), SHUTDOWN_TIMEOUT_MS);
+    await exited;
+    clearTimeout(timer);
+    await gateway.close().catch((error: unknown) => log.error({ err: String(error) }, 'gateway close failed'));
+    // Backstop: whatever instance the hub could not delete is deleted here, so nothing is left running.
+    const provider = createProvider(config, log);
+    for (const leftover of await provider.list().catch(() => [])) {
+      log.warn({ instance: leftover.id }, 'instance left behind by the hub; deleting it');
+      await provider.delete(leftover.id, { graceMs: 2000 }).catch(() => undefined);
+    }
+    await provider.close();
+    state = 'stopped';
+    note('dspool: stopped');
+    finished(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+
+  await waitForInstances(config, hub.url);
+  if (state === 'starting') {
+    state = 'running';
+    const host = config.gateway.host.includes(':') ? `[${config.gateway.host}]` : config.gateway.host;
+    process.stdout.write(`dspool is ready at http://${host}:${gatewayPort}/\n`);
+    note('  add a user:   dspool users add <name> --admin --password-stdin   (password on stdin)');
+    note('  stop:         Ctrl-C');
+  }
+  return done;
+}
+
+export function registerUpCommand(program: Command): void {
+  program
+    .command('up')
+    .description('run a pool in the foreground (hub, gateway and instances); prints the address once ready')
+    .option('--config <file>', 'pool.yaml (default: $DSPOOL_CONFIG or ./pool.yaml)')
+    .action(async (opts: { config?: string }) => {
+      const code = await runUp(resolveConfig(opts.config));
+      process.exitCode = code;
+      // Everything was stopped; do not wait on a stray handle (a half-closed socket) to exit.
+      setTimeout(() => process.exit(code), 300);
+    });
+}

@@ -1,0 +1,7 @@
+// The package version, read once from package.json.
+import { readFileSync } from 'node:fs';
+
+/** dspool's version (package.json). */
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;

@@ -19,10 +19,17 @@ export function buildProgram(): Command {
   registerUserCommands(program);
   registerConfigCommands(program);
   const applyOverride = (command: Command) => {
-    command.exitOverride();
+    // Excess arguments are checked in the hook below, so the message can name them.
+    command.exitOverride().allowExcessArguments(true);
     command.commands.forEach(applyOverride);
   };
   applyOverride(program);
+  program.hook('preAction', (_root, action) => {
+    const extra = action.args.slice(action.registeredArguments.length);
+    if (extra.length > 0) {
+      throw new UsageError(`unexpected argument${extra.length > 1 ? 's' : ''} for "${action.name()}": ${extra.join(' ')}`);
+    }
+  });
   return program;
 }
 

@@ -125,14 +125,16 @@ describe('UserServer', () => {
       await kernel.execute('sum(range(10))');
       await server.refreshActivity();
       const activity = Date.parse(server.report()?.lastActivity ?? '');
-      expect(activity).toBeGreaterThanOrEqual(before - 250);
+      expect(activity, server.report()?.lastActivity).toBeGreaterThanOrEqual(before - 250);
 
       const rtts: number[] = [];
       for (let i = 0; i < 20; i++) rtts.push((await kernel.execute(`${i} + 1`)).rttMs);
       const med = median(rtts);
       console.log(`kernel execute round trip over the WebSocket: median ${med.toFixed(1)} ms, min ${Math.min(...rtts).toFixed(1)} ms, max ${Math.max(...rtts).toFixed(1)} ms (20 runs)`);
-      // With Nagle on, each round trip waits for a delayed ACK (~40 ms); the config patch turns it off.
-      expect(med).toBeLessThan(25);
+      // With Nagle on, each round trip waits for a delayed ACK (≥ 40 ms); the config patch turns it off. The
+      // fastest run shows it even on a loaded machine; the median leaves room for load from parallel suites.
+      expect(Math.min(...rtts), rtts.join(' ')).toBeLessThan(25);
+      expect(med, rtts.join(' ')).toBeLessThan(35);
     } finally {
       await kernel.close();
     }
@@ -161,8 +163,8 @@ describe('UserServer', () => {
       for (let i = 0; i < 10; i++) rtts.push((await kernel.execute(`${i} + 1`)).rttMs);
       await kernel.close();
       await server.stop();
-      console.log(`without the nodelay patch: median ${median(rtts).toFixed(1)} ms (10 runs)`);
-      expect(median(rtts)).toBeGreaterThan(30);
+      console.log(`without the nodelay patch: median ${median(rtts).toFixed(1)} ms, min ${Math.min(...rtts).toFixed(1)} ms (10 runs)`);
+      expect(median(rtts), rtts.join(' ')).toBeGreaterThan(35);
     } finally {
       settings = saved;
     }

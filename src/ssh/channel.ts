@@ -37,3 +37,4 @@ export async function endChannel(channel: ServerChannel, reason: ExitReason | un
   }
   channel.end();
 }
+

@@ -266,7 +266,7 @@ function handleConnection(conn: Connection, ip: string, opts: ResolvedSshFrontDo
     hop.on('error', (err) => log.info({ user: name, err: err.message }, 'ssh instance hop error'));
     conn.once('ready', () => {
       life.to('relaying');
-      const relay = { user: name, upstream: hop, log };
+      const relay = { user: name, upstream: hop, subsystems: opts.subsystems, log };
       conn.on('session', (accept) => relaySession(accept(), relay));
       conn.on('tcpip', (accept, reject, info) => relayTcpip(accept, reject, info, relay));
     });

@@ -81,6 +81,11 @@ export interface SshFrontDoorOptions {
   port?: number;
   rateLimit?: SshRateLimit;
   /**
+   * Subsystems relayed to the instance; any other is refused at the front door.
+   * @default ['sftp']
+   */
+  subsystems?: readonly string[];
+  /**
    * Authentication attempts per connection before it is dropped (like OpenSSH `MaxAuthTries`).
    * @default 6
    */
@@ -137,6 +142,7 @@ export function sshFrontDoorDefaults(options: SshFrontDoorOptions): ResolvedSshF
       perUser: options.rateLimit?.perUser ?? 10,
       perAddress: options.rateLimit?.perAddress ?? 30,
     },
+    subsystems: options.subsystems ?? ['sftp'],
     maxAuthTries: options.maxAuthTries ?? 6,
     loginGraceMs: options.loginGraceMs ?? 120_000,
     locateTimeoutMs: options.locateTimeoutMs ?? 300_000,

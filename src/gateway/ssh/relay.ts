@@ -10,6 +10,8 @@ import { endChannel, type ExitReason } from '../../ssh/channel.js';
 export interface RelayContext {
   user: string;
   upstream: Client;
+  /** Subsystems relayed; any other is refused at the front door. */
+  subsystems: readonly string[];
   log: Logger;
 }
 
@@ -17,7 +19,8 @@ type Opener = (cb: (err: Error | undefined, channel: ClientChannel) => void) => 
 
 /**
  * Relays one accepted client session channel. Requests before the start request (pty-req, env) are collected
- * and sent upstream with it; the upstream server's answer to the start request is the client's answer.
+ * and sent upstream with it. The start request is accepted at once; if the instance then refuses it, the client
+ * reads why on stderr and gets exit status 1. Subsystems not in `ctx.subsystems` are refused outright.
  *
  * @example
  * conn.on('session', (accept) => relaySession(accept(), { user, upstream, log }));
@@ -72,25 +75,33 @@ export function relaySession(session: Session, ctx: RelayContext): void {
     });
   });
   session.on('subsystem', (accept, reject, info) => {
+    if (!ctx.subsystems.includes(info.name)) {
+      ctx.log.info({ user: ctx.user, subsystem: info.name.slice(0, 64) }, 'ssh subsystem refused');
+      return reject?.();
+    }
     start(accept, reject, `subsystem:${info.name}`, (cb) => ctx.upstream.subsys(info.name, cb));
   });
 
   function start(accept: AcceptConnection<ServerChannel>, reject: RejectConnection | undefined, what: string, open: Opener): void {
     if (started) return reject?.();
     started = true;
+    // Accepted at once: ssh2 drops data a client sends before the accept (sftp and shells send right away), so
+    // the channel must exist while the instance hop opens; data waits in it under SSH flow control.
+    const front = accept();
+    if (front === undefined) return;
+    const refused = (detail: string): void => {
+      ctx.log.info({ user: ctx.user, what, err: detail }, 'ssh request refused upstream');
+      front.stderr.write(`dspool: ${what} was refused by your instance\r\n`);
+      void endChannel(front, { code: 1 });
+    };
     try {
       open((err, channel) => {
-        if (err !== undefined || frontClosed) {
-          if (err !== undefined) ctx.log.info({ user: ctx.user, what, err: err.message }, 'ssh request refused upstream');
-          channel?.close();
-          reject?.();
-          return;
-        }
-        pipeSession(accept(), channel);
+        if (err !== undefined) return refused(err.message);
+        if (frontClosed) return channel.close();
+        pipeSession(front, channel);
       });
     } catch (error) {
-      ctx.log.warn({ user: ctx.user, what, err: error }, 'ssh request failed upstream');
-      reject?.();
+      refused((error as Error).message);
     }
   }
 

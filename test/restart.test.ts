@@ -1,0 +1,68 @@
+// A hub restart drops nothing: open kernel WebSockets stay up, routes keep working, sessions are re-adopted.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestPool, alive, executeInKernel, rand } from './harness.js';
+
+async function openKernel(pool: TestPool, user: string, token: string): Promise<{ ws: WebSocket; url: string }> {
+  const response = await pool.fetch(`/user/${user}/api/kernels`, { method: 'POST', token, body: '{}', headers: { 'content-type': 'application/json' } });
+  const { id } = (await response.json()) as { id: string };
+  const url = `${pool.url.replace('http', 'ws')}/user/${user}/api/kernels/${id}/channels`;
+  const ws = new WebSocket(url, { headers: { authorization: `token ${token}` } });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return { ws, url };
+}
+
+function hubPid(pool: TestPool): number {
+  return (JSON.parse(readFileSync(join(pool.dir, 'state', 'runtime.json'), 'utf8')) as { pid: number }).pid;
+}
+
+describe.skipIf(!existsSync('/usr/bin/jupyter-notebook'))('hub restart', () => {
+  const pool = new TestPool({ instances: 2 });
+  const users = [`h${rand()}`, `k${rand()}`];
+  const tokens: string[] = [];
+  let adminToken = '';
+
+  beforeAll(async () => {
+    await pool.start();
+    adminToken = await pool.addUser(`r${rand()}`, 'root-pass', true);
+    for (const user of users) tokens.push(await pool.addUser(user, 'pw'));
+    await Promise.all(users.map((user, i) => pool.startServer(user, tokens[i] ?? '')));
+  }, 180_000);
+
+  afterAll(() => pool.cleanup(), 90_000);
+
+  it('keeps open kernel WebSockets up and re-adopts both sessions after the hub is killed', async () => {
+    const kernels = await Promise.all(users.map((user, i) => openKernel(pool, user, tokens[i] ?? '')));
+    const closed: string[] = [];
+    kernels.forEach((k, i) => k.ws.on('close', () => closed.push(users[i] ?? '')));
+    const oldPid = hubPid(pool);
+    process.kill(oldPid, 'SIGKILL');
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      const pid = existsSync(join(pool.dir, 'state', 'runtime.json')) ? hubPid(pool) : oldPid;
+      if (pid !== oldPid && alive(pid) && (await pool.fetch('/hub/health').catch(() => undefined))?.status === 200) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(hubPid(pool)).not.toBe(oldPid);
+    // The agents rejoin and the sessions are re-adopted.
+    let listed: Array<{ name: string; servers: Record<string, { ready: boolean }> }> = [];
+    while (Date.now() < deadline) {
+      listed = (await (await pool.fetch('/hub/api/users', { token: adminToken })).json()) as typeof listed;
+      if (users.every((u) => listed.find((m) => m.name === u)?.servers['']?.ready)) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    for (const user of users) expect(listed.find((m) => m.name === user)?.servers['']?.ready).toBe(true);
+    expect(closed).toEqual([]);
+    for (const [i, kernel] of kernels.entries()) {
+      expect(kernel.ws.readyState).toBe(WebSocket.OPEN);
+      const result = await executeInKernel(kernel.url, '40+2', { authorization: `token ${tokens[i] ?? ''}` });
+      expect(result.text).toContain('42');
+      kernel.ws.close();
+    }
+  });
+});

@@ -67,6 +67,10 @@ function request(port: number, path: string, options: { method?: string; headers
         const body = Buffer.concat(chunks).toString();
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) });
       });
+      res.on('error', reject);
+      res.on('close', () => {
+        if (!res.complete) reject(new Error('response cut off'));
+      });
     });
     req.on('error', reject);
     req.end(options.body);
@@ -300,6 +304,25 @@ describe('gateway', () => {
     expect(page.body).toContain('did not answer');
     expect(page.body).not.toContain('    at ');
     aliceServer = await startBackend();
+  });
+
+  it('cuts the client off when the user\'s server dies mid-response, and keeps serving', async () => {
+    const dying = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write('partial');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    await new Promise<void>((resolve) => dying.listen(0, '127.0.0.1', resolve));
+    try {
+      hub.setRoute({ ...routeFor('alice', aliceServer, 's-dying'), target: `http://127.0.0.1:${(dying.address() as AddressInfo).port}` });
+      await until(() => gateway.hubLink.route('alice')?.route.sessionId === 's-dying');
+      await expect(request(port, '/user/alice/api/status', { headers: { authorization: `token ${ALICE_TOKEN}` } })).rejects.toThrow();
+      const other = await request(port, '/user/bob/api/status', { headers: { authorization: `token ${BOB_TOKEN}` } });
+      expect(other.status).toBe(200);
+    } finally {
+      dying.closeAllConnections();
+      await new Promise<void>((resolve) => dying.close(() => resolve()));
+    }
   });
 
   it('applies route changes the hub pushes while running, and ignores an unroute for an old session', async () => {

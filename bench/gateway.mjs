@@ -1,0 +1,285 @@
+#!/usr/bin/env node
+// Benchmark: the same backend reached directly, through configurable-http-proxy, and through the dspool gateway.
+// Measures HTTP keep-alive req/s and p99 latency (1 and 10 connections) and WebSocket echo round trips, over
+// several interleaved rounds, and prints a Markdown table (also written to bench/results/gateway.md).
+//
+//   npm run bench:gateway                  # 5 rounds × 3 s per measurement
+//   BENCH_ROUNDS=3 BENCH_SECONDS=2 BENCH_WS_MESSAGES=2000 npm run bench:gateway
+//
+// Every server and load generator runs as its own process on loopback, so the load generator never shares the
+// proxy's event loop; each is stopped by its PID at the end.
+import { spawn, execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SELF = fileURLToPath(import.meta.url);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const WS_MESSAGES = Number(process.env.BENCH_WS_MESSAGES ?? 3000);
+const TOKEN = 'bench-api-token';
+const PATH = '/user/bench/api/ping';
+/** Child processes started by this run, stopped by PID at the end. */
+const children = new Set();
+
+// ---------------------------------------------------------------------------------------------------------------
+// Roles run as child processes: `node bench/gateway.mjs <role> …`; each prints one JSON line when ready / done.
+
+async function runBackend() {
+  const { WebSocketServer } = await import('ws');
+  const body = Buffer.from('{"ok":true}');
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    res.end(body);
+  });
+  const wss = new WebSocketServer({ server, perMessageDeflate: false });
+  wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+  server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.address().port })));
+}
+
+async function runGateway(backendPort) {
+  const { pino } = await import('pino');
+  const { createGateway } = await import(pathToFileURL(join(ROOT, 'dist/gateway/index.js')).href);
+  const { startFakeHub } = await import(pathToFileURL(join(ROOT, 'dist/gateway/testing.js')).href);
+  const hub = await startFakeHub({
+    routes: [{ user: 'bench', sessionId: 's1', instanceId: 'i1', target: `http://127.0.0.1:${backendPort}`, token: 'jupyter-token' }],
+    identities: { [`token:${TOKEN}`]: { user: 'bench', admin: false } },
+  });
+  const gateway = createGateway({ port: 0, hubUrl: hub.url, secret: hub.secret, log: pino({ level: 'warn' }) });
+  const { port } = await gateway.listen();
+  await hub.linked();
+  while (gateway.hubLink.routeCount === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  console.log(JSON.stringify({ port }));
+  process.once('SIGTERM', () => {
+    void Promise.allSettled([gateway.close(), hub.close()]).then(() => process.exit(0));
+  });
+}
+
+async function runHttpLoad(url, connections, seconds) {
+  const { default: autocannon } = await import('autocannon');
+  const result = await autocannon({
+    url,
+    connections,
+    duration: seconds,
+    pipelining: 1,
+    headers: { authorization: `token ${TOKEN}` },
+  });
+  const errors = result.errors + result.timeouts + result.non2xx;
+  console.log(JSON.stringify({ rps: result.requests.average, p99Ms: result.latency.p99, p50Ms: result.latency.p50, errors }));
+}
+
+async function runWsLoad(url, messages) {
+  const { default: WebSocket } = await import('ws');
+  const ws = new WebSocket(url, { headers: { authorization: `token ${TOKEN}` }, perMessageDeflate: false });
+  await once(ws, 'open');
+  ws.binaryType = 'nodebuffer';
+  const payload = JSON.stringify({ header: { msg_type: 'execute_request', msg_id: 'x'.repeat(32) }, content: { code: '1+1' } });
+  const samples = new Float64Array(messages);
+  const warmup = Math.min(500, Math.floor(messages / 5));
+  let i = -warmup;
+  let started = 0n;
+  await new Promise((resolve, reject) => {
+    ws.on('error', reject);
+    ws.on('message', () => {
+      if (i >= 0) samples[i] = Number(process.hrtime.bigint() - started) / 1000;
+      i++;
+      if (i >= messages) return resolve();
+      started = process.hrtime.bigint();
+      ws.send(payload);
+    });
+    started = process.hrtime.bigint();
+    ws.send(payload);
+  });
+  ws.close();
+  samples.sort();
+  const at = (q) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))];
+  console.log(JSON.stringify({ p50Us: at(0.5), p99Us: at(0.99) }));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Orchestration
+
+/** Starts a child process and resolves with its first JSON line. */
+async function startChild(command, args, env = {}) {
+  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let buffer = '';
+  for await (const chunk of child.stdout) {
+    buffer += chunk;
+    const newline = buffer.indexOf('\n');
+    if (newline !== -1) return { child, info: JSON.parse(buffer.slice(0, newline)) };
+  }
+  throw new Error(`${args.join(' ')} exited before it was ready`);
+}
+
+/** Runs a child to completion and returns its JSON line. */
+async function runChild(args) {
+  const { child, info } = await startChild(process.execPath, [SELF, ...args]);
+  if (child.exitCode === null) await once(child, 'exit');
+  return info;
+}
+
+async function stopAll() {
+  await Promise.all(
+    [...children].map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
+      process.kill(child.pid, 'SIGTERM');
+      const timer = setTimeout(() => child.exitCode === null && process.kill(child.pid, 'SIGKILL'), 3_000);
+      await exited;
+      clearTimeout(timer);
+    }),
+  );
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startChp(backendPort) {
+  const [port, apiPort] = [await freePort(), await freePort()];
+  const token = 'bench-chp-token';
+  const bin = join(ROOT, 'node_modules/.bin/configurable-http-proxy');
+  const child = spawn(bin, ['--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1', '--api-port', String(apiPort), '--log-level', 'warn'], {
+    cwd: ROOT,
+    env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: token },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      const status = await new Promise((resolve, reject) => {
+        const req = http.request(
+          { host: '127.0.0.1', port: apiPort, method: 'POST', path: '/api/routes/user/bench', headers: { authorization: `token ${token}` } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode);
+          },
+        );
+        req.on('error', reject);
+        req.end(JSON.stringify({ target: `http://127.0.0.1:${backendPort}` }));
+      });
+      if (status === 201) return port;
+      throw new Error(`CHP answered ${status} when adding the route`);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+async function main() {
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  process.once('exit', () => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+  });
+  console.error('building dist/ …');
+  try {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore' });
+  } catch {
+    if (!existsSync(join(ROOT, 'dist/gateway/index.js'))) throw new Error('npm run build failed and dist/gateway/index.js is missing');
+    console.error('tsc reported errors (outside the gateway?); using the emitted dist/ anyway');
+  }
+  try {
+    const { info: backend } = await startChild(process.execPath, [SELF, 'backend']);
+    const chpPort = await startChp(backend.port);
+    // BENCH_PROFILE=1 writes a CPU profile of the gateway process to bench/results/ (open it in Chrome DevTools).
+    const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'bench/results')] : [];
+    const { info: gateway } = await startChild(process.execPath, [...profile, SELF, 'gateway', String(backend.port)]);
+    const targets = [
+      { name: 'direct', port: backend.port },
+      { name: 'CHP', port: chpPort },
+      { name: 'gateway', port: gateway.port },
+    ];
+    console.error(`backend :${backend.port}, CHP :${chpPort}, gateway :${gateway.port}; ${ROUNDS} rounds × ${SECONDS} s, ${WS_MESSAGES} WS messages`);
+    const samples = Object.fromEntries(targets.map((t) => [t.name, { rps1: [], p99c1: [], rps10: [], p99c10: [], wsP50: [], wsP99: [], errors: 0 }]));
+    // Warm up every path (JIT, keep-alive pools).
+    for (const t of targets) await runChild(['http-load', `http://127.0.0.1:${t.port}${PATH}`, '10', '1']);
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = targets.map((_, i) => targets[(i + round) % targets.length]);
+      for (const t of order) {
+        const url = `http://127.0.0.1:${t.port}${PATH}`;
+        const s = samples[t.name];
+        const one = await runChild(['http-load', url, '1', String(SECONDS)]);
+        const ten = await runChild(['http-load', url, '10', String(SECONDS)]);
+        const ws = await runChild(['ws-load', `ws://127.0.0.1:${t.port}/user/bench/api/kernels/k/channels`, String(WS_MESSAGES)]);
+        s.rps1.push(one.rps);
+        s.p99c1.push(one.p99Ms);
+        s.rps10.push(ten.rps);
+        s.p99c10.push(ten.p99Ms);
+        s.wsP50.push(ws.p50Us);
+        s.wsP99.push(ws.p99Us);
+        s.errors += one.errors + ten.errors;
+        console.error(
+          `round ${round + 1} ${t.name.padEnd(7)} c1 ${Math.round(one.rps)} req/s p99 ${one.p99Ms} ms | c10 ${Math.round(ten.rps)} req/s p99 ${ten.p99Ms} ms | ws p50 ${Math.round(ws.p50Us)} µs p99 ${Math.round(ws.p99Us)} µs`,
+        );
+      }
+    }
+    const m = Object.fromEntries(targets.map((t) => [t.name, Object.fromEntries(Object.entries(samples[t.name]).map(([k, v]) => [k, Array.isArray(v) ? median(v) : v]))]));
+    const rows = [
+      ['HTTP req/s, 1 connection', 'rps1', true, 0],
+      ['HTTP p99 ms, 1 connection', 'p99c1', false, 2],
+      ['HTTP req/s, 10 connections', 'rps10', true, 0],
+      ['HTTP p99 ms, 10 connections', 'p99c10', false, 2],
+      ['WS echo p50 µs', 'wsP50', false, 0],
+      ['WS echo p99 µs', 'wsP99', false, 0],
+    ];
+    const fmt = (value, digits) => value.toFixed(digits);
+    // Ratios are "times better than": throughput gateway/x, latency x/gateway, so > 1 always means the gateway wins.
+    const ratio = (gw, other, higherIsBetter) => `${(higherIsBetter ? gw / other : other / gw).toFixed(2)}×`;
+    const lines = [
+      `| metric (median of ${ROUNDS} rounds) | direct | CHP | gateway | CHP vs direct | gateway vs direct | gateway vs CHP |`,
+      '|---|---:|---:|---:|---:|---:|---:|',
+      ...rows.map(([label, key, higher, digits]) => {
+        const d = m.direct[key];
+        const c = m.CHP[key];
+        const g = m.gateway[key];
+        return `| ${label} | ${fmt(d, digits)} | ${fmt(c, digits)} | ${fmt(g, digits)} | ${ratio(c, d, higher)} | ${ratio(g, d, higher)} | ${ratio(g, c, higher)} |`;
+      }),
+    ];
+    const notes = [
+      '',
+      `Ratios read "times as good": for req/s it is a/b, for latency b/a, so above 1× means the first one wins.`,
+      `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, Node ${process.version}, ${new Date().toISOString()}; ` +
+        `${ROUNDS} interleaved rounds × ${SECONDS} s per HTTP measurement, ${WS_MESSAGES} WS round trips one at a time; ` +
+        `autocannon in its own process; HTTP errors/non-2xx: ` +
+        targets.map((t) => `${t.name} ${m[t.name].errors}`).join(', ') + '.',
+    ];
+    const table = [...lines, ...notes].join('\n');
+    console.log(`\n${table}\n`);
+    mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+    writeFileSync(join(ROOT, 'bench/results/gateway.md'), `# Gateway benchmark\n\n${table}\n`);
+  } finally {
+    await stopAll();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const role = process.argv[2];
+if (role === 'backend') await runBackend();
+else if (role === 'gateway') await runGateway(Number(process.argv[3]));
+else if (role === 'http-load') await runHttpLoad(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
+else if (role === 'ws-load') await runWsLoad(process.argv[3], Number(process.argv[4]));
+else await main();

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { instanceSchema, tokenSchema, userSchema } from '../src/hub/http/schemas.js';
 import { TestPool, alive, executeInKernel, rand } from './harness.js';
 
 const JUPYTER = '/usr/bin/jupyter-notebook';
@@ -32,6 +33,7 @@ describe.skipIf(!existsSync(JUPYTER))('a local pool of two instances', () => {
       id: string; state: string; address: string; sessions: number; load: unknown; provider: { pid: number };
     }>;
     expect(instances).toHaveLength(2);
+    expect(() => instanceSchema.array().parse(instances)).not.toThrow();
     for (const instance of instances) {
       expect(instance.state).toBe('ready');
       expect(instance.address).toBe('127.0.0.1');
@@ -61,6 +63,7 @@ describe.skipIf(!existsSync(JUPYTER))('a local pool of two instances', () => {
       servers: Record<string, { ready: boolean; pending: string | null; url: string; instance: string }>;
     };
     expect(model.servers['']).toMatchObject({ ready: true, pending: null, url: `/user/${alice}/`, instance });
+    expect(() => userSchema.parse(model)).not.toThrow();
 
     const status = await pool.fetch(`/user/${alice}/api/status`, { token: aliceToken });
     expect(status.status).toBe(200);
@@ -145,6 +148,20 @@ describe.skipIf(!existsSync(JUPYTER))('a local pool of two instances', () => {
     expect(html).not.toMatch(/token=[A-Za-z0-9_-]{16,}/);
   });
 
+  it('publishes its OpenAPI document without authentication, and token models in JupyterHub\'s shape', async () => {
+    const doc = (await (await pool.fetch('/hub/api/openapi.json')).json()) as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths)).toContain('/hub/api/users/{name}/server');
+    const created = await pool.fetch(`/hub/api/users/${alice}/tokens`, { method: 'POST', token: aliceToken, body: JSON.stringify({ note: 'e2e', expires_in: 3600 }) });
+    expect(created.status).toBe(201);
+    const token = tokenSchema.parse(await created.json());
+    expect(token.token).toMatch(/^dsp_/);
+    const listed = (await (await pool.fetch(`/hub/api/users/${alice}/tokens`, { token: aliceToken })).json()) as { api_tokens: unknown[] };
+    expect(JSON.stringify(listed)).not.toContain(token.token ?? '');
+    expect((await pool.fetch(`/hub/api/users/${alice}/tokens/${token.id}`, { method: 'DELETE', token: aliceToken })).status).toBe(204);
+    expect((await pool.fetch(`/hub/api/user`, { token: token.token })).status).toBe(401);
+  });
+
   it('answers bad input with clear errors', async () => {
     const bad = await pool.cli(['users', 'add', 'Alice']);
     expect(bad.code).toBe(2);
@@ -159,6 +176,9 @@ describe.skipIf(!existsSync(JUPYTER))('a local pool of two instances', () => {
     const unknownField = await pool.fetch(`/hub/api/users/n${rand()}`, { method: 'POST', token: adminToken, body: JSON.stringify({ admn: true }) });
     expect(unknownField.status).toBe(400);
     expect(await unknownField.json()).toMatchObject({ status: 400, field: 'admn' });
+    const html = await pool.fetch('/hub/api/users', { headers: { accept: 'text/html' } });
+    expect(html.status).toBe(401);
+    expect(html.headers.get('content-type')).toMatch(/application\/json/);
   });
 
   it('stops a server with DELETE and removes its route', async () => {

@@ -1,27 +1,22 @@
 // Wires the hub together: store, identities, provider, instance pool, sessions, the agent and gateway
 // endpoints, and the HTTP API and pages on the hub's internal port.
 import { createAdaptorServer } from '@hono/node-server';
-import { Hono } from 'hono';
 import { chmodSync, mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { LoadedConfig } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
-import { InvalidTransitionError } from '../lib/state.js';
 import { AGENT_PATH } from '../protocol/agent.js';
 import { GATEWAY_PATH } from '../protocol/gateway.js';
 import type { Provider } from '../providers/provider.js';
 import { AgentRegistry } from './agents/registry.js';
 import { newSecret } from './auth/credentials.js';
 import { IdentityService } from './auth/identity.js';
-import { HTTP_STATUS, HubError } from './errors.js';
 import { EventLog } from './events.js';
 import { GatewayFeed } from './gateway-feed.js';
-import { apiRoutes } from './http/api.js';
-import { authenticate } from './http/auth.js';
-import { pageRoutes } from './http/pages.js';
-import type { HubEnv, HubServices } from './http/services.js';
+import { buildApp } from './http/app.js';
+import type { HubServices } from './http/services.js';
 import { InstancePool } from './instances/pool.js';
 import { ADMIN_TOKEN_FILE, STORE_FILE, ensureGatewaySecret, removeRuntime, writeRuntime, writeSecretFile } from './runtime.js';
 import { SessionManager } from './sessions/manager.js';
@@ -174,31 +169,6 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       return closing;
     },
   };
-}
-
-function buildApp(services: HubServices, log: Logger): Hono<HubEnv> {
-  const app = new Hono<HubEnv>();
-  app.onError((error, c) => {
-    let status: number = 500;
-    let body: { status: number; message: string; field?: string };
-    if (error instanceof HubError) {
-      status = HTTP_STATUS[error.code];
-      body = { status, message: error.message, ...(error.field ? { field: error.field } : {}) };
-    } else if (error instanceof InvalidTransitionError) {
-      status = 409;
-      body = { status, message: error.message };
-    } else {
-      log.error({ err: error.message, stack: error.stack, path: c.req.path }, 'unexpected error in a request');
-      body = { status, message: 'internal error; the hub log has details' };
-    }
-    return c.json(body, status as 400);
-  });
-  app.notFound((c) => c.json({ status: 404, message: `no route for ${c.req.method} ${c.req.path}` }, 404));
-  app.get('/hub/health', (c) => c.json({ status: 'ok', instances_ready: services.pool.ready().length }));
-  app.use('/hub/*', authenticate(services));
-  app.route('/hub/api', apiRoutes(services));
-  app.route('/hub', pageRoutes(services));
-  return app;
 }
 
 function closeServer(server: Server): Promise<void> {

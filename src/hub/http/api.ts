@@ -1,7 +1,6 @@
 // The REST API under /hub/api, in JupyterHub's shape where the two overlap.
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import { z } from 'zod';
 import { usernameProblem } from '../../lib/names.js';
 import { hashPassword } from '../auth/credentials.js';
 import { SERVICE_IDENTITY } from '../auth/identity.js';
@@ -11,22 +10,9 @@ import type { UserRecord } from '../store/types.js';
 import { requireAdmin, requireIdentity, requireSelfOrAdmin } from './auth.js';
 import { readJson } from './body.js';
 import { instanceModel, serverModel, tokenModel, userModel } from './models.js';
+import { buildOpenApi } from './openapi.js';
+import { createTokenBody, createUserBody, patchUserBody } from './schemas.js';
 import type { HubEnv, HubServices } from './services.js';
-
-const createUserBody = z.strictObject({
-  admin: z.boolean().optional(),
-  password: z.string().min(1).max(1024).optional(),
-});
-const patchUserBody = z.strictObject({
-  admin: z.boolean().optional(),
-  password: z.string().min(1).max(1024).optional(),
-  disabled: z.boolean().optional(),
-});
-const createTokenBody = z.strictObject({
-  note: z.string().max(1000).optional(),
-  scopes: z.array(z.string()).optional(),
-  expires_in: z.number().int().positive().nullable().optional(),
-});
 
 /** A valid username from the path, or 400 naming why (never renamed). */
 function pathUser(name: string): string {
@@ -52,6 +38,9 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
   const model = (user: UserRecord) => userModel(user, s.sessions.active(user.name));
 
   api.get('/', (c) => c.json({ version: s.version }));
+
+  let document: Record<string, unknown> | undefined;
+  api.get('/openapi.json', (c) => c.json((document ??= buildOpenApi(s.version))));
 
   api.get('/user', async (c) => {
     const who = requireIdentity(c);

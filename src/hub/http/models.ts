@@ -2,26 +2,10 @@
 import type { SessionRecord, TokenRecord, UserRecord } from '../store/types.js';
 import type { InstanceView } from '../instances/pool.js';
 import { userPrefix } from '../sessions/manager.js';
-
-export interface ServerModel {
-  name: string;
-  ready: boolean;
-  pending: 'spawn' | 'stop' | null;
-  stopped: boolean;
-  url: string;
-  progress_url: string;
-  started: string;
-  last_activity: string | null;
-  user_options: Record<string, never>;
-  state: Record<string, never>;
-  /** Pool field: the instance it runs on. */
-  instance: string | null;
-  /** Pool field: the session's lifecycle state. */
-  session_state: string;
-}
+import type { InstanceJson, ServerJson, TokenJson, UserJson } from './schemas.js';
 
 /** A session as JupyterHub's server model. */
-export function serverModel(session: SessionRecord): ServerModel {
+export function serverModel(session: SessionRecord): ServerJson {
   const pending = session.state === 'pending' || session.state === 'starting' ? 'spawn' : session.state === 'stopping' ? 'stop' : null;
   return {
     name: session.name,
@@ -40,7 +24,7 @@ export function serverModel(session: SessionRecord): ServerModel {
 }
 
 /** A user as JupyterHub's user model; `servers` holds the active server, if any. */
-export function userModel(user: UserRecord, session: SessionRecord | undefined) {
+export function userModel(user: UserRecord, session: SessionRecord | undefined): UserJson {
   const server = session ? serverModel(session) : undefined;
   return {
     kind: 'user' as const,
@@ -61,7 +45,7 @@ export function userModel(user: UserRecord, session: SessionRecord | undefined) 
 }
 
 /** A token as JupyterHub's token model; `token` only when just created. */
-export function tokenModel(record: TokenRecord, token?: string) {
+export function tokenModel(record: TokenRecord, token?: string): TokenJson {
   return {
     id: record.id,
     kind: 'api_token' as const,
@@ -76,7 +60,7 @@ export function tokenModel(record: TokenRecord, token?: string) {
 }
 
 /** An instance for `GET /hub/api/instances`. */
-export function instanceModel(view: InstanceView, sessions: number) {
+export function instanceModel(view: InstanceView, sessions: number): InstanceJson {
   return {
     id: view.id,
     state: view.state,

@@ -1,0 +1,42 @@
+// The hub's HTTP application: health, the REST API under /hub/api, the pages under /hub, and one error shape.
+import { Hono } from 'hono';
+import type { Logger } from '../../lib/log.js';
+import { InvalidTransitionError } from '../../lib/state.js';
+import { HTTP_STATUS, HubError } from '../errors.js';
+import { apiRoutes } from './api.js';
+import { authenticate } from './auth.js';
+import { pageRoutes } from './pages.js';
+import type { HubEnv, HubServices } from './services.js';
+
+/**
+ * Builds the hub's Hono app. Errors from /hub/api are always JSON `{status, message, field?}`, whatever the
+ * client accepts.
+ *
+ * @example
+ * const app = buildApp(services, log);
+ * createAdaptorServer({ fetch: app.fetch }).listen(8081);
+ */
+export function buildApp(services: HubServices, log: Logger): Hono<HubEnv> {
+  const app = new Hono<HubEnv>();
+  app.onError((error, c) => {
+    let status: number = 500;
+    let body: { status: number; message: string; field?: string };
+    if (error instanceof HubError) {
+      status = HTTP_STATUS[error.code];
+      body = { status, message: error.message, ...(error.field ? { field: error.field } : {}) };
+    } else if (error instanceof InvalidTransitionError) {
+      status = 409;
+      body = { status, message: error.message };
+    } else {
+      log.error({ err: error.message, stack: error.stack, path: c.req.path }, 'unexpected error in a request');
+      body = { status, message: 'internal error; the hub log has details' };
+    }
+    return c.json(body, status as 400);
+  });
+  app.notFound((c) => c.json({ status: 404, message: `no route for ${c.req.method} ${c.req.path}` }, 404));
+  app.get('/hub/health', (c) => c.json({ status: 'ok', instances_ready: services.pool.ready().length }));
+  app.use('/hub/*', authenticate(services));
+  app.route('/hub/api', apiRoutes(services));
+  app.route('/hub', pageRoutes(services));
+  return app;
+}

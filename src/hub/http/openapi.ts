@@ -1,0 +1,208 @@
+// The REST API's contract as data: every route under /hub/api with its scopes, body and responses, built into
+// an OpenAPI 3.1 document from the same zod schemas that validate requests. A test checks that this list and
+// the hub's real route table match, and that every example validates against its schema.
+import { z } from 'zod';
+import {
+  createTokenBody, createUserBody, errorSchema, eventSchema, instanceSchema, patchUserBody, serverSchema, serviceSchema,
+  tokenListSchema, tokenSchema, userSchema, versionSchema,
+} from './schemas.js';
+
+/** One response of a documented route. */
+export interface ResponseDoc {
+  readonly description: string;
+  readonly schema?: z.ZodType;
+  /** `text/event-stream` and other non-JSON bodies. */
+  readonly contentType?: string;
+  readonly example?: unknown;
+}
+
+/** One documented route (path in Hono's `:param` form, relative to `/hub/api`). */
+export interface RouteDoc {
+  readonly method: 'get' | 'post' | 'patch' | 'put' | 'delete';
+  readonly path: string;
+  readonly summary: string;
+  /** Token scopes that allow the call (JupyterHub's names where they exist); empty = no authentication. */
+  readonly scopes: readonly string[];
+  readonly body?: { readonly schema: z.ZodType; readonly example?: unknown };
+  readonly responses: Readonly<Record<number, ResponseDoc>>;
+}
+
+const err = (description: string): ResponseDoc => ({ description, schema: errorSchema });
+const userExample = {
+  kind: 'user', name: 'alice', admin: false, groups: [], roles: ['user'], server: '/user/alice/', pending: null,
+  created: '2026-11-23T10:00:00.000Z', last_activity: '2026-11-23T10:05:00.000Z', auth_state: null, uid: 20001, disabled: false,
+  servers: {
+    '': {
+      name: '', ready: true, pending: null, stopped: false, url: '/user/alice/', progress_url: '/hub/api/users/alice/server/progress',
+      started: '2026-11-23T10:01:00.000Z', last_activity: '2026-11-23T10:05:00.000Z', user_options: {}, state: {},
+      instance: 'i-3f9c2a', session_state: 'running',
+    },
+  },
+};
+const serverExample = userExample.servers[''];
+const tokenExample = {
+  id: 'tQ2x9a', kind: 'api_token', token: 'dsp_Zm9vYmFyYmF6cXV4', user: 'alice', note: 'ci', scopes: ['inherit'],
+  created: '2026-11-23T10:00:00.000Z', expires_at: null, last_activity: null,
+};
+
+/** Every route under /hub/api. */
+export const API_ROUTES: readonly RouteDoc[] = [
+  { method: 'get', path: '/', summary: 'The hub\'s version', scopes: [], responses: { 200: { description: 'version', schema: versionSchema, example: { version: '0.1.0' } } } },
+  {
+    method: 'get', path: '/openapi.json', summary: 'This document', scopes: [],
+    responses: { 200: { description: 'OpenAPI 3.1 document', schema: z.record(z.string(), z.unknown()) } },
+  },
+  {
+    method: 'get', path: '/user', summary: 'The caller\'s own model', scopes: ['read:users:name'],
+    responses: { 200: { description: 'the caller', schema: z.union([userSchema, serviceSchema]), example: userExample }, 401: err('no valid credential') },
+  },
+  {
+    method: 'get', path: '/users', summary: 'Every user', scopes: ['admin:users'],
+    responses: { 200: { description: 'users', schema: z.array(userSchema), example: [userExample] }, 401: err('no valid credential'), 403: err('not an admin') },
+  },
+  {
+    method: 'get', path: '/users/:name', summary: 'One user', scopes: ['read:users', 'self'],
+    responses: { 200: { description: 'the user', schema: userSchema, example: userExample }, 400: err('invalid username'), 403: err('another user'), 404: err('no such user') },
+  },
+  {
+    method: 'post', path: '/users/:name', summary: 'Create a user (the name is a lowercase Unix name, never renamed)', scopes: ['admin:users'],
+    body: { schema: createUserBody, example: { admin: false, password: 'a-long-passphrase' } },
+    responses: { 201: { description: 'created', schema: userSchema }, 400: err('invalid username or body'), 403: err('not an admin'), 409: err('the name is taken') },
+  },
+  {
+    method: 'patch', path: '/users/:name', summary: 'Change admin, password or disabled', scopes: ['admin:users'],
+    body: { schema: patchUserBody, example: { disabled: true } },
+    responses: { 200: { description: 'the user', schema: userSchema }, 400: err('bad body'), 403: err('not an admin'), 404: err('no such user') },
+  },
+  {
+    method: 'delete', path: '/users/:name', summary: 'Stop the user\'s server and delete the user (notebooks stay on the share)', scopes: ['admin:users'],
+    responses: { 204: { description: 'deleted' }, 403: err('not an admin'), 404: err('no such user') },
+  },
+  {
+    method: 'post', path: '/users/:name/server', summary: 'Start the user\'s server', scopes: ['servers', 'self'],
+    responses: {
+      201: { description: 'running (already, or within 10 s)', schema: serverSchema, example: serverExample },
+      202: { description: 'still starting; follow progress_url', schema: serverSchema },
+      400: err('disabled user or bad name'), 403: err('another user'), 404: err('no such user'), 500: err('the start failed'),
+    },
+  },
+  {
+    method: 'delete', path: '/users/:name/server', summary: 'Stop the user\'s server', scopes: ['servers', 'self'],
+    responses: { 204: { description: 'stopped (or was not running)' }, 403: err('another user'), 404: err('no such user') },
+  },
+  {
+    method: 'get', path: '/users/:name/server/progress', summary: 'Start progress as an event stream (JupyterHub\'s format)', scopes: ['read:servers', 'self'],
+    responses: {
+      200: {
+        description: 'events `data: {"progress": 0-100, "message", "ready"?, "failed"?, "url"?}` until ready or failed',
+        contentType: 'text/event-stream',
+      },
+      403: err('another user'),
+    },
+  },
+  {
+    method: 'get', path: '/users/:name/tokens', summary: 'The user\'s API tokens (never the secrets)', scopes: ['read:tokens', 'self'],
+    responses: { 200: { description: 'tokens', schema: tokenListSchema }, 403: err('another user') },
+  },
+  {
+    method: 'post', path: '/users/:name/tokens', summary: 'Create an API token; the secret is in this response only', scopes: ['tokens', 'self'],
+    body: { schema: createTokenBody, example: { note: 'ci', expires_in: 86400 } },
+    responses: { 201: { description: 'created', schema: tokenSchema, example: tokenExample }, 400: err('bad body'), 403: err('another user') },
+  },
+  {
+    method: 'delete', path: '/users/:name/tokens/:id', summary: 'Revoke a token', scopes: ['tokens', 'self'],
+    responses: { 204: { description: 'revoked' }, 403: err('another user'), 404: err('no such token') },
+  },
+  {
+    method: 'get', path: '/instances', summary: 'The pool\'s instances', scopes: ['admin:instances'],
+    responses: { 200: { description: 'instances', schema: z.array(instanceSchema) }, 403: err('not an admin') },
+  },
+  {
+    method: 'get', path: '/events', summary: 'The audit trail, newest first (`limit`, `after` query parameters)', scopes: ['admin:events'],
+    responses: { 200: { description: 'events', schema: z.array(eventSchema) }, 403: err('not an admin') },
+  },
+];
+
+/** Hono's `/users/:name` as OpenAPI's `/users/{name}`. */
+export const openApiPath = (path: string): string => path.replace(/:([A-Za-z_]+)/g, '{$1}');
+
+/**
+ * Builds the OpenAPI 3.1 document for `GET /hub/api/openapi.json`.
+ *
+ * @example
+ * const doc = buildOpenApi('0.1.0', API_ROUTES);
+ */
+export function buildOpenApi(version: string, routes: readonly RouteDoc[] = API_ROUTES): Record<string, unknown> {
+  // Every schema a route uses gets an id (anonymous ones a generated one), so the whole set converts at once with
+  // references between components instead of inlined copies.
+  const refOf = (schema: z.ZodType, fallbackId: string): { $ref: string } => {
+    let id = z.globalRegistry.get(schema)?.id;
+    if (!id) {
+      id = fallbackId;
+      schema.meta({ id });
+    }
+    return { $ref: `#/components/schemas/${id}` };
+  };
+  const name = (route: RouteDoc, suffix: string) =>
+    `${route.method[0]?.toUpperCase()}${route.method.slice(1)}${route.path.replace(/[/:.]+([a-z])?/g, (_m, ch: string | undefined) => (ch ?? '').toUpperCase())}${suffix}`;
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const route of routes) {
+    const full = `/hub/api${route.path === '/' ? '/' : route.path}`;
+    const params = [...route.path.matchAll(/:([A-Za-z_]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const responses: Record<string, unknown> = {};
+    for (const [status, response] of Object.entries(route.responses)) {
+      const contentType = response.contentType ?? 'application/json';
+      responses[status] = {
+        description: response.description,
+        ...(response.schema || response.contentType
+          ? {
+              content: {
+                [contentType]: {
+                  ...(response.schema ? { schema: refOf(response.schema, name(route, `Response${status}`)) } : { schema: { type: 'string' } }),
+                  ...(response.example === undefined ? {} : { example: response.example }),
+                },
+              },
+            }
+          : {}),
+      };
+    }
+    (paths[openApiPath(full)] ??= {})[route.method] = {
+      summary: route.summary,
+      ...(params.length ? { parameters: params } : {}),
+      ...(route.scopes.length ? { security: [{ token: [...route.scopes] }], 'x-scopes': [...route.scopes] } : { security: [] }),
+      ...(route.body
+        ? {
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: refOf(route.body.schema, name(route, 'Body')), ...(route.body.example === undefined ? {} : { example: route.body.example }) } },
+            },
+          }
+        : {}),
+      responses,
+    };
+  }
+  const converted = z.toJSONSchema(z.globalRegistry, {
+    target: 'draft-2020-12', unrepresentable: 'any', io: 'output', uri: (id) => `#/components/schemas/${id}`,
+  }) as { schemas: Record<string, Record<string, unknown>> };
+  const schemas: Record<string, unknown> = {};
+  for (const [id, schema] of Object.entries(converted.schemas)) {
+    const { $schema: _dialect, $id: _id, ...rest } = schema;
+    schemas[id] = rest;
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'dspool hub API',
+      version,
+      description: "JupyterHub-compatible where the routes overlap; errors are always {status, message, field?}.",
+    },
+    servers: [{ url: '/' }],
+    components: {
+      securitySchemes: {
+        token: { type: 'apiKey', in: 'header', name: 'Authorization', description: '`Authorization: token <api token>`' },
+      },
+      schemas,
+    },
+    paths,
+  };
+}

@@ -1,0 +1,126 @@
+// The zod schemas of the REST API: request bodies (validated at the boundary) and response models (checked in
+// tests and published in the OpenAPI document). Field names are snake_case, as in JupyterHub.
+import { z } from 'zod';
+
+export const errorSchema = z
+  .object({
+    status: z.number().int(),
+    message: z.string(),
+    field: z.string().optional(),
+  })
+  .meta({ id: 'Error', description: 'Every error from /hub/api; `field` names the one input at fault.' });
+
+export const serverSchema = z
+  .object({
+    name: z.string(),
+    ready: z.boolean(),
+    pending: z.enum(['spawn', 'stop']).nullable(),
+    stopped: z.boolean(),
+    url: z.string(),
+    progress_url: z.string(),
+    started: z.string(),
+    last_activity: z.string().nullable(),
+    user_options: z.record(z.string(), z.unknown()),
+    state: z.record(z.string(), z.unknown()),
+    instance: z.string().nullable().describe('Pool field: the instance the server runs on.'),
+    session_state: z.string().describe('Pool field: pending, starting, running, stopping, stopped or failed.'),
+  })
+  .meta({ id: 'Server', description: "JupyterHub's server model plus pool fields." });
+
+export const userSchema = z
+  .object({
+    kind: z.literal('user'),
+    name: z.string(),
+    admin: z.boolean(),
+    groups: z.array(z.string()),
+    roles: z.array(z.string()),
+    server: z.string().nullable(),
+    pending: z.enum(['spawn', 'stop']).nullable(),
+    created: z.string(),
+    last_activity: z.string().nullable(),
+    servers: z.record(z.string(), serverSchema),
+    auth_state: z.null(),
+    uid: z.number().int().describe('Pool field: the UID (and GID) the user has on every instance.'),
+    disabled: z.boolean().describe('Pool field.'),
+  })
+  .meta({ id: 'User', description: "JupyterHub's user model plus pool fields." });
+
+export const serviceSchema = z
+  .object({ kind: z.literal('service'), name: z.string(), admin: z.boolean(), roles: z.array(z.string()) })
+  .meta({ id: 'Service', description: 'The caller when it is the CLI\'s admin token.' });
+
+export const tokenSchema = z
+  .object({
+    id: z.string(),
+    kind: z.literal('api_token'),
+    token: z.string().optional().describe('Only in the response that created it.'),
+    user: z.string(),
+    note: z.string(),
+    scopes: z.array(z.string()),
+    created: z.string(),
+    expires_at: z.string().nullable(),
+    last_activity: z.string().nullable(),
+  })
+  .meta({ id: 'Token', description: "JupyterHub's token model." });
+
+export const tokenListSchema = z.object({ api_tokens: z.array(tokenSchema), oauth_tokens: z.array(z.unknown()) }).meta({ id: 'TokenList' });
+
+export const instanceSchema = z
+  .object({
+    id: z.string(),
+    state: z.string(),
+    address: z.string().nullable(),
+    sessions: z.number().int(),
+    load: z.object({ cpu: z.number(), memory_used_bytes: z.number(), memory_total_bytes: z.number() }).nullable(),
+    capacity: z.object({ cpus: z.number(), memory_bytes: z.number(), gpus: z.number() }).nullable(),
+    created: z.string(),
+    last_heartbeat: z.string().nullable(),
+    isolation: z.boolean().nullable(),
+    ssh_port: z.number().int().nullable(),
+    detail: z.string().nullable(),
+    provider: z.record(z.string(), z.union([z.string(), z.number()])).describe('Engine details (local: pid).'),
+  })
+  .meta({ id: 'Instance' });
+
+export const eventSchema = z
+  .object({
+    id: z.number().int(),
+    time: z.string(),
+    kind: z.string(),
+    user: z.string().nullable(),
+    instance: z.string().nullable(),
+    message: z.string(),
+    data: z.record(z.string(), z.unknown()),
+  })
+  .meta({ id: 'Event' });
+
+export const versionSchema = z.object({ version: z.string() }).meta({ id: 'Version' });
+export const healthSchema = z.object({ status: z.literal('ok'), instances_ready: z.number().int() }).meta({ id: 'Health' });
+
+export const createUserBody = z
+  .strictObject({
+    admin: z.boolean().optional(),
+    password: z.string().min(1).max(1024).optional(),
+  })
+  .meta({ id: 'CreateUser' });
+
+export const patchUserBody = z
+  .strictObject({
+    admin: z.boolean().optional(),
+    password: z.string().min(1).max(1024).optional(),
+    disabled: z.boolean().optional(),
+  })
+  .meta({ id: 'PatchUser' });
+
+export const createTokenBody = z
+  .strictObject({
+    note: z.string().max(1000).optional(),
+    scopes: z.array(z.string()).optional(),
+    expires_in: z.number().int().positive().nullable().optional().describe('Lifetime in seconds; null = never expires.'),
+  })
+  .meta({ id: 'CreateToken' });
+
+export type ServerJson = z.infer<typeof serverSchema>;
+export type UserJson = z.infer<typeof userSchema>;
+export type TokenJson = z.infer<typeof tokenSchema>;
+export type InstanceJson = z.infer<typeof instanceSchema>;

@@ -13,9 +13,11 @@ import {
 } from '../protocol/agent.js';
 import { HubConnection } from './connection.js';
 import { AccountError, AgentError, AgentStateError, BadRequestError, SessionExistsError } from './errors.js';
-import { capacity, isRoot, load, runChecks } from './host.js';
+import { capacity, detectGpus, isRoot, load, runChecks } from './host.js';
 import { agentDefaults, type AgentOptions, type ResolvedAgentOptions } from './options.js';
 import { UserServer } from './server.js';
+import { userPaths } from './layout.js';
+import { startInstanceSshServer, type InstanceSshServer, type SshUser } from './ssh/index.js';
 
 /**
  * States of the agent.
@@ -54,6 +56,8 @@ export class Agent {
   private readonly asRoot = isRoot();
   private readonly servers = new Map<string, UserServer>();
   private readonly connection: HubConnection;
+  /** The instance-side SSH server (the hop behind the gateway's SSH front door), when settings turn it on. */
+  private ssh: Promise<InstanceSshServer | undefined> = Promise.resolve(undefined);
   private closePromise: Promise<void> | undefined;
   private resolveDone!: () => void;
   /** Resolves once the agent is closed, whether by `close()` or by the hub's `shutdown`. */
@@ -94,6 +98,18 @@ export class Agent {
     if (this.current !== 'idle') throw new AgentStateError('start', this.current);
     this.transition('running');
     if (!this.asRoot) this.log.warn('not running as root: servers run as the agent\'s own account (isolation is off)');
+    const { ssh, address } = this.options.settings;
+    if (ssh) {
+      this.ssh = startInstanceSshServer({
+        internalPublicKey: ssh.internalPublicKey,
+        host: address,
+        resolveUser: (name) => this.sshUser(name),
+        log: this.log.child({ component: 'ssh' }),
+      }).catch((error: unknown) => {
+        this.log.error({ err: (error as Error).message }, 'instance SSH server did not start; SSH to this instance is off');
+        return undefined;
+      });
+    }
     this.connection.start();
   }
 
@@ -108,6 +124,9 @@ export class Agent {
       for (const result of results) {
         if (result.status === 'rejected') this.log.error({ err: (result.reason as Error).message }, 'stopping a server failed');
       }
+      await this.ssh
+        .then((server) => server?.close())
+        .catch((error: unknown) => this.log.error({ err: (error as Error).message }, 'closing the SSH server failed'));
       await this.connection.close().catch((error: unknown) => this.log.error({ err: (error as Error).message }, 'closing the hub connection failed'));
       this.transition('closed');
       this.resolveDone();
@@ -134,12 +153,27 @@ export class Agent {
       instanceId: this.options.instanceId,
       version: this.options.version,
       address: this.options.settings.address,
-      capacity: capacity(),
+      capacity: capacity(await detectGpus(this.options.settings.gpuCommand, this.options.settings.jupyter.path)),
       isolation: this.asRoot,
       checks,
-      sshPort: null,
+      ...(await this.sshHello()),
       servers: this.reports(),
     };
+  }
+
+  private async sshHello(): Promise<{ sshPort: number | null; sshHostKey?: string }> {
+    const server = await this.ssh;
+    return server ? { sshPort: server.port, sshHostKey: server.hostPublicKey } : { sshPort: null };
+  }
+
+  /** SSH lands only where the user's server runs, as the same account, with the environment Jupyter has. */
+  private sshUser(name: string): SshUser | undefined {
+    const server = [...this.servers.values()].find((s) => s.user.name === name && s.state !== 'stopping');
+    if (!server) return undefined;
+    const { home } = userPaths(this.options.settings, name);
+    const uid = this.asRoot ? server.user.uid : (process.getuid?.() ?? server.user.uid);
+    const gid = this.asRoot ? server.user.gid : (process.getgid?.() ?? server.user.gid);
+    return { uid, gid, home, shell: '/bin/bash', env: { PATH: this.options.settings.jupyter.path } };
   }
 
   private onRequest(request: Request): void {

@@ -40,6 +40,8 @@ export const agentSettingsSchema = z.strictObject({
    * key. `null` turns it off.
    */
   ssh: z.strictObject({ internalPublicKey: z.string() }).nullable(),
+  /** nvidia-smi used to detect GPUs (a path or a name on `jupyter.path`); null or absent: no detection. */
+  gpuCommand: z.string().nullable().optional(),
 });
 export type AgentSettings = z.infer<typeof agentSettingsSchema>;
 
@@ -51,10 +53,21 @@ export const agentUserSchema = z.strictObject({
 });
 export type AgentUser = z.infer<typeof agentUserSchema>;
 
+/** One GPU the agent found (`nvidia-smi --query-gpu=index,name,memory.total`). */
+export const gpuDeviceSchema = z.strictObject({
+  /** nvidia-smi's index: what `CUDA_VISIBLE_DEVICES` names. */
+  index: z.number().int().nonnegative(),
+  name: z.string(),
+  memoryBytes: z.number().nonnegative(),
+});
+export type GpuDevice = z.infer<typeof gpuDeviceSchema>;
+
 export const capacitySchema = z.strictObject({
   cpus: z.number().nonnegative(),
   memoryBytes: z.number().nonnegative(),
   gpus: z.number().int().nonnegative(),
+  /** The GPUs counted in `gpus`, when the agent detected them. */
+  gpuDevices: z.array(gpuDeviceSchema).optional(),
 });
 export type Capacity = z.infer<typeof capacitySchema>;
 
@@ -95,6 +108,8 @@ export const helloSchema = z.strictObject({
   checks: z.strictObject({ share: z.boolean(), jupyter: z.boolean(), detail: z.string().optional() }),
   /** Port of the instance-side SSH server on `address`, or null when it is off. */
   sshPort: z.number().int().nullable(),
+  /** That server's public host key (`ssh-ed25519 AAAA…`), pinned by the gateway on the hop. */
+  sshHostKey: z.string().optional(),
   servers: z.array(serverReportSchema),
 });
 
@@ -151,6 +166,13 @@ export const startServerParamsSchema = z.strictObject({
   baseUrl: z.string(),
   /** Secret the gateway presents to the server; handed to Jupyter through its environment only. */
   token: z.string().min(16),
+  /**
+   * What the hub reserved for this session. `gpus` are device indices: the server sees only those
+   * (`CUDA_VISIBLE_DEVICES`; an empty list hides every GPU). Absent: no reservation, nothing hidden.
+   */
+  resources: z
+    .strictObject({ cpu: z.number().nonnegative(), memoryBytes: z.number().nonnegative(), gpus: z.array(z.number().int().nonnegative()) })
+    .optional(),
 });
 export type StartServerParams = z.infer<typeof startServerParamsSchema>;
 export const startServerResultSchema = z.strictObject({ url: z.string(), pid: z.number().int() });

@@ -1,6 +1,6 @@
 // The behaviour every Store implementation must show; each store's test file runs this suite against it.
 import { describe, expect, it } from 'vitest';
-import { UserExistsError, UserNotFoundError } from './errors.js';
+import { SshKeyExistsError, UserExistsError, UserNotFoundError } from './errors.js';
 import type { SessionRecord, Store } from './types.js';
 
 /**
@@ -92,6 +92,21 @@ export function describeStoreConformance(name: string, open: () => Promise<Store
       const events = await store.listEvents({ limit: 10 });
       expect(events.map((e) => e.message)).toEqual(['two', 'one']);
       expect((await store.listEvents({ limit: 10, afterId: first.id })).map((e) => e.message)).toEqual(['two']);
+      await store.close();
+    });
+
+    it('keeps each user\'s SSH keys, refuses a duplicate and forgets them with the user', async () => {
+      const store = await open();
+      await store.createUser({ name: 'alice', admin: false, passwordHash: null });
+      const key = { id: 'k1', user: 'alice', algo: 'ssh-ed25519', data: 'AAAA', comment: 'laptop', fingerprint: 'SHA256:x', created: 'now' };
+      await store.addSshKey(key);
+      await expect(store.addSshKey({ ...key, id: 'k2' })).rejects.toBeInstanceOf(SshKeyExistsError);
+      expect(await store.hasSshKey('alice', 'ssh-ed25519', 'AAAA')).toBe(true);
+      expect(await store.hasSshKey('alice', 'ssh-rsa', 'AAAA')).toBe(false);
+      expect((await store.listSshKeys('alice')).map((k) => k.comment)).toEqual(['laptop']);
+      expect(await store.deleteSshKey('bob', 'k1')).toBe(false);
+      await store.deleteUser('alice');
+      expect(await store.hasSshKey('alice', 'ssh-ed25519', 'AAAA')).toBe(false);
       await store.close();
     });
 

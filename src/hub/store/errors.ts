@@ -35,3 +35,12 @@ export class StoreVersionError extends Error {
     super(`the store has schema version ${found}; this dspool supports up to ${supported}`);
   }
 }
+
+/** Thrown by `Store.addSshKey` when the user already registered that key. */
+export class SshKeyExistsError extends Error {
+  override readonly name = 'SshKeyExistsError';
+  readonly code = 'ssh_key_exists';
+  constructor(readonly user: string, readonly fingerprint: string) {
+    super(`${user} already registered the key ${fingerprint}`);
+  }
+}

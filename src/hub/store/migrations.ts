@@ -62,4 +62,17 @@ export const MIGRATIONS: readonly string[] = [
     data TEXT NOT NULL
   );
   `,
+  `
+  CREATE TABLE ssh_keys (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    algo TEXT NOT NULL,
+    data TEXT NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    fingerprint TEXT NOT NULL,
+    created TEXT NOT NULL,
+    UNIQUE (user, algo, data)
+  );
+  CREATE INDEX ssh_keys_user ON ssh_keys(user);
+  `,
 ];

@@ -2,7 +2,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SessionNotFoundError, StoreVersionError, UserExistsError, UserNotFoundError } from './errors.js';
+import { SessionNotFoundError, SshKeyExistsError, StoreVersionError, UserExistsError, UserNotFoundError } from './errors.js';
 import { MIGRATIONS } from './migrations.js';
 import type {
   EventRecord, InstanceRecord, NewUser, SessionPatch, SessionRecord, Store, TokenRecord, UserPatch, UserRecord,
@@ -123,6 +123,12 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     getSession: db.prepare('SELECT * FROM sessions WHERE id = ?'),
     activeSessions: db.prepare("SELECT * FROM sessions WHERE state NOT IN ('stopped', 'failed') ORDER BY started, id"),
     latestSession: db.prepare('SELECT * FROM sessions WHERE user = ? AND name = ? ORDER BY started DESC, rowid DESC LIMIT 1'),
+    insertKey: db.prepare(
+      'INSERT INTO ssh_keys (id, user, algo, data, comment, fingerprint, created) VALUES (@id, @user, @algo, @data, @comment, @fingerprint, @created)',
+    ),
+    listKeys: db.prepare('SELECT * FROM ssh_keys WHERE user = ? ORDER BY created, id'),
+    hasKey: db.prepare('SELECT 1 FROM ssh_keys WHERE user = ? AND algo = ? AND data = ?'),
+    deleteKey: db.prepare('DELETE FROM ssh_keys WHERE user = ? AND id = ?'),
     insertEvent: db.prepare(
       `INSERT INTO events (time, kind, user, instance_id, message, data) VALUES (@time, @kind, @user, @instanceId, @message, @data)`,
     ),
@@ -227,6 +233,26 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     async latestSession(user, name) {
       const row = q.latestSession.get(user, name) as Row | undefined;
       return row ? toSession(row) : undefined;
+    },
+    async addSshKey(key) {
+      try {
+        q.insertKey.run({ ...key });
+      } catch (error) {
+        if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new SshKeyExistsError(key.user, key.fingerprint);
+        throw error;
+      }
+    },
+    async listSshKeys(user) {
+      return (q.listKeys.all(user) as Row[]).map((r) => ({
+        id: str(r.id), user: str(r.user), algo: str(r.algo), data: str(r.data), comment: str(r.comment),
+        fingerprint: str(r.fingerprint), created: str(r.created),
+      }));
+    },
+    async hasSshKey(user, algo, data) {
+      return q.hasKey.get(user, algo, data) !== undefined;
+    },
+    async deleteSshKey(user, id) {
+      return q.deleteKey.run(user, id).changes > 0;
     },
     async addEvent(event) {
       const info = q.insertEvent.run({ ...event, data: JSON.stringify(event.data) });

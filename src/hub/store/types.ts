@@ -60,6 +60,19 @@ export interface SessionRecord {
   readonly reason: string | null;
 }
 
+/** A public SSH key a user registered. `data` is the key's wire form, base64. */
+export interface SshKeyRecord {
+  readonly id: string;
+  readonly user: string;
+  /** e.g. `ssh-ed25519`. */
+  readonly algo: string;
+  readonly data: string;
+  readonly comment: string;
+  /** `SHA256:…`, as `ssh-keygen -l` prints it. */
+  readonly fingerprint: string;
+  readonly created: string;
+}
+
 /** One event in the hub's audit log. `data` never holds secrets. */
 export interface EventRecord {
   readonly id: number;
@@ -111,6 +124,13 @@ export interface Store {
   listActiveSessions(): Promise<SessionRecord[]>;
   /** The user's newest session (any state), if any. */
   latestSession(user: string, name: string): Promise<SessionRecord | undefined>;
+
+  /** Throws `SshKeyExistsError` when the user already has this key. */
+  addSshKey(key: SshKeyRecord): Promise<void>;
+  listSshKeys(user: string): Promise<SshKeyRecord[]>;
+  /** True when `user` registered the key `algo` + `data` (base64 wire form). */
+  hasSshKey(user: string, algo: string, data: string): Promise<boolean>;
+  deleteSshKey(user: string, id: string): Promise<boolean>;
 
   addEvent(event: Omit<EventRecord, 'id'>): Promise<EventRecord>;
   listEvents(options: { limit: number; afterId?: number }): Promise<EventRecord[]>;

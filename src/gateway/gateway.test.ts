@@ -362,6 +362,21 @@ describe('gateway', () => {
     ws.close();
   });
 
+  it('keeps redialling a hub that refuses its secret, answering 503 for unknown credentials meanwhile', async () => {
+    const wrong = createGateway({ port: 0, hubUrl: hub.url, secret: 'not-the-secret', log: silent });
+    try {
+      const wrongPort = (await wrong.listen()).port;
+      const states = new Set<string>();
+      wrong.hubLink.on('state', (state) => states.add(state));
+      await until(() => states.has('backoff') && states.has('connecting'));
+      expect(wrong.hubLink.state).not.toBe('open');
+      const answer = await request(wrongPort, '/user/alice/api/status', { headers: { authorization: `token ${ALICE_TOKEN}` } });
+      expect(answer.status).toBe(503);
+    } finally {
+      await wrong.close();
+    }
+  });
+
   it('answers 503 instead of hanging when the hub does not answer a lookup', async () => {
     hub.answerAuth = false;
     const started = Date.now();

@@ -210,9 +210,25 @@ export function classifyPath(ex: Exchange): StepResult {
     ex.user = user;
     return undefined;
   }
-  if (url.startsWith('/hub') && (url.length === 4 || url[4] === '/' || url[4] === '?')) return undefined;
+  if (url.startsWith('/hub') && (url.length === 4 || url[4] === '/' || url[4] === '?')) {
+    // The hub's internal routes (agents, gateway, SSH lookups) are for the pool's own processes, never from outside.
+    return isInternalPath(url) ? notFound(url) : undefined;
+  }
   if (url === '/' || url.startsWith('/?')) return { status: 302, code: 'redirect', message: 'See /hub/', location: '/hub/' };
   return notFound(url);
+}
+
+function isInternalPath(url: string): boolean {
+  let path = url.split('?', 1)[0] ?? '';
+  if (path.includes('%')) {
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      return true;
+    }
+  }
+  path = path.replace(/\/+/g, '/').toLowerCase();
+  return path === '/hub/internal' || path.startsWith('/hub/internal/');
 }
 
 function notFound(url: string): Reply {

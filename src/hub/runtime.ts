@@ -7,6 +7,10 @@ import { GATEWAY_SECRET_FILE } from '../protocol/gateway.js';
 export const RUNTIME_FILE = 'runtime.json';
 /** Relative to dataDir: a fresh admin API token each hub start, for the CLI on this machine. */
 export const ADMIN_TOKEN_FILE = 'secrets/admin-token';
+/** Relative to dataDir: the pool-internal SSH key (gateway → instance hop); `.pub` beside it. */
+export const SSH_INTERNAL_KEY_FILE = 'secrets/ssh-internal-key';
+/** Relative to dataDir: the SSH front door's host key, created once so clients never see it change. */
+export const SSH_HOST_KEY_FILE = 'secrets/ssh-host-key';
 /** Relative to dataDir: the SQLite store. */
 export const STORE_FILE = 'dspool.sqlite';
 
@@ -42,6 +46,24 @@ export function ensureGatewaySecret(dataDir: string, make: () => string): string
   const secret = make();
   writeSecretFile(file, secret);
   return secret;
+}
+
+/**
+ * Reads the pool-internal SSH key pair under dataDir, creating it on first use.
+ *
+ * @example
+ * const { publicKey } = ensureSshInternalKey(dataDir, () => generateEd25519('dspool-internal'));
+ */
+export function ensureSshInternalKey(dataDir: string, make: () => { privateKey: string; publicKey: string }): { privateKey: string; publicKey: string } {
+  const file = join(dataDir, SSH_INTERNAL_KEY_FILE);
+  try {
+    return { privateKey: readFileSync(file, 'utf8'), publicKey: readFileSync(`${file}.pub`, 'utf8').trim() };
+  } catch {
+    const pair = make();
+    writeSecretFile(file, pair.privateKey);
+    writeFileSync(`${file}.pub`, `${pair.publicKey.trim()}\n`, { mode: 0o644 });
+    return pair;
+  }
 }
 
 export function writeRuntime(dataDir: string, info: RuntimeInfo): void {

@@ -86,6 +86,21 @@ export class IdentityService {
     return cookie;
   }
 
+  /**
+   * Checks a password without creating a login (the SSH front door): `unknown` for no such user, `denied` for a
+   * wrong password or a disabled or password-less user.
+   */
+  async checkPassword(name: string, password: string): Promise<'allowed' | 'denied' | 'unknown'> {
+    const user = await this.ctx.store.getUser(name);
+    if (!user) {
+      decoyHash ??= hashPassword(newSecret());
+      await verifyPassword(await decoyHash, password);
+      return 'unknown';
+    }
+    if (user.disabled || user.passwordHash === null) return 'denied';
+    return (await verifyPassword(user.passwordHash, password)) ? 'allowed' : 'denied';
+  }
+
   /** Ends a browser login; returns the user it belonged to. */
   async logout(cookie: string): Promise<string | undefined> {
     const hash = hashSecret(cookie);

@@ -6,6 +6,7 @@ import { HTTP_STATUS, HubError } from '../errors.js';
 import { apiRoutes } from './api.js';
 import { authenticate } from './auth.js';
 import { pageRoutes } from './pages.js';
+import { INTERNAL_PREFIX, internalRoutes, type InternalContext } from './internal.js';
 import type { HubEnv, HubServices } from './services.js';
 
 /**
@@ -16,7 +17,7 @@ import type { HubEnv, HubServices } from './services.js';
  * const app = buildApp(services, log);
  * createAdaptorServer({ fetch: app.fetch }).listen(8081);
  */
-export function buildApp(services: HubServices, log: Logger): Hono<HubEnv> {
+export function buildApp(services: HubServices, log: Logger, internal?: InternalContext): Hono<HubEnv> {
   const app = new Hono<HubEnv>();
   app.onError((error, c) => {
     let status: number = 500;
@@ -35,6 +36,8 @@ export function buildApp(services: HubServices, log: Logger): Hono<HubEnv> {
   });
   app.notFound((c) => c.json({ status: 404, message: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.get('/hub/health', (c) => c.json({ status: 'ok', instances_ready: services.pool.ready().length }));
+  // Before the user authentication step: these routes take the gateway secret, not a user's token.
+  if (internal) app.route(INTERNAL_PREFIX, internalRoutes(services, internal));
   app.use('/hub/*', authenticate(services));
   app.route('/hub/api', apiRoutes(services));
   app.route('/hub', pageRoutes(services));

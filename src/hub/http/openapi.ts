@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import {
   createTokenBody, createUserBody, errorSchema, eventSchema, instanceSchema, patchUserBody, serverSchema, serviceSchema,
-  tokenListSchema, tokenSchema, userSchema, versionSchema,
+  tokenListSchema, tokenSchema, userSchema, versionSchema, sshKeySchema, addSshKeyBody,
 } from './schemas.js';
 
 /** One response of a documented route. */
@@ -112,6 +112,19 @@ export const API_ROUTES: readonly RouteDoc[] = [
   {
     method: 'delete', path: '/users/:name/tokens/:id', summary: 'Revoke a token', scopes: ['tokens', 'self'],
     responses: { 204: { description: 'revoked' }, 403: err('another user'), 404: err('no such token') },
+  },
+  {
+    method: 'get', path: '/users/:name/keys', summary: 'The user\'s SSH public keys (for the SSH front door)', scopes: ['read:users', 'self'],
+    responses: { 200: { description: 'keys', schema: z.array(sshKeySchema) }, 403: err('another user') },
+  },
+  {
+    method: 'post', path: '/users/:name/keys', summary: 'Register an SSH public key', scopes: ['admin:users', 'self'],
+    body: { schema: addSshKeyBody, example: { key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop' } },
+    responses: { 201: { description: 'registered', schema: sshKeySchema }, 400: err('not a public key'), 409: err('already registered') },
+  },
+  {
+    method: 'delete', path: '/users/:name/keys/:id', summary: 'Remove an SSH public key', scopes: ['admin:users', 'self'],
+    responses: { 204: { description: 'removed' }, 404: err('no such key') },
   },
   {
     method: 'get', path: '/instances', summary: 'The pool\'s instances', scopes: ['admin:instances'],

@@ -120,6 +120,21 @@ export const createTokenBody = z
   })
   .meta({ id: 'CreateToken' });
 
+export const sshKeySchema = z
+  .object({
+    id: z.string(),
+    algo: z.string(),
+    fingerprint: z.string().describe('SHA256:…, as ssh-keygen -l prints it'),
+    comment: z.string(),
+    key: z.string().describe('the public key as one OpenSSH line'),
+    created: z.string(),
+  })
+  .meta({ id: 'SshKey' });
+
+export const addSshKeyBody = z
+  .strictObject({ key: z.string().min(1).max(16_384).describe('an OpenSSH public key line, e.g. the contents of ~/.ssh/id_ed25519.pub') })
+  .meta({ id: 'AddSshKey' });
+
 export type ServerJson = z.infer<typeof serverSchema>;
 export type UserJson = z.infer<typeof userSchema>;
 export type TokenJson = z.infer<typeof tokenSchema>;

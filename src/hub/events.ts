@@ -5,8 +5,9 @@ import type { Store } from './store/types.js';
 /** Kinds of events the hub records. */
 export type EventKind =
   | 'instance.created' | 'instance.state' | 'instance.deleted'
-  | 'session.placed' | 'session.state' | 'session.adopted'
-  | 'user.created' | 'user.deleted' | 'user.login' | 'user.login_failed' | 'token.created' | 'token.deleted';
+  | 'instance.failed' | 'instance.drain' | 'instance.protect' | 'instance.repair_postponed'
+  | 'session.placed' | 'session.queued' | 'session.state' | 'session.adopted' | 'session.lost' | 'session.notice'
+  | 'user.created' | 'user.deleted' | 'user.key_added' | 'user.login' | 'user.login_failed' | 'token.created' | 'token.deleted';
 
 /** Where an event is about. */
 export interface EventSubject {

@@ -11,8 +11,19 @@ import { requireAdmin, requireIdentity, requireSelfOrAdmin } from './auth.js';
 import { readJson } from './body.js';
 import { instanceModel, serverModel, tokenModel, userModel } from './models.js';
 import { buildOpenApi } from './openapi.js';
-import { createTokenBody, createUserBody, patchUserBody } from './schemas.js';
+import { addSshKeyBody, createTokenBody, createUserBody, patchUserBody } from './schemas.js';
+import { fingerprint, parseSshKey, publicKeyLine } from '../../ssh/keys.js';
+import { newSecret } from '../auth/credentials.js';
+import { SshKeyExistsError } from '../store/errors.js';
 import type { HubEnv, HubServices } from './services.js';
+
+function sshKeyModel(key: { id: string; algo: string; data: string; comment: string; fingerprint: string; created: string }) {
+  const parsed = parseSshKey(`${key.algo} ${key.data}`);
+  return {
+    id: key.id, algo: key.algo, fingerprint: key.fingerprint, comment: key.comment, created: key.created,
+    key: parsed instanceof Error ? `${key.algo} ${key.data}` : publicKeyLine(parsed, key.comment),
+  };
+}
 
 /** A valid username from the path, or 400 naming why (never renamed). */
 function pathUser(name: string): string {
@@ -194,6 +205,46 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
     }
     s.revoke(name);
     s.events.record('token.deleted', `token ${c.req.param('id')} of ${name} deleted`, { user: name });
+    return c.body(null, 204);
+  });
+
+  api.get('/users/:name/keys', async (c) => {
+    const name = pathUser(c.req.param('name'));
+    requireSelfOrAdmin(c, name);
+    await loadUser(name);
+    return c.json((await s.store.listSshKeys(name)).map(sshKeyModel));
+  });
+
+  api.post('/users/:name/keys', async (c) => {
+    const name = pathUser(c.req.param('name'));
+    requireSelfOrAdmin(c, name);
+    await loadUser(name);
+    const { key: text } = await readJson(c, addSshKeyBody);
+    const parsed = parseSshKey(text.trim());
+    if (parsed instanceof Error || parsed.isPrivateKey()) {
+      throw new BadRequestError('key: not an OpenSSH public key line (expected e.g. "ssh-ed25519 AAAA… you@laptop")', 'key');
+    }
+    const record = {
+      id: `k${newSecret(6).replace(/[^A-Za-z0-9]/g, 'x')}`, user: name, algo: parsed.type,
+      data: parsed.getPublicSSH().toString('base64'), comment: parsed.comment || text.trim().split(/\s+/).slice(2).join(' '),
+      fingerprint: fingerprint(parsed), created: new Date().toISOString(),
+    };
+    try {
+      await s.store.addSshKey(record);
+    } catch (error) {
+      if (error instanceof SshKeyExistsError) return c.json({ status: 409, message: error.message, field: 'key' }, 409);
+      throw error;
+    }
+    s.events.record('user.key_added', `${name} registered SSH key ${record.fingerprint}`, { user: name, data: { fingerprint: record.fingerprint } });
+    return c.json(sshKeyModel(record), 201);
+  });
+
+  api.delete('/users/:name/keys/:id', async (c) => {
+    const name = pathUser(c.req.param('name'));
+    requireSelfOrAdmin(c, name);
+    if (!(await s.store.deleteSshKey(name, c.req.param('id')))) {
+      return c.json({ status: 404, message: `${name} has no SSH key "${c.req.param('id')}"` }, 404);
+    }
     return c.body(null, 204);
   });
 

@@ -1,18 +1,63 @@
 // What the agent reports about its machine: capacity, load, whether it can take sessions.
+import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { AgentSettings, Capacity, Load } from '../protocol/agent.js';
+import type { AgentSettings, Capacity, GpuDevice, Load } from '../protocol/agent.js';
 
 /** True when the agent runs as root, so servers run as each user's own account. */
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
-/** The machine's size as reported in `hello`. GPUs are not detected yet. */
-export function capacity(): Capacity {
-  return { cpus: os.cpus().length, memoryBytes: os.totalmem(), gpus: 0 };
+/** The machine's size as reported in `hello`, with the GPUs `detectGpus` found. */
+export function capacity(gpus: readonly GpuDevice[] = []): Capacity {
+  return { cpus: os.cpus().length, memoryBytes: os.totalmem(), gpus: gpus.length, ...(gpus.length > 0 ? { gpuDevices: [...gpus] } : {}) };
+}
+
+/** How long nvidia-smi may take before the instance is reported without GPUs, in ms. */
+const GPU_DETECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Parses `nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader` output; lines that do not
+ * parse are skipped.
+ *
+ * @example
+ * parseGpuList('0, NVIDIA H100 80GB HBM3, 81559 MiB\n'); // [{ index: 0, name: 'NVIDIA H100 80GB HBM3', memoryBytes: 85521956864 }]
+ */
+export function parseGpuList(text: string): GpuDevice[] {
+  const devices: GpuDevice[] = [];
+  for (const line of text.split('\n')) {
+    const parts = line.split(',').map((part) => part.trim());
+    if (parts.length < 3) continue;
+    const index = Number(parts[0]);
+    const memory = /^(\d+(?:\.\d+)?)\s*(MiB|GiB|KiB)?$/i.exec(parts[parts.length - 1] ?? '');
+    if (!Number.isInteger(index) || index < 0 || !memory) continue;
+    const unit = { kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30 }[(memory[2] ?? 'MiB').toLowerCase() as 'mib'];
+    devices.push({ index, name: parts.slice(1, -1).join(', '), memoryBytes: Math.round(Number(memory[1]) * unit) });
+  }
+  return devices;
+}
+
+/**
+ * Lists NVIDIA GPUs with nvidia-smi; no command, a missing binary or a failing one means no GPUs (never throws).
+ *
+ * @example
+ * await detectGpus('/usr/bin/nvidia-smi', '/usr/bin:/bin'); // [{ index: 0, name: 'NVIDIA H100…', memoryBytes: … }]
+ */
+export async function detectGpus(command: string | null | undefined, searchPath: string): Promise<GpuDevice[]> {
+  if (!command) return [];
+  const executable = await findExecutable(command, searchPath);
+  if (!executable) return [];
+  return new Promise((resolve) => {
+    execFile(
+      executable,
+      ['--query-gpu=index,name,memory.total', '--format=csv,noheader'],
+      { timeout: GPU_DETECT_TIMEOUT_MS, encoding: 'utf8' },
+      (error, stdout) => resolve(error ? [] : parseGpuList(stdout)),
+    );
+  });
 }
 
 /** The machine's load as reported in every `heartbeat`. */

@@ -126,6 +126,7 @@ export class UserServer {
     const report: ServerReport = { sessionId: this.sessionId, user: this.user.name, state: this.current, url: this.url, startedAt: this.startedAt };
     if (this.child?.pid !== undefined) report.pid = this.child.pid;
     if (this.lastActivity !== undefined) report.lastActivity = this.lastActivity;
+    if (this.params.resources !== undefined) report.resources = this.params.resources;
     return report;
   }
 
@@ -268,6 +269,8 @@ export class UserServer {
       JUPYTER_CONFIG_DIR: paths.jupyterConfigDir,
       // The secret goes to Jupyter only through its environment: never argv, never a log.
       JUPYTER_TOKEN: this.params.token,
+      // Only the GPUs the hub granted this session (none granted: none visible).
+      ...(this.params.resources ? { CUDA_VISIBLE_DEVICES: this.params.resources.gpus.join(',') } : {}),
     };
     const tail = new OutputTail([this.params.token], TAIL_LINES, (line) => {
       this.logFile?.write(`${line}\n`);

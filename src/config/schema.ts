@@ -1,6 +1,9 @@
 // pool.yaml as one zod definition: validation, defaults and the published JSON Schema all come from here.
 import { z } from 'zod';
 import { parseDuration } from '../lib/duration.js';
+import { poolSchema } from './pool-schema.js';
+
+export { poolSchema };
 
 /** A duration as users write it ("30s", "5m", or milliseconds), parsed to milliseconds. */
 const duration = (fallback: string) =>
@@ -52,12 +55,6 @@ export const providerSchema = z
   .discriminatedUnion('type', [localProviderSchema])
   .default({ type: 'local' })
   .describe('The engine that creates instances. `local` runs each instance as an agent process on this machine.');
-
-export const poolSchema = z
-  .strictObject({
-    instances: z.number().int().min(0).max(1000).default(2).describe('How many instances the pool keeps running.'),
-  })
-  .prefault({});
 
 export const jupyterSchema = z
   .strictObject({

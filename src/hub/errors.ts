@@ -77,6 +77,22 @@ export class InvalidStateError extends HubError {
   }
 }
 
+/** Thrown when draining or removing an instance that is protected from removal. */
+export class InstanceProtectedError extends HubError {
+  override name = 'InstanceProtectedError';
+  constructor(readonly instanceId: string) {
+    super('conflict', `instance ${instanceId} is protected from removal; unprotect it first (dspool instances protect ${instanceId} --off)`);
+  }
+}
+
+/** Thrown for a profile the pool does not define, or one no instance of the pool can ever satisfy. */
+export class ProfileError extends HubError {
+  override name = 'ProfileError';
+  constructor(readonly profile: string, message: string) {
+    super('bad_request', message, 'profile');
+  }
+}
+
 export type HubErrorCode =
   | 'bad_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'conflict' | 'server_start_failed' | 'unavailable' | 'internal';
 

@@ -16,8 +16,11 @@ import { IdentityService } from './auth/identity.js';
 import { EventLog } from './events.js';
 import { GatewayFeed } from './gateway-feed.js';
 import { buildApp } from './http/app.js';
+import { metricsRoutes, poolApiRoutes } from './http/pool-api.js';
 import type { HubServices } from './http/services.js';
 import { InstancePool } from './instances/pool.js';
+import { HubMetrics } from './metrics.js';
+import { placementSettings, sessionSettings } from './settings.js';
 import { ADMIN_TOKEN_FILE, STORE_FILE, ensureGatewaySecret, removeRuntime, writeRuntime, writeSecretFile } from './runtime.js';
 import { SessionManager } from './sessions/manager.js';
 import { openSqliteStore } from './store/sqlite.js';
@@ -76,6 +79,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   const gatewaySecret = ensureGatewaySecret(config.dataDir, () => newSecret());
 
   const events = new EventLog(store, log);
+  const metrics = new HubMetrics();
   const identities = new IdentityService({ store, adminToken, cookieMaxAgeMs: config.hub.cookieMaxAge });
   let pool!: InstancePool;
   const registry = new AgentRegistry({
@@ -107,17 +111,20 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
 
   pool = new InstancePool({
     store, provider, registry, events, log, hubUrl: url, size: config.pool.instances, deleteGraceMs: 10_000,
+    ...placementSettings(config, { countOn: (id) => sessions.countOn(id) }),
     agentSettings: {
       sharePath: config.share.path,
       jupyter: {
         command: config.jupyter.command, args: config.jupyter.args, startTimeoutMs: config.jupyter.startTimeout, path: config.jupyter.path,
       },
       logLevel: config.log.level,
+      gpuCommand: config.pool.gpuCommand,
       ssh: null,
     },
   });
   sessions = new SessionManager({
     store, pool, registry, events, log, startTimeoutMs: config.jupyter.startTimeout + 30_000,
+    ...sessionSettings(config), metrics: metrics.placement,
     routes: { publish: (route) => feed.publish(route), unpublish: (user, id) => feed.unpublish(user, id) },
   });
   const services: HubServices = {
@@ -125,11 +132,16 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),
   };
   const app = buildApp(services, log);
+  metrics.attach({ pool, sessions });
+  pool.on('lost', () => metrics.repairs.inc());
+  app.route('/hub/api', poolApiRoutes({ pool, sessions, metrics }));
+  app.route('/hub', metricsRoutes({ metrics }));
 
   await sessions.load();
   await pool.restore();
   await sessions.prune();
   await pool.grow();
+  pool.startMonitor();
   writeRuntime(config.dataDir, { hub_url: url, pid: process.pid, started: new Date().toISOString(), version: options.version });
   log.info({ url, instances: config.pool.instances }, 'hub running');
 
@@ -144,7 +156,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     close(closeOptions = {}) {
       closing ??= (async () => {
         state = 'closing';
-        const steps: Array<[string, () => Promise<void> | void]> = [];
+        const steps: Array<[string, () => Promise<void> | void]> = [['stop health monitor', () => pool.stopMonitor()]];
         if (closeOptions.stopPool) {
           steps.push(['stop sessions', () => sessions.stopAll('the pool is shutting down')]);
           steps.push(['delete instances', () => pool.stopAll()]);

@@ -79,6 +79,14 @@ export const loadSchema = z.strictObject({
 });
 export type Load = z.infer<typeof loadSchema>;
 
+/** What the hub reserved for one session; `gpus` are device indices (`CUDA_VISIBLE_DEVICES`). */
+export const sessionResourcesSchema = z.strictObject({
+  cpu: z.number().nonnegative(),
+  memoryBytes: z.number().nonnegative(),
+  gpus: z.array(z.number().int().nonnegative()),
+});
+export type SessionResources = z.infer<typeof sessionResourcesSchema>;
+
 /** States of one user server as the agent sees it. */
 export const agentServerStateSchema = z.enum(['starting', 'running', 'stopping']);
 
@@ -93,6 +101,8 @@ export const serverReportSchema = z.strictObject({
   startedAt: z.string(),
   /** Last time the server reported activity (kernel execution, terminal input), ISO-8601. */
   lastActivity: z.string().optional(),
+  /** What the hub reserved for it (`startServer.resources`), so a restarted hub re-reserves the same GPUs. */
+  resources: sessionResourcesSchema.optional(),
 });
 export type ServerReport = z.infer<typeof serverReportSchema>;
 
@@ -170,9 +180,7 @@ export const startServerParamsSchema = z.strictObject({
    * What the hub reserved for this session. `gpus` are device indices: the server sees only those
    * (`CUDA_VISIBLE_DEVICES`; an empty list hides every GPU). Absent: no reservation, nothing hidden.
    */
-  resources: z
-    .strictObject({ cpu: z.number().nonnegative(), memoryBytes: z.number().nonnegative(), gpus: z.array(z.number().int().nonnegative()) })
-    .optional(),
+  resources: sessionResourcesSchema.optional(),
 });
 export type StartServerParams = z.infer<typeof startServerParamsSchema>;
 export const startServerResultSchema = z.strictObject({ url: z.string(), pid: z.number().int() });

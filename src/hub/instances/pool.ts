@@ -1,5 +1,6 @@
-// Keeps the pool at its size: creates instances through the provider, tracks each one's state from its agent,
-// and re-adopts instances that outlived a hub restart.
+// Keeps the pool at its size: creates instances through the provider, tracks each one's state and capacity from
+// its agent, marks instances that stop heartbeating unreachable and then failed, replaces them (rate-limited),
+// drains and removes instances on request, and re-adopts instances that outlived a hub restart.
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../lib/log.js';
 import type { Capacity, HelloMessage, Load } from '../../protocol/agent.js';
@@ -7,7 +8,9 @@ import type { InstanceSpec, Provider } from '../../providers/provider.js';
 import type { AgentConnection } from '../agents/connection.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import { hashSecret, newSecret, sameSecret } from '../auth/credentials.js';
+import { InstanceNotFoundError, InstanceProtectedError, InvalidStateError } from '../errors.js';
 import type { EventLog } from '../events.js';
+import type { Room } from '../sessions/placement.js';
 import type { Store } from '../store/types.js';
 import { nextInstanceState, type InstanceState } from './state.js';
 
@@ -24,6 +27,54 @@ export interface InstancePoolContext {
   readonly size: number;
   /** Grace given to agents to stop their servers when an instance is deleted, in ms. */
   readonly deleteGraceMs: number;
+  /** What each instance offers, overriding what its agent measured (pool.yaml `pool.capacity`). */
+  readonly capacity: CapacityOverride;
+  /** How often agents heartbeat, in ms. */
+  readonly heartbeatIntervalMs: number;
+  readonly repair: RepairSettings;
+  /** Default time a draining instance waits for its sessions, in ms. */
+  readonly drainDeadlineMs: number;
+  /** How many sessions each instance holds (a draining instance is removed once it holds none). */
+  readonly occupancy: { countOn(instanceId: string): number };
+}
+
+/** Configured capacity per instance; undefined fields are measured by the agent. */
+export interface CapacityOverride {
+  readonly cpus?: number;
+  readonly memoryBytes?: number;
+  readonly gpus?: number;
+  /** null: no session limit. */
+  readonly maxSessions: number | null;
+}
+
+/** When an instance counts as lost, and how much of the pool may be repaired at once. */
+export interface RepairSettings {
+  /** Heartbeats an instance may miss before it is unreachable. */
+  readonly missedHeartbeats: number;
+  /** Time an instance may stay unreachable before it is failed and replaced, in ms. */
+  readonly failAfterMs: number;
+  /** Largest share of the pool's size under repair at once (at least one instance). */
+  readonly maxShare: number;
+}
+
+/**
+ * What an instance offers to sessions: the configured override where there is one, else what the agent reported.
+ *
+ * @example
+ * roomOf({ cpus: 8, memoryBytes: 2 ** 34, gpus: 1, gpuDevices: [{ index: 0, name: 'H100', memoryBytes: 8e10 }] }, { maxSessions: 4 });
+ * // { cpus: 8, memoryBytes: 17179869184, gpuIndices: [0], maxSessions: 4 }
+ */
+export function roomOf(reported: Capacity, override: CapacityOverride): Room {
+  const detected = reported.gpuDevices?.map((d) => d.index) ?? Array.from({ length: reported.gpus }, (_, i) => i);
+  const gpuCount = override.gpus ?? reported.gpus;
+  const gpuIndices = detected.slice(0, gpuCount);
+  for (let i = 0; gpuIndices.length < gpuCount; i++) if (!gpuIndices.includes(i)) gpuIndices.push(i);
+  return {
+    cpus: override.cpus ?? reported.cpus,
+    memoryBytes: override.memoryBytes ?? reported.memoryBytes,
+    gpuIndices,
+    maxSessions: override.maxSessions,
+  };
 }
 
 /** An instance as the hub sees it right now. */
@@ -37,9 +88,19 @@ export interface InstanceView {
   readonly load: Load | null;
   readonly lastHeartbeat: string | null;
   readonly sshPort: number | null;
+  /** Public host key of the instance's SSH server, pinned by the front door. */
+  readonly sshHostKey?: string;
   readonly isolation: boolean | null;
   /** Why the instance is unhealthy, when it is. */
   readonly detail: string | null;
+  /** What it offers to sessions (overrides applied); null until its agent joined. */
+  readonly room: Room | null;
+  /** Protected instances are never drained or removed by the pool. */
+  readonly protected: boolean;
+  /** When a draining instance stops its remaining sessions (ISO-8601); null when not draining. */
+  readonly drainDeadline: string | null;
+  /** Since when its agent has been out of touch (ISO-8601); null while in touch. */
+  readonly unreachableSince: string | null;
 }
 
 /** Events of the pool. */
@@ -48,16 +109,39 @@ export interface InstancePoolEvents {
   state: [instance: InstanceView, from: InstanceState];
   /** An agent (re)joined; its `hello` lists the servers it runs, for re-adoption. */
   joined: [instanceId: string, hello: HelloMessage, connection: AgentConnection];
+  /** An instance failed: its sessions are lost (the pool is replacing it). */
+  lost: [instanceId: string, reason: string];
+  /** A draining instance passed its deadline: its remaining sessions should be stopped. */
+  drainExpired: [instanceId: string];
 }
 
 interface Entry {
   view: InstanceView;
   joinTokenHash: string;
+  /** Epoch ms of the last heartbeat (or join); kept as a number so heartbeats stay cheap. */
+  lastBeatMs: number;
+  /** Epoch ms since the agent is out of touch; 0 while in touch. */
+  unreachableSinceMs: number;
+  /** Epoch ms of the drain deadline; 0 when not draining. */
+  drainDeadlineMs: number;
+  /** `drainExpired` was emitted for the current drain. */
+  drainExpired: boolean;
+  /** Being removed by `fail` or `retire` (not yet deleted). */
+  removing: boolean;
 }
+
+const blankView = {
+  address: null, details: {}, capacity: null, load: null, lastHeartbeat: null, sshPort: null, isolation: null, detail: null,
+  room: null, protected: false, drainDeadline: null, unreachableSince: null,
+} as const;
 
 export class InstancePool extends EventEmitter<InstancePoolEvents> {
   private readonly entries = new Map<string, Entry>();
   private closing: Promise<void> | undefined;
+  private monitor: NodeJS.Timeout | undefined;
+  private growing: Promise<void> | undefined;
+  /** Instances whose postponed repair was already recorded (so the event log is not flooded). */
+  private readonly postponed = new Set<string>();
 
   constructor(private readonly ctx: InstancePoolContext) {
     super();
@@ -71,18 +155,21 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     const alive = new Map(running.map((p) => [p.id, p]));
     for (const record of records) {
       const live = alive.get(record.id);
-      if (!live || record.state === 'stopping' || record.state === 'deleted') {
+      if (!live || record.state === 'stopping' || record.state === 'deleted' || record.state === 'failed') {
         if (live) await this.ctx.provider.delete(record.id, { graceMs: this.ctx.deleteGraceMs });
         await this.ctx.store.deleteInstance(record.id);
         this.ctx.events.record('instance.deleted', `${record.id} no longer exists in the provider; forgotten`, { instanceId: record.id });
         continue;
       }
       alive.delete(record.id);
+      const now = Date.now();
       const view: InstanceView = {
-        id: record.id, state: 'unreachable', address: live.address, created: record.created, details: live.details,
-        capacity: null, load: null, lastHeartbeat: null, sshPort: null, isolation: null, detail: 'waiting for its agent to reconnect',
+        ...blankView, id: record.id, state: 'unreachable', address: live.address, created: record.created, details: live.details,
+        detail: 'waiting for its agent to reconnect', unreachableSince: new Date(now).toISOString(),
       };
-      this.entries.set(record.id, { view, joinTokenHash: record.joinTokenHash });
+      this.entries.set(record.id, {
+        view, joinTokenHash: record.joinTokenHash, lastBeatMs: now, unreachableSinceMs: now, drainDeadlineMs: 0, drainExpired: false, removing: false,
+      });
       const connection = this.ctx.registry.get(record.id);
       if (connection) await this.onJoined(connection);
     }
@@ -92,10 +179,128 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     }
   }
 
-  /** Creates instances until the pool has its size. */
-  async grow(): Promise<void> {
-    const missing = this.ctx.size - this.entries.size;
-    await Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.create()));
+  /** Creates instances until the pool has its size (instances being removed do not count). */
+  grow(): Promise<void> {
+    this.growing ??= (async () => {
+      try {
+        let kept = 0;
+        for (const entry of this.entries.values()) if (!entry.removing) kept++;
+        const missing = this.closing ? 0 : this.ctx.size - kept;
+        await Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.create()));
+      } finally {
+        this.growing = undefined;
+      }
+    })();
+    return this.growing;
+  }
+
+  /** Starts watching heartbeats, repairs and drains (every heartbeat interval). */
+  startMonitor(): void {
+    this.monitor ??= setInterval(() => this.check(Date.now()), this.ctx.heartbeatIntervalMs);
+    this.monitor.unref();
+  }
+
+  /** Stops watching (hub shutdown). Safe to call twice. */
+  stopMonitor(): void {
+    clearInterval(this.monitor);
+    this.monitor = undefined;
+  }
+
+  /**
+   * Stops new placements on an instance and removes it once its sessions end, or stops them at the deadline.
+   * The pool creates a replacement to keep its size. Throws `InstanceNotFoundError`, `InstanceProtectedError`,
+   * or `InvalidStateError` (an instance already failed or being removed).
+   *
+   * @example
+   * pool.drain('i-3f9c', 15 * 60_000);
+   */
+  drain(id: string, deadlineMs = this.ctx.drainDeadlineMs): InstanceView {
+    const entry = this.entries.get(id);
+    if (!entry) throw new InstanceNotFoundError(id);
+    if (entry.view.protected) throw new InstanceProtectedError(id);
+    const { state } = entry.view;
+    if (state === 'failed' || state === 'stopping' || state === 'deleted') throw new InvalidStateError(`instance ${id}`, state, 'drain it');
+    entry.drainDeadlineMs = Date.now() + deadlineMs;
+    entry.drainExpired = false;
+    entry.view = { ...entry.view, drainDeadline: new Date(entry.drainDeadlineMs).toISOString() };
+    const sessions = this.ctx.occupancy.countOn(id);
+    this.ctx.events.record(
+      'instance.drain',
+      `draining ${id}: no new sessions; removed once its ${sessions} session(s) end or at ${entry.view.drainDeadline}`,
+      { instanceId: id, data: { sessions, deadline: entry.view.drainDeadline } },
+    );
+    if (state !== 'draining' && state !== 'unreachable') this.setState(id, 'draining', 'drain requested');
+    this.check(Date.now());
+    return entry.view;
+  }
+
+  /**
+   * Marks an instance protected from removal (drain, scale-in) or lifts it. A failed instance is replaced
+   * whether protected or not: it is already gone.
+   *
+   * @example
+   * pool.protect('i-3f9c', true);
+   */
+  protect(id: string, on: boolean): InstanceView {
+    const entry = this.entries.get(id);
+    if (!entry) throw new InstanceNotFoundError(id);
+    if (entry.view.protected !== on) {
+      entry.view = { ...entry.view, protected: on };
+      this.ctx.events.record('instance.protect', `${id} ${on ? 'protected from removal' : 'no longer protected'}`, {
+        instanceId: id, data: { protected: on },
+      });
+    }
+    return entry.view;
+  }
+
+  /**
+   * One pass of the health and drain rules at time `now` (epoch ms): silent agents become unreachable,
+   * long-unreachable instances fail and are replaced (at most `maxShare` of the pool at once), drained
+   * instances are removed.
+   */
+  check(now: number): void {
+    if (this.closing) return;
+    const silentAfter = this.ctx.repair.missedHeartbeats * this.ctx.heartbeatIntervalMs;
+    const overdue: Entry[] = [];
+    let repairing = 0;
+    for (const entry of this.entries.values()) {
+      const { id, state } = entry.view;
+      if (entry.removing || state === 'failed') {
+        repairing++;
+        continue;
+      }
+      if ((state === 'ready' || state === 'unhealthy' || state === 'draining') && now - entry.lastBeatMs > silentAfter) {
+        this.markUnreachable(entry, now, `missed ${this.ctx.repair.missedHeartbeats} heartbeats`);
+        this.ctx.registry.get(id)?.close(4004, 'missed heartbeats');
+      }
+      if (entry.view.state === 'unreachable' && now - entry.unreachableSinceMs >= this.ctx.repair.failAfterMs) overdue.push(entry);
+      if (entry.drainDeadlineMs > 0) {
+        if (!entry.drainExpired && now >= entry.drainDeadlineMs && this.ctx.occupancy.countOn(id) > 0) {
+          entry.drainExpired = true;
+          this.emit('drainExpired', id);
+        }
+        if (entry.view.state === 'draining' && !entry.view.protected && this.ctx.occupancy.countOn(id) === 0) {
+          void this.retire(entry, 'drained: no sessions left');
+        }
+      }
+    }
+    const allowed = Math.max(1, Math.floor(this.ctx.repair.maxShare * this.ctx.size));
+    overdue.sort((a, b) => a.unreachableSinceMs - b.unreachableSinceMs);
+    for (const entry of overdue) {
+      if (repairing >= allowed) {
+        if (!this.postponed.has(entry.view.id)) {
+          this.postponed.add(entry.view.id);
+          this.ctx.events.record(
+            'instance.repair_postponed',
+            `${entry.view.id} is overdue for repair but ${repairing} of at most ${allowed} repair(s) are under way`,
+            { instanceId: entry.view.id, data: { repairing, allowed } },
+          );
+        }
+        continue;
+      }
+      repairing++;
+      void this.fail(entry, `unreachable for ${Math.round((now - entry.unreachableSinceMs) / 1000)} s`);
+    }
   }
 
   list(): InstanceView[] {
@@ -104,6 +309,16 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
 
   get(id: string): InstanceView | undefined {
     return this.entries.get(id)?.view;
+  }
+
+  /** Milliseconds since each instance's last heartbeat (for metrics). */
+  heartbeatAges(now = Date.now()): Array<[id: string, ageMs: number]> {
+    return [...this.entries.values()].map((e) => [e.view.id, Math.max(0, now - e.lastBeatMs)]);
+  }
+
+  /** The pool's configured size. */
+  get size(): number {
+    return this.ctx.size;
   }
 
   /** Ready instances (the only ones that take new sessions). */
@@ -119,6 +334,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
 
   /** Deletes every instance (their agents stop their servers first). Safe to call twice. */
   stopAll(): Promise<void> {
+    this.stopMonitor();
     this.closing ??= (async () => {
       const results = await Promise.allSettled([...this.entries.keys()].map((id) => this.remove(id)));
       for (const result of results) {
@@ -134,10 +350,8 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     const created = new Date().toISOString();
     const entry: Entry = {
       joinTokenHash: hashSecret(joinToken),
-      view: {
-        id, state: 'starting', address: null, created, details: {}, capacity: null, load: null, lastHeartbeat: null,
-        sshPort: null, isolation: null, detail: null,
-      },
+      view: { ...blankView, id, state: 'starting', created },
+      lastBeatMs: Date.now(), unreachableSinceMs: 0, drainDeadlineMs: 0, drainExpired: false, removing: false,
     };
     this.entries.set(id, entry);
     await this.persist(entry);
@@ -154,9 +368,40 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     }
   }
 
+  /** Fails an instance: its sessions are lost, the provider deletes what is left of it, a replacement is made. */
+  private async fail(entry: Entry, reason: string): Promise<void> {
+    const { id } = entry.view;
+    entry.removing = true;
+    this.postponed.delete(id);
+    this.setState(id, 'failed', reason);
+    this.ctx.events.record('instance.failed', `${id} failed (${reason}); its sessions are lost and it is being replaced`, {
+      instanceId: id, data: { reason, sessions: this.ctx.occupancy.countOn(id) },
+    });
+    this.emit('lost', id, reason);
+    await this.replace(id);
+  }
+
+  /** Removes a drained instance and makes a replacement. */
+  private async retire(entry: Entry, reason: string): Promise<void> {
+    if (entry.removing) return;
+    entry.removing = true;
+    this.setState(entry.view.id, 'stopping', reason);
+    await this.replace(entry.view.id);
+  }
+
+  private async replace(id: string): Promise<void> {
+    try {
+      await this.remove(id);
+    } catch (error) {
+      this.ctx.log.error({ instance: id, err: (error as Error).message }, 'could not delete an instance');
+    }
+    if (!this.closing) await this.grow();
+  }
+
   private async remove(id: string): Promise<void> {
     const entry = this.entries.get(id);
     if (!entry) return;
+    entry.removing = true;
     if (entry.view.state !== 'stopping') this.setState(id, 'stopping');
     try {
       await this.ctx.provider.delete(id, { graceMs: this.ctx.deleteGraceMs });
@@ -173,17 +418,29 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
       connection.close(4003, 'unknown instance');
       return;
     }
+    if (entry.removing) {
+      connection.close(4003, 'instance is being removed');
+      return;
+    }
     const { hello } = connection;
     const healthy = hello.checks.share && hello.checks.jupyter;
+    entry.lastBeatMs = Date.now();
+    entry.unreachableSinceMs = 0;
+    this.postponed.delete(connection.instanceId);
     entry.view = {
-      ...entry.view, address: hello.address, capacity: hello.capacity, sshPort: hello.sshPort, isolation: hello.isolation,
-      lastHeartbeat: new Date().toISOString(), detail: healthy ? null : (hello.checks.detail ?? 'a health check failed'),
+      ...entry.view, address: hello.address, capacity: hello.capacity, sshPort: hello.sshPort, sshHostKey: hello.sshHostKey, isolation: hello.isolation,
+      lastHeartbeat: new Date(entry.lastBeatMs).toISOString(), detail: healthy ? null : (hello.checks.detail ?? 'a health check failed'),
+      room: roomOf(hello.capacity, this.ctx.capacity), unreachableSince: null,
     };
     connection.on('heartbeat', (beat) => {
-      entry.view = { ...entry.view, load: beat.load, lastHeartbeat: new Date().toISOString() };
+      entry.lastBeatMs = Date.now();
+      entry.view = { ...entry.view, load: beat.load, lastHeartbeat: new Date(entry.lastBeatMs).toISOString() };
     });
     await this.persist(entry);
-    if (entry.view.state !== 'stopping' && entry.view.state !== 'draining') {
+    const state = entry.view.state;
+    if (entry.drainDeadlineMs > 0) {
+      if (state !== 'draining') this.setState(connection.instanceId, 'draining', 'agent rejoined while draining');
+    } else if (state !== 'stopping' && state !== 'draining') {
       this.setState(connection.instanceId, healthy ? 'ready' : 'unhealthy', entry.view.detail ?? undefined);
     }
     this.emit('joined', connection.instanceId, hello, connection);
@@ -192,8 +449,15 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
   private onLeft(instanceId: string): void {
     const entry = this.entries.get(instanceId);
     if (!entry || this.ctx.registry.get(instanceId)) return;
-    if (entry.view.state === 'stopping' || entry.view.state === 'deleted' || entry.view.state === 'unreachable') return;
-    this.setState(instanceId, 'unreachable', 'agent connection lost');
+    this.markUnreachable(entry, Date.now(), 'agent connection lost');
+  }
+
+  private markUnreachable(entry: Entry, now: number, reason: string): void {
+    const { state } = entry.view;
+    if (entry.removing || state === 'stopping' || state === 'deleted' || state === 'unreachable' || state === 'failed') return;
+    entry.unreachableSinceMs = now;
+    entry.view = { ...entry.view, unreachableSince: new Date(now).toISOString() };
+    this.setState(entry.view.id, 'unreachable', reason);
   }
 
   private setState(id: string, to: InstanceState, detail?: string): void {

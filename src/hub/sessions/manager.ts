@@ -1,17 +1,21 @@
-// Starts, tracks and stops users' servers: placement, the agent call, progress, routes, and re-adoption
-// of servers that outlived a hub restart.
+// Starts, tracks and stops users' servers: placement (profiles, strategy, stickiness, the wait queue and the
+// resources reserved on each instance), the agent call, progress, routes, sessions lost with their instance,
+// drain notices, and re-adoption of servers that outlived a hub restart.
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../lib/log.js';
-import type { HelloMessage, StartServerResult } from '../../protocol/agent.js';
+import type { HelloMessage, SessionResources, StartServerResult } from '../../protocol/agent.js';
 import type { Route } from '../../protocol/gateway.js';
 import type { AgentConnection } from '../agents/connection.js';
 import type { AgentRegistry } from '../agents/registry.js';
 import { newSecret } from '../auth/credentials.js';
-import { ServerStartError } from '../errors.js';
+import { ProfileError, ServerStartError } from '../errors.js';
 import type { EventLog } from '../events.js';
 import type { InstancePool, InstanceView } from '../instances/pool.js';
 import type { SessionRecord, Store, UserRecord } from '../store/types.js';
-import { choosePlacement } from './placement.js';
+import {
+  decidePlacement, emptyUsage, neverFitsReason, type Candidate, type PlacementDecision, type PlacementStrategy, type ResourceRequest,
+  type Usage,
+} from './placement.js';
 import { nextSessionState, type SessionState } from './state.js';
 
 /** One step of a server's start, in JupyterHub's progress-event shape. */
@@ -32,8 +36,72 @@ export interface SessionManagerContext {
   readonly events: EventLog;
   readonly log: Logger;
   readonly routes: { publish(route: Route): void; unpublish(user: string, sessionId: string): void };
-  /** Longest a start may take, placement wait included, in ms. */
+  /** Longest a start may take once placed, in ms. */
   readonly startTimeoutMs: number;
+  /** How new sessions pick an instance. */
+  readonly strategy: PlacementStrategy;
+  /** Named resource requests (pool.yaml `pool.profiles`). */
+  readonly profiles: Readonly<Record<string, ProfileRequest>>;
+  /** Profile used when a request names none; null: reserve nothing but a session slot. */
+  readonly defaultProfile: string | null;
+  /** Longest a request may wait in the queue for room, in ms. */
+  readonly queueTimeoutMs: number;
+  /** Where placement timings go (Prometheus). */
+  readonly metrics: PlacementObserver;
+}
+
+/** A profile as placement needs it. */
+export interface ProfileRequest extends ResourceRequest {
+  readonly description?: string;
+}
+
+/** Receives placement measurements. */
+export interface PlacementObserver {
+  /** One placement decision took `ms`. */
+  decision(ms: number, outcome: PlacementDecision['outcome']): void;
+  /** A request waited `ms` in the queue before it was placed (or gave up). */
+  waited(ms: number, outcome: 'placed' | 'abandoned'): void;
+}
+
+/** Options of `SessionManager.start`. */
+export interface StartOptions {
+  /** Profile name from pool.yaml; the default profile when absent. */
+  readonly profile?: string;
+}
+
+/** A request waiting for room, as `GET /hub/api/queue` shows it. */
+export interface QueueEntry {
+  /** 1 = next. */
+  readonly position: number;
+  readonly sessionId: string;
+  readonly user: string;
+  readonly profile: string | null;
+  /** ISO-8601. */
+  readonly since: string;
+  readonly waitedMs: number;
+  /** Why it waits (the last placement decision). */
+  readonly reason: string;
+}
+
+interface Waiter {
+  readonly live: Live;
+  readonly request: ResourceRequest;
+  readonly profile: string | null;
+  readonly sinceMs: number;
+  reason: string;
+  position: number;
+  resolve(placed: Placed): void;
+  reject(error: Error): void;
+}
+
+interface Placed {
+  readonly instance: InstanceView;
+  readonly gpus: readonly number[];
+}
+
+interface Allocation {
+  readonly instanceId: string;
+  readonly resources: SessionResources;
 }
 
 interface Live {
@@ -59,11 +127,80 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   private readonly byUser = new Map<string, string>();
   /** Sessions whose `startServer` request is in flight in this hub process. */
   private readonly inFlight = new Set<string>();
+  /** Resources reserved per instance, and per session. */
+  private readonly usage = new Map<string, Usage>();
+  private readonly allocations = new Map<string, Allocation>();
+  /** Requests waiting for room, oldest first. */
+  private readonly queue: Waiter[] = [];
+  private pumpScheduled = false;
+  /** Messages for users about their session (e.g. its instance is draining), by session id. */
+  private readonly notices = new Map<string, string>();
+  /** Queued sessions stopped by request: their start ends quietly (the stop records the outcome). */
+  private readonly withdrawn = new Set<string>();
 
   constructor(private readonly ctx: SessionManagerContext) {
     super();
     this.setMaxListeners(0);
     ctx.pool.on('joined', (id, hello, connection) => void this.adopt(id, hello, connection));
+    ctx.pool.on('lost', (id, reason) => void this.onInstanceLost(id, reason));
+    ctx.pool.on('drainExpired', (id) => void this.onDrainExpired(id));
+    ctx.pool.on('state', (view) => {
+      if (view.state === 'ready') this.schedulePump();
+      if (view.state === 'draining') this.noticeDrain(view);
+    });
+  }
+
+  /** The profiles users may pick, by name. */
+  profiles(): Readonly<Record<string, ProfileRequest>> {
+    return this.ctx.profiles;
+  }
+
+  /** Requests waiting for room, in queue order. */
+  queued(now = Date.now()): QueueEntry[] {
+    return this.queue.map((w, i) => ({
+      position: i + 1, sessionId: w.live.record.id, user: w.live.record.user, profile: w.profile,
+      since: new Date(w.sinceMs).toISOString(), waitedMs: now - w.sinceMs, reason: w.reason,
+    }));
+  }
+
+  /** 1-based queue position of a waiting session; undefined when it is not queued. */
+  queuePosition(sessionId: string): number | undefined {
+    const index = this.queue.findIndex((w) => w.live.record.id === sessionId);
+    return index < 0 ? undefined : index + 1;
+  }
+
+  /** A message for the session's user (e.g. "this instance is draining"), if any. */
+  noticeOf(sessionId: string): string | undefined {
+    return this.notices.get(sessionId);
+  }
+
+  /** What a session reserved and where, if placed. */
+  allocationOf(sessionId: string): Allocation | undefined {
+    return this.allocations.get(sessionId);
+  }
+
+  /**
+   * Resolves a profile name to what it reserves; throws `ProfileError` for an unknown profile or one that no
+   * instance of the pool can ever satisfy (judged on instances whose capacity is known).
+   *
+   * @example
+   * sessions.resolveProfile('gpu'); // { name: 'gpu', request: { cpu: 0, memoryBytes: 0, gpus: 1 } }
+   */
+  resolveProfile(name: string | undefined): { name: string | null; request: ResourceRequest } {
+    const chosen = name ?? this.ctx.defaultProfile;
+    if (chosen === null) return { name: null, request: { cpu: 0, memoryBytes: 0, gpus: 0 } };
+    const profile = this.ctx.profiles[chosen];
+    if (!profile) {
+      const known = Object.keys(this.ctx.profiles);
+      throw new ProfileError(chosen, `no profile named "${chosen}" (profiles: ${known.length ? known.join(', ') : 'none are configured'})`);
+    }
+    const request = { cpu: profile.cpu, memoryBytes: profile.memoryBytes, gpus: profile.gpus };
+    const rooms = this.ctx.pool.list().filter((v) => v.room && v.state !== 'failed' && v.state !== 'stopping' && v.state !== 'deleted');
+    const reasons = rooms.map((v) => (v.room ? neverFitsReason(v.room, request) : undefined));
+    if (rooms.length > 0 && reasons.every((r) => r !== undefined)) {
+      throw new ProfileError(chosen, `profile "${chosen}" can never fit this pool: it ${reasons[0] ?? 'does not fit'}`);
+    }
+    return { name: chosen, request };
   }
 
   /** Loads the sessions that were active when the hub stopped (before agents rejoin, so they can be re-adopted). */
@@ -74,6 +211,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
         continue;
       }
       this.track(record, Promise.resolve());
+      this.reserve(record.id, record.instanceId, { cpu: 0, memoryBytes: 0, gpus: [] });
     }
   }
 
@@ -92,6 +230,13 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     return id ? this.live.get(id)?.record : undefined;
   }
 
+  /** Active sessions by state (for metrics). */
+  activeCount(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const { record } of this.live.values()) counts[record.state] = (counts[record.state] ?? 0) + 1;
+    return counts;
+  }
+
   /** Progress so far of a session (for replay to a late subscriber). */
   progressOf(sessionId: string): readonly ProgressEvent[] {
     return this.live.get(sessionId)?.progress ?? [];
@@ -99,9 +244,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
 
   /** Sessions per instance (active ones). */
   countOn(instanceId: string): number {
-    let n = 0;
-    for (const { record } of this.live.values()) if (record.instanceId === instanceId) n++;
-    return n;
+    return this.usage.get(instanceId)?.sessions ?? 0;
   }
 
   /** Every route the gateway should have now. */
@@ -122,9 +265,11 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
    * const session = await sessions.start(user);
    * await sessions.settled(session.id, 10_000); // true when it finished starting (or failed) in time
    */
-  async start(user: UserRecord): Promise<SessionRecord> {
+  async start(user: UserRecord, options: StartOptions = {}): Promise<SessionRecord> {
     const current = this.active(user.name);
     if (current && current.state !== 'stopping') return current;
+    const { name: profile, request } = this.resolveProfile(options.profile);
+    const sticky = current?.instanceId ?? undefined;
     if (current) await this.settled(current.id, this.ctx.startTimeoutMs);
     const record: SessionRecord = {
       id: `s-${newSecret(6).replace(/[^A-Za-z0-9]/g, 'x')}`, user: user.name, name: '', instanceId: null, state: 'pending', url: null,
@@ -135,7 +280,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     const started = new Promise<void>((resolve) => (done = resolve));
     const live = this.track(record, started);
     this.report(live, { progress: 0, message: 'Server requested' });
-    void this.run(live, user).finally(done);
+    void this.run(live, user, { profile, request, sticky }).finally(done);
     return live.record;
   }
 
@@ -156,6 +301,8 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     const live = id ? this.live.get(id) : undefined;
     if (!live) return;
     if (live.record.state === 'pending') {
+      this.withdrawn.add(live.record.id);
+      this.dequeue(live.record.id, new ServerStartError(user, `stopped while waiting for an instance (${reason})`));
       await this.transition(live, 'stopped', reason);
       return;
     }
@@ -183,16 +330,21 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     return live;
   }
 
-  private async run(live: Live, user: UserRecord): Promise<void> {
-    const deadline = Date.now() + this.ctx.startTimeoutMs;
+  private async run(
+    live: Live,
+    user: UserRecord,
+    want: { profile: string | null; request: ResourceRequest; sticky: string | undefined },
+  ): Promise<void> {
     try {
-      const instance = await this.place(live, deadline);
-      if (live.record.state !== 'pending') return;
+      const { instance, gpus } = await this.place(live, want);
+      const resources: SessionResources = { cpu: want.request.cpu, memoryBytes: want.request.memoryBytes, gpus: [...gpus] };
+      const deadline = Date.now() + this.ctx.startTimeoutMs;
+      if (live.record.state !== 'pending') {
+        this.release(live.record.id);
+        return;
+      }
       await this.update(live, { instanceId: instance.id });
       await this.transition(live, 'starting', `placed on ${instance.id}`);
-      this.ctx.events.record('session.placed', `${user.name} placed on ${instance.id} (fewest sessions)`, {
-        user: user.name, instanceId: instance.id, data: { session: live.record.id, sessions_on_instance: this.countOn(instance.id) - 1 },
-      });
       this.report(live, { progress: 10, message: `Placed on instance ${instance.id}` });
       const connection = this.ctx.registry.get(instance.id);
       if (!connection) throw new ServerStartError(user.name, `instance ${instance.id} lost its agent before the server started`);
@@ -205,7 +357,10 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       try {
         result = await connection.request(
           'startServer',
-          { sessionId: live.record.id, user: { name: user.name, uid: user.uid, gid: user.gid }, baseUrl: userPrefix(user.name), token: live.record.token },
+          {
+            sessionId: live.record.id, user: { name: user.name, uid: user.uid, gid: user.gid }, baseUrl: userPrefix(user.name),
+            token: live.record.token, resources,
+          },
           Math.max(1000, deadline - Date.now()) + 5000,
         );
       } finally {
@@ -219,36 +374,188 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       await this.update(live, { url: result.url, lastActivity: new Date().toISOString() });
       await this.transition(live, 'running', `Jupyter answers at ${instance.id}`);
     } catch (error) {
+      if (this.withdrawn.delete(live.record.id)) return;
       const message = error instanceof Error ? error.message : String(error);
       if (ACTIVE.has(live.record.state) && live.record.state !== 'stopping') await this.transition(live, 'failed', message);
     }
   }
 
-  private async place(live: Live, deadline: number): Promise<InstanceView> {
-    let announced = false;
-    for (;;) {
-      const instance = choosePlacement(this.ctx.pool.ready(), (id) => this.countOn(id));
-      if (instance) return instance;
-      if (!announced) {
-        this.report(live, { progress: 5, message: 'Waiting for an instance to be ready' });
-        announced = true;
-      }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0 || live.record.state !== 'pending') {
-        throw new ServerStartError(live.record.user, 'no instance of the pool became ready in time');
-      }
-      await new Promise<void>((resolve) => {
-        const finish = (): void => {
+  /** Places a session now, or queues it until room frees up (or `queueTimeoutMs` passes). Reserves what it got. */
+  private async place(
+    live: Live,
+    want: { profile: string | null; request: ResourceRequest; sticky: string | undefined },
+  ): Promise<Placed> {
+    const decision = this.decide(want.request, want.sticky);
+    if (decision.outcome === 'placed' && this.queue.length === 0) return this.commit(live, want, decision, 0);
+    const sinceMs = Date.now();
+    return new Promise<Placed>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const message = `no instance had room for ${want.profile ? `profile "${want.profile}"` : 'the server'} within ${Math.round(this.ctx.queueTimeoutMs / 1000)} s`;
+        if (this.dequeue(live.record.id, new ServerStartError(live.record.user, message))) this.ctx.metrics.waited(Date.now() - sinceMs, 'abandoned');
+      }, this.ctx.queueTimeoutMs);
+      timer.unref();
+      const waiter: Waiter = {
+        live, request: want.request, profile: want.profile, sinceMs, reason: decision.reason, position: this.queue.length + 1,
+        resolve: (placed) => {
           clearTimeout(timer);
-          this.ctx.pool.off('state', onState);
-          resolve();
-        };
-        const onState = (view: InstanceView): void => {
-          if (view.state === 'ready') finish();
-        };
-        const timer = setTimeout(finish, Math.min(remaining, 1000));
-        this.ctx.pool.on('state', onState);
+          resolve(placed);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.queue.push(waiter);
+      this.ctx.events.record('session.queued', `${live.record.user} waits for an instance (position ${waiter.position}): ${decision.reason}`, {
+        user: live.record.user, data: { session: live.record.id, position: waiter.position, profile: want.profile, reason: decision.reason },
       });
+      this.report(live, { progress: 5, message: `Waiting for an instance (position ${waiter.position})` });
+      if (decision.outcome === 'placed') this.schedulePump();
+    });
+  }
+
+  /** One timed placement decision against the ready instances. */
+  private decide(request: ResourceRequest, sticky: string | undefined): PlacementDecision {
+    const started = performance.now();
+    const decision = decidePlacement(this.candidates(), request, { strategy: this.ctx.strategy, sticky });
+    this.ctx.metrics.decision(performance.now() - started, decision.outcome);
+    return decision;
+  }
+
+  private *candidates(): Generator<Candidate> {
+    for (const view of this.ctx.pool.list()) {
+      if (view.state !== 'ready' || !view.room) continue;
+      let usage = this.usage.get(view.id);
+      if (!usage) {
+        usage = emptyUsage();
+        this.usage.set(view.id, usage);
+      }
+      yield { id: view.id, room: view.room, usage };
+    }
+  }
+
+  /** Reserves a placement decision and records it with its reason. */
+  private commit(
+    live: Live,
+    want: { profile: string | null; request: ResourceRequest },
+    decision: Extract<PlacementDecision, { outcome: 'placed' }>,
+    waitedMs: number,
+  ): Placed {
+    const instance = this.ctx.pool.get(decision.instanceId);
+    if (!instance) throw new ServerStartError(live.record.user, `instance ${decision.instanceId} vanished during placement`);
+    this.reserve(live.record.id, decision.instanceId, { cpu: want.request.cpu, memoryBytes: want.request.memoryBytes, gpus: [...decision.gpus] });
+    this.ctx.events.record('session.placed', `${live.record.user} placed on ${decision.instanceId}: ${decision.reason}`, {
+      user: live.record.user, instanceId: decision.instanceId,
+      data: {
+        session: live.record.id, strategy: this.ctx.strategy, reason: decision.reason, profile: want.profile, gpus: decision.gpus,
+        considered: decision.considered, waited_ms: waitedMs, sessions_on_instance: this.countOn(decision.instanceId) - 1,
+      },
+    });
+    return { instance, gpus: decision.gpus };
+  }
+
+  private reserve(sessionId: string, instanceId: string, resources: SessionResources): void {
+    this.release(sessionId, false);
+    let usage = this.usage.get(instanceId);
+    if (!usage) {
+      usage = emptyUsage();
+      this.usage.set(instanceId, usage);
+    }
+    usage.sessions++;
+    usage.cpu += resources.cpu;
+    usage.memoryBytes += resources.memoryBytes;
+    for (const gpu of resources.gpus) usage.gpus.add(gpu);
+    this.allocations.set(sessionId, { instanceId, resources });
+  }
+
+  /** Frees what a session reserved; queued requests get another chance. */
+  private release(sessionId: string, pump = true): void {
+    const allocation = this.allocations.get(sessionId);
+    if (!allocation) return;
+    this.allocations.delete(sessionId);
+    const usage = this.usage.get(allocation.instanceId);
+    if (usage) {
+      usage.sessions = Math.max(0, usage.sessions - 1);
+      usage.cpu = Math.max(0, usage.cpu - allocation.resources.cpu);
+      usage.memoryBytes = Math.max(0, usage.memoryBytes - allocation.resources.memoryBytes);
+      for (const gpu of allocation.resources.gpus) usage.gpus.delete(gpu);
+      if (usage.sessions === 0 && !this.ctx.pool.get(allocation.instanceId)) this.usage.delete(allocation.instanceId);
+    }
+    if (pump) this.schedulePump();
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.queue.length === 0) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  /** Gives every queued request, oldest first, a chance at the room there is now; tells the rest their position. */
+  private pump(): void {
+    for (let i = 0; i < this.queue.length; ) {
+      const waiter = this.queue[i];
+      if (!waiter) break;
+      const decision = this.decide(waiter.request, undefined);
+      if (decision.outcome === 'wait') {
+        waiter.reason = decision.reason;
+        i++;
+        continue;
+      }
+      this.queue.splice(i, 1);
+      const waitedMs = Date.now() - waiter.sinceMs;
+      this.ctx.metrics.waited(waitedMs, 'placed');
+      try {
+        waiter.resolve(this.commit(waiter.live, waiter, decision, waitedMs));
+      } catch (error) {
+        waiter.reject(error as Error);
+      }
+    }
+    this.queue.forEach((waiter, i) => {
+      if (waiter.position === i + 1) return;
+      waiter.position = i + 1;
+      this.report(waiter.live, { progress: 5, message: `Waiting for an instance (position ${waiter.position})` });
+    });
+  }
+
+  /** Takes a session out of the queue, failing its wait with `error`; false when it was not queued. */
+  private dequeue(sessionId: string, error: Error): boolean {
+    const index = this.queue.findIndex((w) => w.live.record.id === sessionId);
+    if (index < 0) return false;
+    const [waiter] = this.queue.splice(index, 1);
+    waiter?.reject(error);
+    this.schedulePump();
+    return true;
+  }
+
+  /** The instance failed: its sessions are lost; their users' next request starts fresh elsewhere. */
+  private async onInstanceLost(instanceId: string, reason: string): Promise<void> {
+    for (const live of [...this.live.values()]) {
+      if (live.record.instanceId !== instanceId || !ACTIVE.has(live.record.state) || live.record.state === 'pending') continue;
+      this.ctx.events.record('session.lost', `${live.record.user}'s server was lost with instance ${instanceId} (${reason}); notebooks are safe on the share`, {
+        user: live.record.user, instanceId, data: { session: live.record.id },
+      });
+      await this.transition(live, 'failed', `lost: instance ${instanceId} failed (${reason})`).catch((error: unknown) =>
+        this.ctx.log.warn({ session: live.record.id, err: (error as Error).message }, 'could not mark a lost session'),
+      );
+    }
+  }
+
+  /** A draining instance's deadline passed: its remaining servers are stopped. */
+  private async onDrainExpired(instanceId: string): Promise<void> {
+    const users = [...this.live.values()].filter((l) => l.record.instanceId === instanceId).map((l) => l.record.user);
+    await Promise.allSettled(users.map((user) => this.stop(user, `instance ${instanceId} was drained: its deadline passed`)));
+  }
+
+  /** Tells each user on a draining instance (their server model and the event log). */
+  private noticeDrain(view: InstanceView): void {
+    const message = `This instance (${view.id}) is being drained for maintenance${view.drainDeadline ? `; your server will be stopped at ${view.drainDeadline}` : ''}. Save your work: your next server starts on another instance, with your notebooks.`;
+    for (const live of this.live.values()) {
+      if (live.record.instanceId !== view.id || this.notices.get(live.record.id) === message) continue;
+      this.notices.set(live.record.id, message);
+      this.ctx.events.record('session.notice', `${live.record.user}: ${message}`, { user: live.record.user, instanceId: view.id, data: { session: live.record.id } });
     }
   }
 
@@ -272,6 +579,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
         await this.transition(live, 'running', 'server found running after a hub restart');
         continue;
       }
+      if (server.resources) this.reserve(live.record.id, instanceId, server.resources);
       if (live.record.state === 'running' && server.state === 'running') {
         if (live.record.url !== server.url) await this.update(live, { url: server.url });
         this.publish(live);
@@ -310,6 +618,8 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     if (from === 'running') this.ctx.routes.unpublish(live.record.user, live.record.id);
     if (to === 'failed' && from !== 'running') this.report(live, { progress: 100, message: `Start failed: ${reason}`, failed: true });
     if (ended) {
+      this.release(live.record.id);
+      this.notices.delete(live.record.id);
       this.live.delete(live.record.id);
       if (this.byUser.get(live.record.user) === live.record.id) this.byUser.delete(live.record.user);
     }

@@ -1,0 +1,193 @@
+// Pool routes under /hub/api (one instance, drain, protect, the wait queue, profiles) and the Prometheus
+// metrics at /hub/metrics. Request and response schemas are exported for the OpenAPI document.
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { parseDuration } from '../../lib/duration.js';
+import { BadRequestError, InstanceNotFoundError } from '../errors.js';
+import type { InstancePool, InstanceView } from '../instances/pool.js';
+import type { HubMetrics } from '../metrics.js';
+import type { SessionManager } from '../sessions/manager.js';
+import { requireAdmin, requireIdentity } from './auth.js';
+import { readJson } from './body.js';
+import type { HubEnv } from './services.js';
+
+/** What the pool routes use from the hub. */
+export interface PoolApiContext {
+  readonly pool: Pick<InstancePool, 'get' | 'drain' | 'protect'>;
+  readonly sessions: Pick<SessionManager, 'countOn' | 'queued' | 'profiles' | 'resolveProfile'>;
+  readonly metrics: Pick<HubMetrics, 'render' | 'contentType'>;
+}
+
+/** Body of `POST /hub/api/instances/{id}/drain`. */
+export const drainBodySchema = z.strictObject({
+  deadline: z
+    .union([z.string(), z.number().nonnegative()])
+    .optional()
+    .describe('How long sessions may keep running before they are stopped ("30m", "2h" or ms); default pool.yaml pool.drain.deadline.'),
+});
+
+/** Body of `POST /hub/api/instances/{id}/protect`. */
+export const protectBodySchema = z.strictObject({
+  protected: z.boolean().default(true).describe('true protects the instance from removal; false lifts the protection.'),
+});
+
+/** Body of `POST /hub/api/users/{name}/server` (JupyterHub's user_options, with the pool's `profile`). */
+export const startServerBodySchema = z.strictObject({
+  profile: z.string().min(1).max(64).optional().describe('Profile name from pool.yaml pool.profiles; default profile when absent.'),
+});
+
+/** One instance with its capacity, reservations, protection and drain state. */
+export const poolInstanceSchema = z.object({
+  id: z.string(),
+  state: z.string(),
+  address: z.string().nullable(),
+  sessions: z.number().int(),
+  protected: z.boolean(),
+  drain_deadline: z.string().nullable().describe('ISO-8601; set while draining.'),
+  unreachable_since: z.string().nullable(),
+  last_heartbeat: z.string().nullable(),
+  capacity: z
+    .object({
+      cpus: z.number(),
+      memory_bytes: z.number(),
+      gpus: z.array(z.number().int()).describe('GPU device indices sessions may be granted.'),
+      max_sessions: z.number().int().nullable(),
+    })
+    .nullable()
+    .describe('What the instance offers (pool.yaml overrides applied); null until its agent joined.'),
+  gpu_devices: z.array(z.object({ index: z.number().int(), name: z.string(), memory_bytes: z.number() })),
+  detail: z.string().nullable(),
+});
+export type PoolInstanceJson = z.infer<typeof poolInstanceSchema>;
+
+/** One request waiting for room. */
+export const queueEntrySchema = z.object({
+  position: z.number().int().describe('1 = next'),
+  session: z.string(),
+  user: z.string(),
+  profile: z.string().nullable(),
+  since: z.string(),
+  wait_seconds: z.number(),
+  reason: z.string().describe('Why it waits (the last placement decision).'),
+});
+
+/** A profile users may pick. */
+export const profileJsonSchema = z.object({
+  name: z.string(),
+  description: z.string().nullable(),
+  cpu: z.number(),
+  memory_bytes: z.number(),
+  gpus: z.number().int(),
+});
+
+/** Every pool route, for the OpenAPI document: method, path under /hub/api (or absolute), body and answers. */
+export const POOL_ROUTES = [
+  { method: 'get', path: '/instances/{id}', summary: 'One instance with capacity, protection and drain state', admin: true, response: poolInstanceSchema },
+  { method: 'post', path: '/instances/{id}/drain', summary: 'Stop new placements on an instance and remove it once its sessions end', admin: true, body: drainBodySchema, response: poolInstanceSchema, status: 202 },
+  { method: 'post', path: '/instances/{id}/protect', summary: 'Protect an instance from removal, or lift it', admin: true, body: protectBodySchema, response: poolInstanceSchema },
+  { method: 'get', path: '/queue', summary: 'Requests waiting for an instance with room', admin: true, response: z.array(queueEntrySchema) },
+  { method: 'get', path: '/profiles', summary: 'Profiles users may pick when starting a server', admin: false, response: z.array(profileJsonSchema) },
+  { method: 'get', path: '/hub/metrics', summary: 'Prometheus metrics (text format; admin token)', admin: true, response: z.string() },
+] as const;
+
+/**
+ * An instance as the pool routes show it.
+ *
+ * @example
+ * poolInstanceModel(pool.get('i-1')!, sessions.countOn('i-1'));
+ */
+export function poolInstanceModel(view: InstanceView, sessions: number): PoolInstanceJson {
+  return {
+    id: view.id,
+    state: view.state,
+    address: view.address,
+    sessions,
+    protected: view.protected,
+    drain_deadline: view.drainDeadline,
+    unreachable_since: view.unreachableSince,
+    last_heartbeat: view.lastHeartbeat,
+    capacity: view.room
+      ? { cpus: view.room.cpus, memory_bytes: view.room.memoryBytes, gpus: [...view.room.gpuIndices], max_sessions: view.room.maxSessions }
+      : null,
+    gpu_devices: (view.capacity?.gpuDevices ?? []).map((d) => ({ index: d.index, name: d.name, memory_bytes: d.memoryBytes })),
+    detail: view.detail,
+  };
+}
+
+/**
+ * Builds the pool routes (mounted at `/hub/api`).
+ *
+ * @example
+ * app.route('/hub/api', poolApiRoutes({ pool, sessions, metrics }));
+ */
+export function poolApiRoutes(ctx: PoolApiContext): Hono<HubEnv> {
+  const api = new Hono<HubEnv>();
+  const instance = (id: string): InstanceView => {
+    const view = ctx.pool.get(id);
+    if (!view) throw new InstanceNotFoundError(id);
+    return view;
+  };
+  const model = (view: InstanceView) => poolInstanceModel(view, ctx.sessions.countOn(view.id));
+
+  api.get('/instances/:id', (c) => {
+    requireAdmin(c);
+    return c.json(model(instance(c.req.param('id'))));
+  });
+
+  api.post('/instances/:id/drain', async (c) => {
+    requireAdmin(c);
+    const id = c.req.param('id');
+    instance(id);
+    const body = await readJson(c, drainBodySchema);
+    let deadlineMs: number | undefined;
+    if (body.deadline !== undefined) {
+      deadlineMs = parseDuration(body.deadline);
+      if (deadlineMs === undefined) throw new BadRequestError(`deadline: "${body.deadline}" is not a duration; write e.g. "30m" or milliseconds`, 'deadline');
+    }
+    return c.json(model(ctx.pool.drain(id, deadlineMs)), 202);
+  });
+
+  api.post('/instances/:id/protect', async (c) => {
+    requireAdmin(c);
+    const id = c.req.param('id');
+    instance(id);
+    const body = await readJson(c, protectBodySchema);
+    return c.json(model(ctx.pool.protect(id, body.protected)));
+  });
+
+  api.get('/queue', (c) => {
+    requireAdmin(c);
+    return c.json(
+      ctx.sessions.queued().map((q) => ({
+        position: q.position, session: q.sessionId, user: q.user, profile: q.profile, since: q.since, wait_seconds: q.waitedMs / 1000, reason: q.reason,
+      })),
+    );
+  });
+
+  api.get('/profiles', (c) => {
+    requireIdentity(c);
+    return c.json(
+      Object.entries(ctx.sessions.profiles()).map(([name, p]) => ({
+        name, description: p.description ?? null, cpu: p.cpu, memory_bytes: p.memoryBytes, gpus: p.gpus,
+      })),
+    );
+  });
+
+  return api;
+}
+
+/**
+ * `GET /hub/metrics`: Prometheus text format, for an admin token (`Authorization: Bearer <token>` works for
+ * Prometheus' `authorization` setting).
+ *
+ * @example
+ * app.route('/hub', metricsRoutes({ metrics }));
+ */
+export function metricsRoutes(ctx: Pick<PoolApiContext, 'metrics'>): Hono<HubEnv> {
+  const routes = new Hono<HubEnv>();
+  routes.get('/metrics', async (c) => {
+    requireAdmin(c);
+    return c.body(await ctx.metrics.render(), 200, { 'content-type': ctx.metrics.contentType });
+  });
+  return routes;
+}

@@ -1,0 +1,46 @@
+// Turns pool.yaml's `pool:` section into the placement, repair and drain settings of the instance pool and the
+// session manager (the config already holds every default; this only reshapes it).
+import type { LoadedConfig } from '../config/index.js';
+import type { InstancePoolContext } from './instances/pool.js';
+import type { ProfileRequest, SessionManagerContext } from './sessions/manager.js';
+
+/**
+ * The pool's capacity, heartbeat, repair and drain settings from the config.
+ *
+ * @example
+ * new InstancePool({ ...base, ...placementSettings(config, { countOn: (id) => sessions.countOn(id) }) });
+ */
+export function placementSettings(
+  config: LoadedConfig,
+  occupancy: InstancePoolContext['occupancy'],
+): Pick<InstancePoolContext, 'capacity' | 'heartbeatIntervalMs' | 'repair' | 'drainDeadlineMs' | 'occupancy'> {
+  const { capacity, repair, drain } = config.pool;
+  return {
+    capacity: {
+      ...(capacity.cpus === undefined ? {} : { cpus: capacity.cpus }),
+      ...(capacity.memory === undefined ? {} : { memoryBytes: capacity.memory }),
+      ...(capacity.gpus === undefined ? {} : { gpus: capacity.gpus }),
+      maxSessions: capacity.maxSessions,
+    },
+    heartbeatIntervalMs: config.hub.heartbeatInterval,
+    repair: { missedHeartbeats: repair.missedHeartbeats, failAfterMs: repair.failAfter, maxShare: repair.maxShare },
+    drainDeadlineMs: drain.deadline,
+    occupancy,
+  };
+}
+
+/**
+ * The session manager's strategy, profiles and queue settings from the config.
+ *
+ * @example
+ * new SessionManager({ ...base, ...sessionSettings(config), metrics: metrics.placement });
+ */
+export function sessionSettings(
+  config: LoadedConfig,
+): Pick<SessionManagerContext, 'strategy' | 'profiles' | 'defaultProfile' | 'queueTimeoutMs'> {
+  const profiles: Record<string, ProfileRequest> = {};
+  for (const [name, p] of Object.entries(config.pool.profiles)) {
+    profiles[name] = { cpu: p.cpu, memoryBytes: p.memory, gpus: p.gpus, ...(p.description === undefined ? {} : { description: p.description }) };
+  }
+  return { strategy: config.pool.placement, profiles, defaultProfile: config.pool.defaultProfile, queueTimeoutMs: config.pool.queueTimeout };
+}

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../lib/version.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerInstanceCommands } from './commands/instances.js';
 import { registerStatusCommands } from './commands/status.js';
 import { registerUpCommand } from './commands/up.js';
 import { registerUserCommands } from './commands/users.js';
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerUpCommand(program);
   registerStatusCommands(program);
+  registerInstanceCommands(program);
   registerUserCommands(program);
   registerConfigCommands(program);
   const applyOverride = (command: Command) => {

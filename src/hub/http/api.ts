@@ -15,6 +15,7 @@ import { addSshKeyBody, createTokenBody, createUserBody, patchUserBody } from '.
 import { fingerprint, parseSshKey, publicKeyLine } from '../../ssh/keys.js';
 import { newSecret } from '../auth/credentials.js';
 import { SshKeyExistsError } from '../store/errors.js';
+import { startServerBodySchema } from './pool-api.js';
 import type { HubEnv, HubServices } from './services.js';
 
 function sshKeyModel(key: { id: string; algo: string; data: string; comment: string; fingerprint: string; created: string }) {
@@ -46,7 +47,10 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
     if (!user) throw new UserNotFoundError(name);
     return user;
   };
-  const model = (user: UserRecord) => userModel(user, s.sessions.active(user.name));
+  const model = (user: UserRecord) => {
+    const session = s.sessions.active(user.name);
+    return userModel(user, session, session ? s.sessions.poolFieldsOf(session.id) : undefined);
+  };
 
   api.get('/', (c) => c.json({ version: s.version }));
 
@@ -114,13 +118,14 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
     requireSelfOrAdmin(c, name);
     const user = await loadUser(name);
     if (user.disabled) throw new BadRequestError(`user "${name}" is disabled`);
-    const session = await s.sessions.start(user);
+    const body = await readJson(c, startServerBodySchema);
+    const session = await s.sessions.start(user, body.profile === undefined ? {} : { profile: body.profile });
     await s.sessions.settled(session.id, s.spawnWaitMs);
     const now = s.sessions.active(name) ?? (await s.store.getSession(session.id)) ?? session;
     if (now.state === 'failed') {
       return c.json({ status: 500, message: `${name}'s server failed to start: ${now.reason ?? 'unknown reason'}` }, 500);
     }
-    return c.json(serverModel(now), now.state === 'running' ? 201 : 202);
+    return c.json(serverModel(now, s.sessions.poolFieldsOf(now.id)), now.state === 'running' ? 201 : 202);
   });
 
   api.delete('/users/:name/server', async (c) => {

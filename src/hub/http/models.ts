@@ -5,7 +5,13 @@ import { userPrefix } from '../sessions/manager.js';
 import type { InstanceJson, ServerJson, TokenJson, UserJson } from './schemas.js';
 
 /** A session as JupyterHub's server model. */
-export function serverModel(session: SessionRecord): ServerJson {
+/** Pool facts about a live session that its record does not hold (`SessionManager.poolFieldsOf`). */
+export interface SessionPoolFields {
+  readonly queuePosition: number | null;
+  readonly notice: string | null;
+}
+
+export function serverModel(session: SessionRecord, pool?: SessionPoolFields): ServerJson {
   const pending = session.state === 'pending' || session.state === 'starting' ? 'spawn' : session.state === 'stopping' ? 'stop' : null;
   return {
     name: session.name,
@@ -20,12 +26,13 @@ export function serverModel(session: SessionRecord): ServerJson {
     state: {},
     instance: session.instanceId,
     session_state: session.state,
+    ...(pool ? { queue_position: pool.queuePosition, notice: pool.notice } : {}),
   };
 }
 
 /** A user as JupyterHub's user model; `servers` holds the active server, if any. */
-export function userModel(user: UserRecord, session: SessionRecord | undefined): UserJson {
-  const server = session ? serverModel(session) : undefined;
+export function userModel(user: UserRecord, session: SessionRecord | undefined, pool?: SessionPoolFields): UserJson {
+  const server = session ? serverModel(session, pool) : undefined;
   return {
     kind: 'user' as const,
     name: user.name,

@@ -4,6 +4,7 @@ import { Hono, type Context } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { LOGIN_COOKIE } from '../../protocol/gateway.js';
 import { usernameProblem } from '../../lib/names.js';
+import { HubError } from '../errors.js';
 import { userPrefix } from '../sessions/manager.js';
 import type { HubEnv, HubServices } from './services.js';
 
@@ -96,13 +97,19 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
     const session = s.sessions.active(who.user);
     const state = session?.state ?? 'stopped';
     const running = state === 'running';
+    const pool = session ? s.sessions.poolFieldsOf(session.id) : undefined;
+    const profiles = Object.entries(s.sessions.profiles());
+    const choose = profiles.length === 0 ? '' : `<label>Profile <select name="profile">${profiles
+      .map(([name, p]) => `<option value="${esc(name)}">${esc(name)}${p.description ? ` — ${esc(p.description)}` : ''}</option>`)
+      .join('')}</select></label> `;
     const body = `<h2>My server</h2>
-<p id="status">Status: <strong>${esc(state)}</strong>${session?.instanceId ? ` on instance <code>${esc(session.instanceId)}</code>` : ''}</p>
+<p id="status">Status: <strong>${esc(state)}</strong>${session?.instanceId ? ` on instance <code>${esc(session.instanceId)}</code>` : ''}${pool?.queuePosition ? ` · waiting for an instance (position ${pool.queuePosition})` : ''}</p>
+${pool?.notice ? `<p class="error" role="status">${esc(pool.notice)}</p>` : ''}
 ${running ? `<p><a href="${userPrefix(who.user)}tree">Open my server</a> · your notebooks on the shared drive are in <code>notebooks/remote</code></p>` : ''}
 <form method="post" action="/hub/home/server">
   ${running || state === 'starting' || state === 'pending'
     ? '<button name="action" value="stop">Stop my server</button>'
-    : '<button name="action" value="start">Start my server</button>'}
+    : `${choose}<button name="action" value="start">Start my server</button>`}
 </form>`;
     return c.html(page('Home', body, who.user));
   });
@@ -114,6 +121,15 @@ ${running ? `<p><a href="${userPrefix(who.user)}tree">Open my server</a> · your
     if (form.action === 'stop') {
       await s.sessions.stop(who.user);
       return c.redirect('/hub/home');
+    }
+    const user = await s.store.getUser(who.user);
+    if (user && typeof form.profile === 'string' && form.profile !== '') {
+      try {
+        await s.sessions.start(user, { profile: form.profile });
+      } catch (error) {
+        if (!(error instanceof HubError)) throw error;
+        return c.html(page('Home', `<p class="error" role="alert">${esc(error.message)}</p><p><a href="/hub/home">Back</a></p>`, who.user), 400);
+      }
     }
     return c.redirect(`/hub/user/${who.user}/tree`);
   });

@@ -24,6 +24,8 @@ export const serverSchema = z
     state: z.record(z.string(), z.unknown()),
     instance: z.string().nullable().describe('Pool field: the instance the server runs on.'),
     session_state: z.string().describe('Pool field: pending, starting, running, stopping, stopped or failed.'),
+    queue_position: z.number().int().nullable().optional().describe('Pool field: place in the wait queue (1 = next) while waiting for room.'),
+    notice: z.string().nullable().optional().describe('Pool field: a message for the user, e.g. that the instance is being drained.'),
   })
   .meta({ id: 'Server', description: "JupyterHub's server model plus pool fields." });
 

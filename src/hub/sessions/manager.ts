@@ -169,6 +169,11 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     return index < 0 ? undefined : index + 1;
   }
 
+  /** Queue position and notice of a session, for its server model. */
+  poolFieldsOf(sessionId: string): { queuePosition: number | null; notice: string | null } {
+    return { queuePosition: this.queuePosition(sessionId) ?? null, notice: this.notices.get(sessionId) ?? null };
+  }
+
   /** A message for the session's user (e.g. "this instance is draining"), if any. */
   noticeOf(sessionId: string): string | undefined {
     return this.notices.get(sessionId);

@@ -35,6 +35,8 @@ export function cli(args: readonly string[], options: { stdin?: string; cwd?: st
 export interface PoolOptions {
   instances?: number;
   extraYaml?: string;
+  /** Turn the SSH front door on (an ephemeral port). */
+  ssh?: boolean;
 }
 
 /** A running pool for one suite. */
@@ -44,11 +46,16 @@ export class TestPool {
   readonly share: string;
   readonly uidBase: number;
   url = '';
+  /** Port of the SSH front door, when `ssh` was asked for. */
+  sshPort = 0;
   private child: ChildProcess | undefined;
   output = '';
   private readonly createdUsers = new Set<string>();
 
+  private readonly wantsSsh: boolean;
+
   constructor(options: PoolOptions = {}) {
+    this.wantsSsh = options.ssh ?? false;
     this.dir = mkdtempSync(join(tmpdir(), 'dspool-e2e-'));
     chmodSync(this.dir, 0o755);
     this.share = join(this.dir, 'share');
@@ -59,7 +66,7 @@ export class TestPool {
       [
         'dataDir: ./state',
         'share: { path: ./share }',
-        'gateway: { host: 127.0.0.1, port: 0, sshPort: null }',
+        `gateway: { host: 127.0.0.1, port: 0, sshPort: ${options.ssh ? 0 : 'null'} }`,
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
         `pool: { instances: ${options.instances ?? 2} }`,
@@ -80,9 +87,11 @@ export class TestPool {
       child.stdout?.on('data', (d: Buffer) => {
         this.output += d.toString();
         const match = /dspool is ready at (http:\/\/\S+?)\/?\s/.exec(this.output);
-        if (match?.[1]) {
+        const ssh = /dspool SSH front door at ssh:\/\/\S+:(\d+)/.exec(this.output);
+        if (match?.[1] && (!this.wantsSsh || ssh?.[1])) {
           clearTimeout(timer);
           this.url = match[1];
+          this.sshPort = Number(ssh?.[1] ?? 0);
           resolvePromise();
         }
       });
@@ -230,4 +239,32 @@ export async function executeInKernel(
   const roundTripMs = performance.now() - started;
   ws.close();
   return { text, roundTripMs };
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program to completion (bounded), feeding `input` on stdin. */
+export function run(file: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(file, args, { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${file} ${args.join(' ')} timed out; stderr: ${stderr}`));
+    }, options.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr });
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.input ?? '');
+  });
 }

@@ -5,6 +5,7 @@ import { registerConfigCommands } from './commands/config.js';
 import { registerInstanceCommands } from './commands/instances.js';
 import { registerStatusCommands } from './commands/status.js';
 import { registerUpCommand } from './commands/up.js';
+import { registerSshCommands } from './commands/ssh.js';
 import { registerUserCommands } from './commands/users.js';
 import { OperationError, UsageError } from './errors.js';
 
@@ -18,7 +19,7 @@ export function buildProgram(): Command {
   registerUpCommand(program);
   registerStatusCommands(program);
   registerInstanceCommands(program);
-  registerUserCommands(program);
+  registerSshCommands(program, registerUserCommands(program));
   registerConfigCommands(program);
   const applyOverride = (command: Command) => {
     // Excess arguments are checked in the hook below, so the message can name them.

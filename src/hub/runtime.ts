@@ -66,6 +66,29 @@ export function ensureSshInternalKey(dataDir: string, make: () => { privateKey: 
   }
 }
 
+/** Relative to dataDir: where `dspool up`'s front door listens (written by `up`, read by `dspool ssh-config`). */
+export const FRONT_DOOR_FILE = 'front-door.json';
+
+/** What `front-door.json` holds. */
+export interface FrontDoorInfo {
+  readonly url: string;
+  readonly ssh_port: number | null;
+  readonly ssh_host_key: string | null;
+  readonly pid: number;
+}
+
+export function writeFrontDoorInfo(dataDir: string, info: FrontDoorInfo): void {
+  writeFileSync(join(dataDir, FRONT_DOOR_FILE), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
+}
+
+export function readFrontDoorInfo(dataDir: string): FrontDoorInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dataDir, FRONT_DOOR_FILE), 'utf8')) as FrontDoorInfo;
+  } catch {
+    return undefined;
+  }
+}
+
 export function writeRuntime(dataDir: string, info: RuntimeInfo): void {
   writeFileSync(join(dataDir, RUNTIME_FILE), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
 }

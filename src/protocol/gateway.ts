@@ -45,3 +45,26 @@ export const gatewayToHubSchema = z.discriminatedUnion('type', [
   }),
 ]);
 export type GatewayToHub = z.infer<typeof gatewayToHubSchema>;
+
+/** Internal HTTP routes the SSH front door calls on the hub, with `Authorization: Bearer <gateway secret>`. */
+export const SSH_AUTH_PATH = '/hub/internal/ssh/auth';
+export const SSH_LOCATE_PATH = '/hub/internal/ssh/locate';
+
+/** Body of `SSH_AUTH_PATH`: a password, or a public key in wire form (base64). */
+export const sshAuthBody = z.discriminatedUnion('method', [
+  z.strictObject({ method: z.literal('password'), user: z.string(), password: z.string() }),
+  z.strictObject({ method: z.literal('publickey'), user: z.string(), algo: z.string(), key: z.string() }),
+]);
+export type SshAuthBody = z.infer<typeof sshAuthBody>;
+/** Answer of `SSH_AUTH_PATH`. */
+export const sshAuthResult = z.strictObject({ verdict: z.enum(['allowed', 'denied', 'unknown']) });
+
+/** Body of `SSH_LOCATE_PATH`. */
+export const sshLocateBody = z.strictObject({ user: z.string() });
+/** One NDJSON line of the `SSH_LOCATE_PATH` answer: progress for the user, then the target or an error. */
+export const locateLineSchema = z.union([
+  z.strictObject({ progress: z.string() }),
+  z.strictObject({ target: z.strictObject({ host: z.string(), port: z.number().int(), hostKey: z.string().optional() }) }),
+  z.strictObject({ error: z.string() }),
+]);
+export type LocateLine = z.infer<typeof locateLineSchema>;

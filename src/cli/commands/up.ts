@@ -7,12 +7,13 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { LoadedConfig } from '../../config/index.js';
 import { createGateway, type Gateway } from '../../gateway/index.js';
+import { hubSshClient, startSshFrontDoor } from '../../gateway/ssh/index.js';
 import { createLogger } from '../../lib/log.js';
 import { findExecutable } from '../../lib/which.js';
 import { GATEWAY_SECRET_FILE } from '../../protocol/gateway.js';
 import { createProvider } from '../../providers/index.js';
 import type { HubProcessMessage } from '../../hub/main.js';
-import { ADMIN_TOKEN_FILE, readRuntime } from '../../hub/runtime.js';
+import { ADMIN_TOKEN_FILE, SSH_HOST_KEY_FILE, SSH_INTERNAL_KEY_FILE, readRuntime, writeFrontDoorInfo } from '../../hub/runtime.js';
 import { resolveConfig } from '../config.js';
 import { OperationError } from '../errors.js';
 import { note } from '../output.js';
@@ -107,11 +108,12 @@ export async function runUp(config: LoadedConfig): Promise<number> {
   note(`dspool: starting a pool of ${config.pool.instances} instance(s) (provider ${config.provider.type})`);
   let hub = await startHubProcess(config, config.hub.port === 0 ? undefined : config.hub.port);
   note(`  hub listening at ${hub.url}`);
+  const gatewaySecret = readFileSync(join(config.dataDir, GATEWAY_SECRET_FILE), 'utf8').trim();
   const gateway: Gateway = createGateway({
     host: config.gateway.host,
     port: config.gateway.port,
     hubUrl: hub.url,
-    secret: readFileSync(join(config.dataDir, GATEWAY_SECRET_FILE), 'utf8').trim(),
+    secret: gatewaySecret,
     allowedOrigins: config.gateway.allowedOrigins,
     log: createLogger('gateway', config.log.level),
   });
@@ -122,7 +124,30 @@ export async function runUp(config: LoadedConfig): Promise<number> {
     hub.child.kill('SIGTERM');
     throw new OperationError(`the gateway cannot listen on ${config.gateway.host}:${config.gateway.port}: ${(error as Error).message}`);
   }
+  let ssh: Awaited<ReturnType<typeof startSshFrontDoor>> | undefined;
+  if (config.gateway.sshPort !== null) {
+    try {
+      ssh = await startSshFrontDoor({
+        ...hubSshClient({ hubUrl: () => hub.url, secret: gatewaySecret }),
+        internalKey: readFileSync(join(config.dataDir, SSH_INTERNAL_KEY_FILE), 'utf8'),
+        hostKeyFile: join(config.dataDir, SSH_HOST_KEY_FILE),
+        host: config.gateway.host,
+        port: config.gateway.sshPort,
+        log: createLogger('gateway-ssh', config.log.level),
+      });
+    } catch (error) {
+      await gateway.close().catch(() => undefined);
+      hub.child.kill('SIGTERM');
+      throw new OperationError(`the SSH front door cannot listen on ${config.gateway.host}:${config.gateway.sshPort}: ${(error as Error).message}`);
+    }
+  }
 
+  writeFrontDoorInfo(config.dataDir, {
+    url: `http://${config.gateway.host.includes(':') ? `[${config.gateway.host}]` : config.gateway.host}:${gatewayPort}`,
+    ssh_port: ssh?.port ?? null,
+    ssh_host_key: ssh?.hostPublicKey ?? null,
+    pid: process.pid,
+  });
   let finished!: (code: number) => void;
   const done = new Promise<number>((resolve) => (finished = resolve));
   const superviseHub = () => {
@@ -158,6 +183,7 @@ export async function runUp(config: LoadedConfig): Promise<number> {
     await exited;
     clearTimeout(timer);
     await gateway.close().catch((error: unknown) => log.error({ err: String(error) }, 'gateway close failed'));
+    await ssh?.close().catch((error: unknown) => log.error({ err: String(error) }, 'SSH front door close failed'));
     // Backstop: whatever instance the hub could not delete is deleted here, so nothing is left running.
     const provider = createProvider(config, log);
     for (const leftover of await provider.list().catch(() => [])) {
@@ -177,7 +203,9 @@ export async function runUp(config: LoadedConfig): Promise<number> {
     state = 'running';
     const host = config.gateway.host.includes(':') ? `[${config.gateway.host}]` : config.gateway.host;
     process.stdout.write(`dspool is ready at http://${host}:${gatewayPort}/\n`);
+    if (ssh) process.stdout.write(`dspool SSH front door at ssh://${host}:${ssh.port}\n`);
     note('  add a user:   dspool users add <name> --admin --password-stdin   (password on stdin)');
+    if (ssh) note(`  SSH:          ssh -p ${ssh.port} <name>@${host}   (or: dspool ssh-config >> ~/.ssh/config)`);
     note('  stop:         Ctrl-C');
   }
   return done;

@@ -28,7 +28,7 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export function registerUserCommands(program: Command): void {
+export function registerUserCommands(program: Command): Command {
   const users = program.command('users').description('manage pool users');
 
   users
@@ -91,4 +91,5 @@ export function registerUserCommands(program: Command): void {
       if (opts.json) printJson(body);
       else process.stdout.write(`${body.token}\n`);
     });
+  return users;
 }

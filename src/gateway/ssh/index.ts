@@ -29,3 +29,4 @@ export {
 export { loadOrCreateHostKey, type HostKey } from './host-key.js';
 export { FailureLimiter, type RateLimited } from './rate-limit.js';
 export { SshHostKeyError, SshListenError, SshSessionUnavailableError } from './errors.js';
+export { hubSshClient, type HubSshClientOptions } from './hub-client.js';

@@ -2,7 +2,7 @@
 // finding — or starting — the session a user's SSH connection lands on, with progress for the banner.
 import { Hono } from 'hono';
 import { stream } from 'hono/streaming';
-import { z } from 'zod';
+import { SSH_AUTH_PATH, SSH_LOCATE_PATH, sshAuthBody, sshLocateBody, type LocateLine } from '../../protocol/gateway.js';
 import { usernameProblem } from '../../lib/names.js';
 import { sameSecret } from '../auth/credentials.js';
 import { BadRequestError, ForbiddenError } from '../errors.js';
@@ -11,15 +11,6 @@ import type { HubEnv, HubServices } from './services.js';
 
 /** Path prefix of these routes; the gateway never proxies it from outside. */
 export const INTERNAL_PREFIX = '/hub/internal';
-
-export const sshAuthBody = z.discriminatedUnion('method', [
-  z.strictObject({ method: z.literal('password'), user: z.string(), password: z.string() }),
-  z.strictObject({ method: z.literal('publickey'), user: z.string(), algo: z.string(), key: z.string().describe('wire form, base64') }),
-]);
-export const sshLocateBody = z.strictObject({ user: z.string() });
-
-/** One line of the locate stream (NDJSON): progress for the user, then the target or an error. */
-export type LocateLine = { progress: string } | { target: { host: string; port: number; hostKey?: string } } | { error: string };
 
 /** What these routes need besides the services. */
 export interface InternalContext {
@@ -40,7 +31,7 @@ export function internalRoutes(s: HubServices, ctx: InternalContext): Hono<HubEn
     await next();
   });
 
-  internal.post('/ssh/auth', async (c) => {
+  internal.post(SSH_AUTH_PATH.slice(INTERNAL_PREFIX.length), async (c) => {
     const body = await readJson(c, sshAuthBody);
     if (usernameProblem(body.user)) return c.json({ verdict: 'unknown' });
     if (body.method === 'password') return c.json({ verdict: await s.identities.checkPassword(body.user, body.password) });
@@ -50,7 +41,7 @@ export function internalRoutes(s: HubServices, ctx: InternalContext): Hono<HubEn
     return c.json({ verdict: (await s.store.hasSshKey(body.user, body.algo, body.key)) ? 'allowed' : 'denied' });
   });
 
-  internal.post('/ssh/locate', async (c) => {
+  internal.post(SSH_LOCATE_PATH.slice(INTERNAL_PREFIX.length), async (c) => {
     const { user: name } = await readJson(c, sshLocateBody);
     const problem = usernameProblem(name);
     if (problem) throw new BadRequestError(`invalid username: ${problem}`, 'user');

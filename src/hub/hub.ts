@@ -21,7 +21,8 @@ import type { HubServices } from './http/services.js';
 import { InstancePool } from './instances/pool.js';
 import { HubMetrics } from './metrics.js';
 import { placementSettings, sessionSettings } from './settings.js';
-import { ADMIN_TOKEN_FILE, STORE_FILE, ensureGatewaySecret, removeRuntime, writeRuntime, writeSecretFile } from './runtime.js';
+import { ADMIN_TOKEN_FILE, STORE_FILE, ensureGatewaySecret, ensureSshInternalKey, removeRuntime, writeRuntime, writeSecretFile } from './runtime.js';
+import { generateEd25519 } from '../ssh/keys.js';
 import { SessionManager } from './sessions/manager.js';
 import { openSqliteStore } from './store/sqlite.js';
 
@@ -77,6 +78,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   const adminToken = newSecret();
   writeSecretFile(join(config.dataDir, ADMIN_TOKEN_FILE), adminToken);
   const gatewaySecret = ensureGatewaySecret(config.dataDir, () => newSecret());
+  const sshInternal = config.gateway.sshPort === null ? undefined : ensureSshInternalKey(config.dataDir, () => generateEd25519('dspool-internal'));
 
   const events = new EventLog(store, log);
   const metrics = new HubMetrics();
@@ -119,7 +121,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       },
       logLevel: config.log.level,
       gpuCommand: config.pool.gpuCommand,
-      ssh: null,
+      ssh: sshInternal ? { internalPublicKey: sshInternal.publicKey } : null,
     },
   });
   sessions = new SessionManager({
@@ -131,7 +133,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),
   };
-  const app = buildApp(services, log);
+  const app = buildApp(services, log, { gatewaySecret });
   metrics.attach({ pool, sessions });
   pool.on('lost', () => metrics.repairs.inc());
   app.route('/hub/api', poolApiRoutes({ pool, sessions, metrics }));

@@ -140,6 +140,8 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
   private closing: Promise<void> | undefined;
   private monitor: NodeJS.Timeout | undefined;
   private growing: Promise<void> | undefined;
+  /** Ready instances, rebuilt only when a state or capacity changes (placement reads it on every decision). */
+  private readyCache: InstanceView[] | undefined;
   /** Instances whose postponed repair was already recorded (so the event log is not flooded). */
   private readonly postponed = new Set<string>();
 
@@ -321,9 +323,13 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     return this.ctx.size;
   }
 
-  /** Ready instances (the only ones that take new sessions). */
-  ready(): InstanceView[] {
-    return this.list().filter((v) => v.state === 'ready');
+  /**
+   * Ready instances (the only ones that take new sessions), oldest first. Cached between state changes: `id`,
+   * `state` and `room` are current; `load` and `lastHeartbeat` may lag (read `get(id)` for those).
+   */
+  ready(): readonly InstanceView[] {
+    this.readyCache ??= this.list().filter((v) => v.state === 'ready');
+    return this.readyCache;
   }
 
   /** True when `token` is the join token issued to `instanceId`. */
@@ -432,6 +438,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
       lastHeartbeat: new Date(entry.lastBeatMs).toISOString(), detail: healthy ? null : (hello.checks.detail ?? 'a health check failed'),
       room: roomOf(hello.capacity, this.ctx.capacity), unreachableSince: null,
     };
+    this.readyCache = undefined;
     connection.on('heartbeat', (beat) => {
       entry.lastBeatMs = Date.now();
       entry.view = { ...entry.view, load: beat.load, lastHeartbeat: new Date(entry.lastBeatMs).toISOString() };
@@ -467,6 +474,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     if (from === to) return;
     nextInstanceState(from, to);
     entry.view = { ...entry.view, state: to };
+    this.readyCache = undefined;
     this.ctx.events.record('instance.state', `${id}: ${from} → ${to}${detail ? ` (${detail})` : ''}`, {
       instanceId: id,
       data: { from, to },

@@ -427,16 +427,18 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     return decision;
   }
 
-  private *candidates(): Generator<Candidate> {
-    for (const view of this.ctx.pool.list()) {
-      if (view.state !== 'ready' || !view.room) continue;
+  private candidates(): Candidate[] {
+    const candidates: Candidate[] = [];
+    for (const view of this.ctx.pool.ready()) {
+      if (!view.room) continue;
       let usage = this.usage.get(view.id);
       if (!usage) {
         usage = emptyUsage();
         this.usage.set(view.id, usage);
       }
-      yield { id: view.id, room: view.room, usage };
+      candidates.push({ id: view.id, room: view.room, usage });
     }
+    return candidates;
   }
 
   /** Reserves a placement decision and records it with its reason. */

@@ -99,7 +99,9 @@ export type HubErrorCode =
 /** The one table from error code to HTTP status. */
 export const HTTP_STATUS: Record<HubErrorCode, 400 | 401 | 403 | 404 | 409 | 500 | 503> = {
   bad_request: 400,
-  unauthorized: 401,
+  // JupyterHub answers 403 to a missing or invalid credential, and its clients rely on it (HubAuth reads a 403
+  // from GET /hub/api/user as "no such user" and anything else as a failure).
+  unauthorized: 403,
   forbidden: 403,
   not_found: 404,
   conflict: 409,

@@ -55,6 +55,11 @@ export class IdentityService {
     return { user: user.name, admin: user.admin };
   }
 
+  /** The stored record of a token (for `GET /hub/api/user`'s scopes and token id), if it is one. */
+  findToken(token: string): Promise<TokenRecord | undefined> {
+    return this.ctx.store.findTokenByHash(hashSecret(token));
+  }
+
   /** Resolves a browser login cookie. */
   async resolveCookie(cookie: string): Promise<Identity | null> {
     if (!cookie) return null;

@@ -4,6 +4,7 @@ import { streamSSE } from 'hono/streaming';
 import { usernameProblem } from '../../lib/names.js';
 import { hashPassword } from '../auth/credentials.js';
 import { SERVICE_IDENTITY } from '../auth/identity.js';
+import { expandScopes } from '../auth/scopes.js';
 import { BadRequestError, UserExistsError, UserNotFoundError } from '../errors.js';
 import { UserExistsError as StoreUserExistsError } from '../store/errors.js';
 import type { UserRecord } from '../store/types.js';
@@ -59,8 +60,19 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
 
   api.get('/user', async (c) => {
     const who = requireIdentity(c);
-    if (who.user === SERVICE_IDENTITY) return c.json({ kind: 'service', name: who.user, admin: true, roles: ['admin'] });
-    return c.json(model(await loadUser(who.user)));
+    if (who.user === SERVICE_IDENTITY) {
+      return c.json({ kind: 'service', name: who.user, admin: true, roles: ['admin'], scopes: expandScopes({ name: who.user, admin: true }, ['inherit']), session_id: null, token_id: null });
+    }
+    const user = await loadUser(who.user);
+    // JupyterHub's RequestIdentity: the model plus what this very credential may do.
+    const token = /^(?:token|bearer)\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
+    const record = token ? await s.identities.findToken(token) : undefined;
+    return c.json({
+      ...model(user),
+      scopes: expandScopes(user, record?.scopes ?? ['inherit']),
+      session_id: null,
+      token_id: record?.id ?? null,
+    });
   });
 
   api.get('/users', async (c) => {

@@ -18,7 +18,8 @@ import type { HubEnv, HubServices } from './services.js';
  * createAdaptorServer({ fetch: app.fetch }).listen(8081);
  */
 export function buildApp(services: HubServices, log: Logger, internal?: InternalContext): Hono<HubEnv> {
-  const app = new Hono<HubEnv>();
+  // Not strict: `/hub/api/` and `/hub/api` are the same route, as in JupyterHub.
+  const app = new Hono<HubEnv>({ strict: false });
   app.onError((error, c) => {
     let status: number = 500;
     let body: { status: number; message: string; field?: string };

@@ -33,21 +33,21 @@ export function authenticate(services: Pick<HubServices, 'identities'>): Middlew
   };
 }
 
-/** The caller, or 401. */
+/** The caller, or `UnauthorizedError` (403, as JupyterHub). */
 export function requireIdentity(c: Context<HubEnv>): Identity {
   const identity = c.get('identity');
   if (!identity) throw new UnauthorizedError();
   return identity;
 }
 
-/** The caller when it is an admin, or 401/403. */
+/** The caller when it is an admin, or 403. */
 export function requireAdmin(c: Context<HubEnv>): Identity {
   const identity = requireIdentity(c);
   if (!identity.admin) throw new ForbiddenError('this needs an admin');
   return identity;
 }
 
-/** The caller when it is `name` or an admin, or 401/403. */
+/** The caller when it is `name` or an admin, or 403. */
 export function requireSelfOrAdmin(c: Context<HubEnv>, name: string): Identity {
   const identity = requireIdentity(c);
   if (identity.user !== name && !identity.admin) throw new ForbiddenError(`you may only act on your own account, not "${name}"`);

@@ -58,11 +58,13 @@ export function tokenModel(record: TokenRecord, token?: string): TokenJson {
     kind: 'api_token' as const,
     ...(token === undefined ? {} : { token }),
     user: record.user,
+    roles: [],
     note: record.note,
     scopes: [...record.scopes],
     created: record.created,
     expires_at: record.expiresAt,
     last_activity: record.lastActivity,
+    session_id: null,
   };
 }
 

@@ -3,7 +3,7 @@
 // the hub's real route table match, and that every example validates against its schema.
 import { z } from 'zod';
 import {
-  createTokenBody, createUserBody, errorSchema, eventSchema, instanceSchema, patchUserBody, serverSchema, serviceSchema,
+  createTokenBody, createUserBody, errorSchema, eventSchema, instanceSchema, patchUserBody, requestIdentitySchema, serverSchema,
   tokenListSchema, tokenSchema, userSchema, versionSchema, sshKeySchema, addSshKeyBody,
 } from './schemas.js';
 
@@ -41,8 +41,8 @@ const userExample = {
 };
 const serverExample = userExample.servers[''];
 const tokenExample = {
-  id: 'tQ2x9a', kind: 'api_token', token: 'dsp_Zm9vYmFyYmF6cXV4', user: 'alice', note: 'ci', scopes: ['inherit'],
-  created: '2026-11-23T10:00:00.000Z', expires_at: null, last_activity: null,
+  id: 'tQ2x9a', kind: 'api_token', token: 'dsp_Zm9vYmFyYmF6cXV4', user: 'alice', roles: [], note: 'ci', scopes: ['inherit'],
+  created: '2026-11-23T10:00:00.000Z', expires_at: null, last_activity: null, session_id: null,
 };
 
 /** Every route under /hub/api. */
@@ -54,11 +54,11 @@ export const API_ROUTES: readonly RouteDoc[] = [
   },
   {
     method: 'get', path: '/user', summary: 'The caller\'s own model', scopes: ['read:users:name'],
-    responses: { 200: { description: 'the caller', schema: z.union([userSchema, serviceSchema]), example: userExample }, 401: err('no valid credential') },
+    responses: { 200: { description: 'the caller', schema: requestIdentitySchema, example: { ...userExample, scopes: ['access:servers!user=alice', 'read:users!user=alice'], session_id: null, token_id: 'tQ2x9a' } }, 403: err('no valid credential') },
   },
   {
     method: 'get', path: '/users', summary: 'Every user', scopes: ['admin:users'],
-    responses: { 200: { description: 'users', schema: z.array(userSchema), example: [userExample] }, 401: err('no valid credential'), 403: err('not an admin') },
+    responses: { 200: { description: 'users', schema: z.array(userSchema), example: [userExample] }, 403: err('no valid credential, or not an admin') },
   },
   {
     method: 'get', path: '/users/:name', summary: 'One user', scopes: ['read:users', 'self'],

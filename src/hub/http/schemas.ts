@@ -51,17 +51,29 @@ export const serviceSchema = z
   .object({ kind: z.literal('service'), name: z.string(), admin: z.boolean(), roles: z.array(z.string()) })
   .meta({ id: 'Service', description: 'The caller when it is the CLI\'s admin token.' });
 
+/** What `GET /hub/api/user` adds about the credential itself (JupyterHub's RequestIdentity). */
+const requestFields = {
+  scopes: z.array(z.string()).describe('Expanded scopes of the credential, e.g. access:servers!user=alice.'),
+  session_id: z.null(),
+  token_id: z.string().nullable(),
+};
+export const requestIdentitySchema = z
+  .union([userSchema.extend(requestFields), serviceSchema.extend(requestFields)])
+  .meta({ id: 'RequestIdentity', description: "JupyterHub's RequestIdentity: the caller's model plus the credential's scopes." });
+
 export const tokenSchema = z
   .object({
     id: z.string(),
     kind: z.literal('api_token'),
     token: z.string().optional().describe('Only in the response that created it.'),
     user: z.string(),
+    roles: z.array(z.string()).describe('Always empty, as in JupyterHub 3+.'),
     note: z.string(),
     scopes: z.array(z.string()),
     created: z.string(),
     expires_at: z.string().nullable(),
     last_activity: z.string().nullable(),
+    session_id: z.null(),
   })
   .meta({ id: 'Token', description: "JupyterHub's token model." });
 

@@ -16,7 +16,6 @@ import { IdentityService } from './auth/identity.js';
 import { EventLog } from './events.js';
 import { GatewayFeed } from './gateway-feed.js';
 import { buildApp } from './http/app.js';
-import { metricsRoutes, poolApiRoutes } from './http/pool-api.js';
 import type { HubServices } from './http/services.js';
 import { InstancePool } from './instances/pool.js';
 import { HubMetrics } from './metrics.js';
@@ -133,11 +132,9 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),
   };
-  const app = buildApp(services, log, { gatewaySecret });
+  const app = buildApp(services, log, { gatewaySecret }, { pool, sessions, metrics });
   metrics.attach({ pool, sessions });
   pool.on('lost', () => metrics.repairs.inc());
-  app.route('/hub/api', poolApiRoutes({ pool, sessions, metrics }));
-  app.route('/hub', metricsRoutes({ metrics }));
 
   await sessions.load();
   await pool.restore();

@@ -6,6 +6,7 @@ import { HTTP_STATUS, HubError } from '../errors.js';
 import { apiRoutes } from './api.js';
 import { authenticate } from './auth.js';
 import { pageRoutes } from './pages.js';
+import { metricsRoutes, poolApiRoutes, type PoolApiContext } from './pool-api.js';
 import { INTERNAL_PREFIX, internalRoutes, type InternalContext } from './internal.js';
 import type { HubEnv, HubServices } from './services.js';
 
@@ -17,7 +18,7 @@ import type { HubEnv, HubServices } from './services.js';
  * const app = buildApp(services, log);
  * createAdaptorServer({ fetch: app.fetch }).listen(8081);
  */
-export function buildApp(services: HubServices, log: Logger, internal?: InternalContext): Hono<HubEnv> {
+export function buildApp(services: HubServices, log: Logger, internal?: InternalContext, pool?: PoolApiContext): Hono<HubEnv> {
   // Not strict: `/hub/api/` and `/hub/api` are the same route, as in JupyterHub.
   const app = new Hono<HubEnv>({ strict: false });
   app.onError((error, c) => {
@@ -41,6 +42,10 @@ export function buildApp(services: HubServices, log: Logger, internal?: Internal
   if (internal) app.route(INTERNAL_PREFIX, internalRoutes(services, internal));
   app.use('/hub/*', authenticate(services));
   app.route('/hub/api', apiRoutes(services));
+  if (pool) {
+    app.route('/hub/api', poolApiRoutes(pool));
+    app.route('/hub', metricsRoutes(pool));
+  }
   app.route('/hub', pageRoutes(services));
   return app;
 }

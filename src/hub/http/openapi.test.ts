@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../lib/log.js';
 import { buildApp } from './app.js';
 import { API_ROUTES, buildOpenApi, openApiPath } from './openapi.js';
+import type { PoolApiContext } from './pool-api.js';
 import type { HubServices } from './services.js';
 
 // Only the route table is read: no handler runs, so the services are never touched.
-const app = buildApp({} as HubServices, createLogger('test', 'silent'));
+const app = buildApp({} as HubServices, createLogger('test', 'silent'), { gatewaySecret: 'x' }, {} as PoolApiContext);
 const served = new Set(
   app.routes
     .filter((r) => r.path.startsWith('/hub/api') && r.method !== 'ALL')

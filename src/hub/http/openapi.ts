@@ -6,6 +6,7 @@ import {
   createTokenBody, createUserBody, errorSchema, eventSchema, instanceSchema, patchUserBody, requestIdentitySchema, serverSchema,
   tokenListSchema, tokenSchema, userSchema, versionSchema, sshKeySchema, addSshKeyBody,
 } from './schemas.js';
+import { drainBodySchema, poolInstanceSchema, profileJsonSchema, protectBodySchema, queueEntrySchema, startServerBodySchema } from './pool-api.js';
 
 /** One response of a documented route. */
 export interface ResponseDoc {
@@ -79,7 +80,8 @@ export const API_ROUTES: readonly RouteDoc[] = [
     responses: { 204: { description: 'deleted' }, 403: err('not an admin'), 404: err('no such user') },
   },
   {
-    method: 'post', path: '/users/:name/server', summary: 'Start the user\'s server', scopes: ['servers', 'self'],
+    method: 'post', path: '/users/:name/server', summary: 'Start the user\'s server (optionally with a profile from pool.yaml)', scopes: ['servers', 'self'],
+    body: { schema: startServerBodySchema, example: { profile: 'small' } },
     responses: {
       201: { description: 'running (already, or within 10 s)', schema: serverSchema, example: serverExample },
       202: { description: 'still starting; follow progress_url', schema: serverSchema },
@@ -125,6 +127,28 @@ export const API_ROUTES: readonly RouteDoc[] = [
   {
     method: 'delete', path: '/users/:name/keys/:id', summary: 'Remove an SSH public key', scopes: ['admin:users', 'self'],
     responses: { 204: { description: 'removed' }, 404: err('no such key') },
+  },
+  {
+    method: 'get', path: '/instances/:id', summary: 'One instance with capacity, protection and drain state', scopes: ['admin:instances'],
+    responses: { 200: { description: 'the instance', schema: poolInstanceSchema }, 403: err('not an admin'), 404: err('no such instance') },
+  },
+  {
+    method: 'post', path: '/instances/:id/drain', summary: 'Stop new placements on an instance and remove it once its sessions end (or the deadline passes)', scopes: ['admin:instances'],
+    body: { schema: drainBodySchema, example: { deadline: '30m' } },
+    responses: { 202: { description: 'draining', schema: poolInstanceSchema }, 404: err('no such instance'), 409: err('the instance is protected') },
+  },
+  {
+    method: 'post', path: '/instances/:id/protect', summary: 'Protect an instance from removal, or lift it', scopes: ['admin:instances'],
+    body: { schema: protectBodySchema, example: { protected: true } },
+    responses: { 200: { description: 'the instance', schema: poolInstanceSchema }, 404: err('no such instance') },
+  },
+  {
+    method: 'get', path: '/queue', summary: 'Requests waiting for an instance with room, in order', scopes: ['admin:instances'],
+    responses: { 200: { description: 'the queue', schema: z.array(queueEntrySchema) }, 403: err('not an admin') },
+  },
+  {
+    method: 'get', path: '/profiles', summary: 'Profiles users may pick when starting a server', scopes: ['read:users:name'],
+    responses: { 200: { description: 'profiles', schema: z.array(profileJsonSchema) } },
   },
   {
     method: 'get', path: '/instances', summary: 'The pool\'s instances', scopes: ['admin:instances'],

@@ -81,14 +81,6 @@ export const profileJsonSchema = z.object({
 });
 
 /** Every pool route, for the OpenAPI document: method, path under /hub/api (or absolute), body and answers. */
-export const POOL_ROUTES = [
-  { method: 'get', path: '/instances/{id}', summary: 'One instance with capacity, protection and drain state', admin: true, response: poolInstanceSchema },
-  { method: 'post', path: '/instances/{id}/drain', summary: 'Stop new placements on an instance and remove it once its sessions end', admin: true, body: drainBodySchema, response: poolInstanceSchema, status: 202 },
-  { method: 'post', path: '/instances/{id}/protect', summary: 'Protect an instance from removal, or lift it', admin: true, body: protectBodySchema, response: poolInstanceSchema },
-  { method: 'get', path: '/queue', summary: 'Requests waiting for an instance with room', admin: true, response: z.array(queueEntrySchema) },
-  { method: 'get', path: '/profiles', summary: 'Profiles users may pick when starting a server', admin: false, response: z.array(profileJsonSchema) },
-  { method: 'get', path: '/hub/metrics', summary: 'Prometheus metrics (text format; admin token)', admin: true, response: z.string() },
-] as const;
 
 /**
  * An instance as the pool routes show it.

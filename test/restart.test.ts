@@ -40,6 +40,10 @@ describe.skipIf(!existsSync('/usr/bin/jupyter-notebook'))('hub restart', () => {
     const kernels = await Promise.all(users.map((user, i) => openKernel(pool, user, tokens[i] ?? '')));
     const closed: string[] = [];
     kernels.forEach((k, i) => k.ws.on('close', () => closed.push(users[i] ?? '')));
+    const instances = (await (await pool.fetch('/hub/api/instances', { token: adminToken })).json()) as Array<{ id: string }>;
+    const protectedId = instances[0]?.id ?? '';
+    const protect = await pool.fetch(`/hub/api/instances/${protectedId}/protect`, { method: 'POST', token: adminToken, body: JSON.stringify({ protected: true }) });
+    expect(protect.status).toBe(200);
     const oldPid = hubPid(pool);
     process.kill(oldPid, 'SIGKILL');
     const deadline = Date.now() + 30_000;
@@ -58,6 +62,9 @@ describe.skipIf(!existsSync('/usr/bin/jupyter-notebook'))('hub restart', () => {
     }
     for (const user of users) expect(listed.find((m) => m.name === user)?.servers['']?.ready).toBe(true);
     expect(closed).toEqual([]);
+    // Protection is kept in the store, so it survives the restart.
+    const after = (await (await pool.fetch(`/hub/api/instances/${protectedId}`, { token: adminToken })).json()) as { protected: boolean };
+    expect(after.protected).toBe(true);
     for (const [i, kernel] of kernels.entries()) {
       expect(kernel.ws.readyState).toBe(WebSocket.OPEN);
       const result = await executeInKernel(kernel.url, '40+2', { authorization: `token ${tokens[i] ?? ''}` });

@@ -165,12 +165,15 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
       }
       alive.delete(record.id);
       const now = Date.now();
+      // Protection and a drain in progress outlive the hub: they are in the store.
+      const drainDeadlineMs = record.drainDeadline ? Date.parse(record.drainDeadline) : 0;
       const view: InstanceView = {
         ...blankView, id: record.id, state: 'unreachable', address: live.address, created: record.created, details: live.details,
         detail: 'waiting for its agent to reconnect', unreachableSince: new Date(now).toISOString(),
+        protected: record.protected, drainDeadline: record.drainDeadline,
       };
       this.entries.set(record.id, {
-        view, joinTokenHash: record.joinTokenHash, lastBeatMs: now, unreachableSinceMs: now, drainDeadlineMs: 0, drainExpired: false, removing: false,
+        view, joinTokenHash: record.joinTokenHash, lastBeatMs: now, unreachableSinceMs: now, drainDeadlineMs, drainExpired: false, removing: false,
       });
       const connection = this.ctx.registry.get(record.id);
       if (connection) await this.onJoined(connection);
@@ -232,6 +235,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
       { instanceId: id, data: { sessions, deadline: entry.view.drainDeadline } },
     );
     if (state !== 'draining' && state !== 'unreachable') this.setState(id, 'draining', 'drain requested');
+    else void this.persist(entry);
     this.check(Date.now());
     return entry.view;
   }
@@ -251,6 +255,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
       this.ctx.events.record('instance.protect', `${id} ${on ? 'protected from removal' : 'no longer protected'}`, {
         instanceId: id, data: { protected: on },
       });
+      void this.persist(entry);
     }
     return entry.view;
   }
@@ -487,7 +492,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     const { view } = entry;
     return this.ctx.store.putInstance({
       id: view.id, state: view.state, address: view.address, joinTokenHash: entry.joinTokenHash, details: view.details,
-      created: view.created,
+      created: view.created, protected: view.protected, drainDeadline: view.drainDeadline,
     });
   }
 }

@@ -75,4 +75,8 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX ssh_keys_user ON ssh_keys(user);
   `,
+  `
+  ALTER TABLE instances ADD COLUMN protected INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE instances ADD COLUMN drain_deadline TEXT;
+  `,
 ];

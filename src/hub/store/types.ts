@@ -42,6 +42,10 @@ export interface InstanceRecord {
   readonly joinTokenHash: string;
   readonly details: Readonly<Record<string, string | number>>;
   readonly created: string;
+  /** Protected from removal (drain, scale-in); kept across hub restarts. */
+  readonly protected: boolean;
+  /** When draining: the deadline (ISO-8601) after which its remaining sessions are stopped. */
+  readonly drainDeadline: string | null;
 }
 
 /** A user's server. `state` values are `SessionState` (see hub/sessions). `token` is the server's secret. */

@@ -111,7 +111,7 @@ async function runHub() {
     store, provider, registry, events, log, hubUrl, size: instances, deleteGraceMs: 0,
     agentSettings: { sharePath: dir, jupyter: { command: ['x'], args: [], startTimeoutMs: 1000, path: '/bin' }, logLevel: 'silent', ssh: null },
     capacity: { maxSessions: Number(args['max-sessions']) }, heartbeatIntervalMs,
-    repair: { missedHeartbeats: 5, failAfterMs: 60_000, maxShare: 0.34 }, drainDeadlineMs: 3_600_000,
+    repair: { missedHeartbeats: 5, failAfterMs: 60_000, joinTimeoutMs: 120_000, maxShare: 0.34 }, drainDeadlineMs: 3_600_000,
     occupancy: { countOn: (id) => sessions.countOn(id) },
   });
   const decisions = [];

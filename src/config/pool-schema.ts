@@ -91,6 +91,7 @@ export const repairSchema = z
       .default(3)
       .describe('Heartbeats an instance may miss before it is marked unreachable.'),
     failAfter: duration('30s').describe('How long an instance may stay unreachable before it is marked failed and replaced.'),
+    joinTimeout: duration('2m').describe('How long a new instance may take for its agent to join before it is marked failed and replaced.'),
     maxShare: z
       .number()
       .gt(0, 'must be more than 0')

@@ -23,7 +23,7 @@ export function placementSettings(
       maxSessions: capacity.maxSessions,
     },
     heartbeatIntervalMs: config.hub.heartbeatInterval,
-    repair: { missedHeartbeats: repair.missedHeartbeats, failAfterMs: repair.failAfter, maxShare: repair.maxShare },
+    repair: { missedHeartbeats: repair.missedHeartbeats, failAfterMs: repair.failAfter, joinTimeoutMs: repair.joinTimeout, maxShare: repair.maxShare },
     drainDeadlineMs: drain.deadline,
     occupancy,
   };

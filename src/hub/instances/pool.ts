@@ -53,6 +53,8 @@ export interface RepairSettings {
   readonly missedHeartbeats: number;
   /** Time an instance may stay unreachable before it is failed and replaced, in ms. */
   readonly failAfterMs: number;
+  /** Time a new instance's agent may take to join before the instance is failed and replaced, in ms. */
+  readonly joinTimeoutMs: number;
   /** Largest share of the pool's size under repair at once (at least one instance). */
   readonly maxShare: number;
 }
@@ -281,6 +283,11 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
         this.ctx.registry.get(id)?.close(4004, 'missed heartbeats');
       }
       if (entry.view.state === 'unreachable' && now - entry.unreachableSinceMs >= this.ctx.repair.failAfterMs) overdue.push(entry);
+      if (state === 'starting' && now - Date.parse(entry.view.created) >= this.ctx.repair.joinTimeoutMs) {
+        // Its agent never joined (crashed at start, cannot reach the hub): the same repair as a lost instance.
+        entry.unreachableSinceMs = Date.parse(entry.view.created);
+        overdue.push(entry);
+      }
       if (entry.drainDeadlineMs > 0) {
         if (!entry.drainExpired && now >= entry.drainDeadlineMs && this.ctx.occupancy.countOn(id) > 0) {
           entry.drainExpired = true;
@@ -306,7 +313,10 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
         continue;
       }
       repairing++;
-      void this.fail(entry, `unreachable for ${Math.round((now - entry.unreachableSinceMs) / 1000)} s`);
+      const reason = entry.view.state === 'starting'
+        ? `its agent did not join within ${Math.round(this.ctx.repair.joinTimeoutMs / 1000)} s`
+        : `unreachable for ${Math.round((now - entry.unreachableSinceMs) / 1000)} s`;
+      void this.fail(entry, reason);
     }
   }
 

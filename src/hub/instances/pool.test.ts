@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../lib/log.js';
+import type { InstanceSpec, Provider, ProviderInstance } from '../../providers/provider.js';
+import { AgentRegistry } from '../agents/registry.js';
+import { EventLog } from '../events.js';
+import { openSqliteStore } from '../store/sqlite.js';
+import { InstancePool } from './pool.js';
+
+/** An engine whose instances never run an agent (what a crash at boot looks like from the hub). */
+class SilentProvider implements Provider {
+  readonly type = 'silent';
+  readonly created: string[] = [];
+  readonly deleted: string[] = [];
+  async create(spec: InstanceSpec): Promise<ProviderInstance> {
+    this.created.push(spec.id);
+    return { id: spec.id, address: '127.0.0.1', details: {} };
+  }
+  async delete(id: string): Promise<void> {
+    this.deleted.push(id);
+  }
+  async list(): Promise<ProviderInstance[]> {
+    return [];
+  }
+  async close(): Promise<void> {}
+}
+
+function makePool(provider: Provider, size: number) {
+  const log = createLogger('test', 'silent');
+  const store = openSqliteStore({ file: ':memory:' });
+  const registry = new AgentRegistry({ verifyJoin: async () => false, heartbeatIntervalMs: 1000, log });
+  const pool = new InstancePool({
+    store, provider, registry, events: new EventLog(store, log), log, hubUrl: 'http://127.0.0.1:1', size, deleteGraceMs: 10,
+    agentSettings: {
+      sharePath: '/tmp', logLevel: 'silent', ssh: null, gpuCommand: null,
+      jupyter: { command: ['/bin/true'], args: [], startTimeoutMs: 1000, path: '/usr/bin' },
+    },
+    capacity: { maxSessions: null }, heartbeatIntervalMs: 1000, drainDeadlineMs: 60_000, occupancy: { countOn: () => 0 },
+    repair: { missedHeartbeats: 3, failAfterMs: 30_000, joinTimeoutMs: 60_000, maxShare: 0.5 },
+  });
+  return { pool, store };
+}
+
+describe('InstancePool repair', () => {
+  it('fails and replaces an instance whose agent never joins, once the join timeout passes', async () => {
+    const provider = new SilentProvider();
+    const { pool } = makePool(provider, 2);
+    await pool.grow();
+    expect(pool.list().map((i) => i.state)).toEqual(['starting', 'starting']);
+    pool.check(Date.now() + 30_000);
+    expect(pool.list().every((i) => i.state === 'starting')).toBe(true);
+    const [first] = provider.created;
+    pool.check(Date.now() + 61_000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(provider.deleted).toContain(first);
+    expect(provider.created.length).toBeGreaterThanOrEqual(3);
+    expect(pool.list()).toHaveLength(2);
+  });
+
+  it('repairs at most its share of the pool at once', async () => {
+    const provider = new SilentProvider();
+    const { pool, store } = makePool(provider, 4);
+    await pool.grow();
+    pool.check(Date.now() + 61_000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(provider.deleted).toHaveLength(2);
+    const events = await store.listEvents({ limit: 50 });
+    expect(events.filter((e) => e.kind === 'instance.repair_postponed')).toHaveLength(2);
+  });
+});

@@ -136,7 +136,7 @@ describe('gateway', () => {
         [`cookie:${ALICE_COOKIE}`]: { user: 'alice', admin: false },
       },
     });
-    gateway = createGateway({ port: 0, hubUrl: hub.url, secret: hub.secret, log: silent, authTimeoutMs: 1_000 });
+    gateway = createGateway({ port: 0, hubUrl: hub.url, secret: hub.secret, log: silent, authTimeoutMs: 1_000, statsIntervalMs: 100 });
     port = (await gateway.listen()).port;
     origin = `http://127.0.0.1:${port}`;
     await until(() => gateway.hubLink.state === 'open' && gateway.hubLink.routeCount === 2);
@@ -160,6 +160,20 @@ describe('gateway', () => {
     expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
     expect(seen.headers['x-forwarded-proto']).toBe('http');
     expect(seen.headers['x-forwarded-host']).toBe(`127.0.0.1:${port}`);
+  });
+
+  it('keeps the hub out of reach for its internal routes, however the path is spelled', async () => {
+    for (const path of ['/hub/internal/ssh/auth', '/hub//internal/ssh/locate', '/hub/%69nternal/ssh/auth', '/hub/INTERNAL/x']) {
+      expect((await request(port, path, { method: 'POST' })).status, path).toBe(404);
+    }
+  });
+
+  it('reports its request and error counters to the hub', async () => {
+    await request(port, '/user/alice/api', { headers: { authorization: `token ${ALICE_TOKEN}` } });
+    await aliceServer.close();
+    await request(port, '/user/alice/api', { headers: { authorization: `token ${ALICE_TOKEN}` } });
+    await until(() => (hub.stats?.requests ?? 0) >= 2 && (hub.stats?.errors ?? 0) >= 1);
+    expect(hub.stats?.errors).toBe(1);
   });
 
   it('redirects / to /hub/ and answers 404 elsewhere', async () => {

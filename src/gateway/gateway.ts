@@ -87,8 +87,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   const httpsAgent = new https.Agent(agentOptions);
   const upgraded = new Set<Duplex | Socket>();
 
+  const counters = { requests: 0, errors: 0 };
   const ctx: ProxyContext = {
     hub,
+    counters,
     allowedOrigins: resolved.allowedOrigins,
     trustProxy: resolved.trustProxy,
     httpAgent,
@@ -115,6 +117,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     else socket.destroy();
   });
 
+  // Counters go to the hub every few seconds; the timer does not keep the process alive.
+  const statsTimer = setInterval(() => link.report({ ...counters, websockets: Math.floor(upgraded.size / 2) }), resolved.statsIntervalMs);
+  statsTimer.unref();
+
   let state: GatewayState = 'created';
   let address: GatewayAddress | undefined;
   let closing: Promise<void> | undefined;
@@ -126,6 +132,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
 
   async function shutdown(): Promise<void> {
+    clearInterval(statsTimer);
     transition('closing');
     const failures: unknown[] = [];
     const step = async (name: string, fn: () => unknown): Promise<void> => {

@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
-import { hubToGatewaySchema, type GatewayToHub, type HubToGateway, type Identity, type Route } from '../protocol/gateway.js';
+import { hubToGatewaySchema, type GatewayStats, type GatewayToHub, type HubToGateway, type Identity, type Route } from '../protocol/gateway.js';
 import { AuthCache, type CredentialKind } from './auth-cache.js';
 import { GatewayCloseError, HubUnavailableError, InvalidStateError } from './errors.js';
 
@@ -218,6 +218,14 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
       if (error) this.#settle(id, new HubUnavailableError(this.#state, { cause: error }));
     });
     return promise;
+  }
+
+  /** Sends the gateway's counters to the hub (for /hub/metrics); dropped while the link is down. */
+  report(stats: GatewayStats): void {
+    const socket = this.#socket;
+    if (this.#state !== 'open' || socket === undefined) return;
+    const message: GatewayToHub = { type: 'stats', ...stats };
+    socket.send(JSON.stringify(message), () => undefined);
   }
 
   /**

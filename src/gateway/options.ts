@@ -56,6 +56,11 @@ export interface GatewayOptions {
    */
   maxSocketsPerBackend?: number;
   /**
+   * How often the gateway reports its request and error counters to the hub (for /hub/metrics), in milliseconds.
+   * @default 5000
+   */
+  statsIntervalMs?: number;
+  /**
    * Logger; nothing is logged per request at info level.
    * @default createLogger('gateway')
    */
@@ -73,6 +78,7 @@ export interface ResolvedGatewayOptions {
   readonly link: ResolvedHubLinkOptions;
   readonly trustProxy: boolean;
   readonly maxSocketsPerBackend: number;
+  readonly statsIntervalMs: number;
   readonly log: Logger;
 }
 
@@ -104,6 +110,7 @@ export function resolveGatewayOptions(options: GatewayOptions, gatewayPath: stri
     }),
     trustProxy: options.trustProxy ?? false,
     maxSocketsPerBackend: options.maxSocketsPerBackend ?? 256,
+    statsIntervalMs: options.statsIntervalMs ?? 5_000,
     log,
   };
 }

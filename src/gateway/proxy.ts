@@ -31,6 +31,8 @@ export interface ProxyContext {
   lookup(kind: CredentialKind, value: string): Promise<Identity | null>;
   /** Called with both sockets of a WebSocket once it is piped, so `close()` can end it. */
   trackUpgrade(client: Duplex, backend: Socket): void;
+  /** Requests and upgrades seen, and those answered with a 5xx by the gateway or failed upstream (for metrics). */
+  readonly counters: { requests: number; errors: number };
 }
 
 /** A response decided by a step instead of forwarding: an error or a redirect. */
@@ -116,6 +118,7 @@ export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: D
 }
 
 function run(ex: Exchange): void {
+  ex.ctx.counters.requests++;
   readHeaders(ex);
   const reply = classifyPath(ex);
   if (reply !== undefined) return respond(ex, reply);
@@ -486,6 +489,7 @@ function backendFailed(ex: Exchange, error: NodeJS.ErrnoException): void {
   const reason = error.code ?? error.message;
   if (ex.gone) return;
   if (ex.res?.headersSent === true) {
+    ex.ctx.counters.errors++;
     ex.res.destroy();
     return;
   }
@@ -499,6 +503,7 @@ function backendFailed(ex: Exchange, error: NodeJS.ErrnoException): void {
  * socket it is written as a raw HTTP response and the socket is closed.
  */
 export function respond(ex: Exchange, reply: Reply): void {
+  if (reply.status >= 500) ex.ctx.counters.errors++;
   const html = ex.accept.includes('text/html');
   const body = html ? htmlPage(reply) : `${JSON.stringify({ status: reply.status, message: reply.message })}\n`;
   const type = html ? 'text/html; charset=utf-8' : 'application/json';

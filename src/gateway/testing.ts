@@ -34,6 +34,8 @@ export interface FakeHub {
   readonly lookups: Map<string, number>;
   /** When false, auth lookups are received but never answered (a stuck hub). */
   answerAuth: boolean;
+  /** The last counters a gateway reported. */
+  stats: { requests: number; errors: number; websockets: number } | undefined;
   /** Number of gateway links currently open. */
   readonly links: number;
   /** Resolves when a gateway link is open and has received its snapshot. */
@@ -83,6 +85,10 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
         const parsed = gatewayToHubSchema.safeParse(JSON.parse(data.toString()));
         if (!parsed.success) return;
         const message = parsed.data;
+        if (message.type === 'stats') {
+          hub.stats = message;
+          return;
+        }
         const key = `${message.kind}:${message.value}`;
         lookups.set(key, (lookups.get(key) ?? 0) + 1);
         if (!hub.answerAuth) return;
@@ -102,6 +108,7 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
   };
 
   const hub: FakeHub = {
+    stats: undefined,
     port,
     url: `http://127.0.0.1:${port}`,
     secret,

@@ -2,7 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { gatewayToHubSchema, type HubToGateway, type Identity, type Route } from '../protocol/gateway.js';
+import { gatewayToHubSchema, type GatewayStats, type HubToGateway, type Identity, type Route } from '../protocol/gateway.js';
 import type { Logger } from '../lib/log.js';
 import { sameSecret } from './auth/credentials.js';
 
@@ -13,12 +13,15 @@ export interface GatewayFeedContext {
   routes(): Route[];
   /** Resolves a browser cookie or API token to who it belongs to. */
   resolve(kind: 'cookie' | 'token', value: string): Promise<Identity | null>;
+  /** A gateway's counters (null: that gateway went away); `key` tells gateways apart. */
+  stats?(key: string, stats: GatewayStats | null): void;
   readonly log: Logger;
 }
 
 export class GatewayFeed {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   private readonly gateways = new Set<WebSocket>();
+  private connections = 0;
 
   constructor(private readonly ctx: GatewayFeedContext) {}
 
@@ -53,18 +56,27 @@ export class GatewayFeed {
 
   private attach(ws: WebSocket): void {
     this.gateways.add(ws);
-    ws.on('close', () => this.gateways.delete(ws));
+    const key = `gateway-${++this.connections}`;
+    ws.on('close', () => {
+      this.gateways.delete(ws);
+      this.ctx.stats?.(key, null);
+    });
     ws.on('error', (error) => this.ctx.log.warn({ err: error.message }, 'gateway socket error'));
-    ws.on('message', (data) => void this.onFrame(ws, String(data)));
+    ws.on('message', (data) => void this.onFrame(ws, key, String(data)));
     this.send(ws, { type: 'routes', routes: this.ctx.routes() });
   }
 
-  private async onFrame(ws: WebSocket, text: string): Promise<void> {
+  private async onFrame(ws: WebSocket, key: string, text: string): Promise<void> {
     let message;
     try {
       message = gatewayToHubSchema.parse(JSON.parse(text));
     } catch {
       this.ctx.log.warn('gateway sent an invalid message; ignored');
+      return;
+    }
+    if (message.type === 'stats') {
+      const { type: _type, ...stats } = message;
+      this.ctx.stats?.(key, stats);
       return;
     }
     let identity: Identity | null = null;

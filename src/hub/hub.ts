@@ -93,6 +93,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     secret: gatewaySecret,
     routes: () => sessions.routes(),
     resolve: (kind, value) => (kind === 'cookie' ? identities.resolveCookie(value) : identities.resolveToken(value)),
+    stats: (key, stats) => metrics.gateway(key, stats && { requests: stats.requests, errors: stats.errors }),
     log,
   });
 

@@ -43,8 +43,16 @@ export const gatewayToHubSchema = z.discriminatedUnion('type', [
     kind: z.enum(['cookie', 'token']),
     value: z.string(),
   }),
+  /** Counters since the gateway started (sent every few seconds), for the hub's /hub/metrics. */
+  z.strictObject({
+    type: z.literal('stats'),
+    requests: z.number().int().nonnegative(),
+    errors: z.number().int().nonnegative(),
+    websockets: z.number().int().nonnegative(),
+  }),
 ]);
 export type GatewayToHub = z.infer<typeof gatewayToHubSchema>;
+export type GatewayStats = Omit<Extract<GatewayToHub, { type: 'stats' }>, 'type'>;
 
 /** Internal HTTP routes the SSH front door calls on the hub, with `Authorization: Bearer <gateway secret>`. */
 export const SSH_AUTH_PATH = '/hub/internal/ssh/auth';

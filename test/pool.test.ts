@@ -140,6 +140,12 @@ describe.skipIf(!existsSync(JUPYTER))('a local pool of two instances', () => {
     expect(await landed.text()).toContain('Jupyter');
   });
 
+  it('gives Jupyter pages the script that shows the hub\'s notices as a banner', async () => {
+    const script = await pool.fetch(`/user/${alice}/custom/custom.js`, { token: aliceToken });
+    expect(script.status).toBe(200);
+    expect(await script.text()).toContain('dspool-notice');
+  });
+
   it('never shows the Jupyter token to a browser', async () => {
     const cookie = await pool.login(alice, 'alice-pass');
     const page = await pool.fetch(`/user/${alice}/tree`, { cookie, headers: { accept: 'text/html' } });

@@ -112,4 +112,20 @@ describe.skipIf(!ready)('SSH through a running pool', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout.trim()).toBe('via-config');
   });
+
+  it('shows a drain notice on the user\'s open terminal, and in their server model', async () => {
+    const admin = `a${rand()}`;
+    const adminToken = await pool.addUser(admin, 'pw', true);
+    const model = (await (await pool.fetch(`/hub/api/users/${alice}`, { token: aliceToken })).json()) as { servers: Record<string, { instance: string }> };
+    const instance = model.servers['']?.instance ?? '';
+    const terminal = run('/usr/bin/ssh', [...withKey(aliceKey), '-tt', `${alice}@127.0.0.1`, 'echo started; sleep 6; echo done'], { timeoutMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 2500));
+    const drained = await pool.fetch(`/hub/api/instances/${instance}/drain`, { method: 'POST', token: adminToken, body: JSON.stringify({ deadline: '10m' }) });
+    expect(drained.status).toBe(202);
+    const result = await terminal;
+    expect(result.stdout).toMatch(/\[dspool\] This instance \(i-[a-z0-9]+\) is being drained/);
+    expect(result.stdout).toContain('done');
+    const after = (await (await pool.fetch(`/hub/api/users/${alice}`, { token: aliceToken })).json()) as { servers: Record<string, { notice: string | null }> };
+    expect(after.servers['']?.notice).toMatch(/being drained/);
+  });
 });

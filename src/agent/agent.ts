@@ -5,6 +5,7 @@ import {
   AgentErrorCode,
   startServerParamsSchema,
   stopServerParamsSchema,
+  notifyParamsSchema,
   type AgentMessage,
   type AgentMethod,
   type AgentMethods,
@@ -202,6 +203,8 @@ export class Agent {
         return this.startServer(params);
       case 'stopServer':
         return this.stopServer(params);
+      case 'notify':
+        return this.notify(params);
       case 'shutdown':
         return this.shutdown();
     }
@@ -252,6 +255,13 @@ export class Agent {
     if (!server) return { stopped: false };
     await server.stop();
     return { stopped: true };
+  }
+
+  private async notify(raw: unknown): Promise<AgentMethods['notify']['result']> {
+    const parsed = notifyParamsSchema.safeParse(raw);
+    if (!parsed.success) throw new BadRequestError('notify', parsed.error.issues.map((issue) => `${issue.path.join('.') || 'params'}: ${issue.message}`));
+    const server = await this.ssh;
+    return { delivered: server ? server.notify(parsed.data.user, parsed.data.message) : 0 };
   }
 
   private async shutdown(): Promise<AgentMethods['shutdown']['result']> {

@@ -219,6 +219,38 @@ except Exception as error:
 `;
 
 /**
+ * Loaded by notebook 6 on every page (`<config dir>/custom/custom.js`): shows the hub's notice for this server
+ * (e.g. "this instance is being drained") as a banner. It reads the user's model from the hub with the login cookie.
+ */
+export const JUPYTER_CUSTOM_JS = `// Written by the dspool agent; edits are overwritten.
+(function () {
+  var match = window.location.pathname.match(/^\\/user\\/([^\\/]+)\\//);
+  if (!match) return;
+  function show(text) {
+    var banner = document.getElementById('dspool-notice');
+    if (!text) { if (banner) banner.remove(); return; }
+    if (!banner) {
+      banner = document.createElement('div');
+      banner.id = 'dspool-notice';
+      banner.setAttribute('role', 'status');
+      banner.style.cssText = 'position:fixed;top:0;left:0;right:0;z-index:10000;padding:6px 12px;' +
+        'background:#fff3cd;color:#664d03;border-bottom:1px solid #ffe69c;font:14px sans-serif';
+      document.body.appendChild(banner);
+    }
+    banner.textContent = 'dspool: ' + text;
+  }
+  function poll() {
+    fetch('/hub/api/users/' + match[1], { credentials: 'same-origin' })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (user) { var s = user && user.servers && user.servers['']; show(s && s.notice); })
+      .catch(function () {});
+  }
+  poll();
+  setInterval(poll, 30000);
+})();
+`;
+
+/**
  * Writes the per-user Jupyter config directory (the user's own, as it may hold Jupyter's nbconfig) with
  * `JUPYTER_CONFIG_PY`. Runs with the user's IDs when the agent is root.
  *
@@ -233,5 +265,9 @@ export function writeJupyterConfig(paths: UserPaths, user: AgentUser, ctx: Layou
     const temp = `${file}.tmp-${process.pid}`;
     writeFileSync(temp, JUPYTER_CONFIG_PY, { mode: 0o644, flag: 'w' });
     renameSync(temp, file);
+    realDirSync(path.join(paths.jupyterConfigDir, 'custom'), 0o700, ctx);
+    const custom = path.join(paths.jupyterConfigDir, 'custom', 'custom.js');
+    writeFileSync(`${custom}.tmp-${process.pid}`, JUPYTER_CUSTOM_JS, { mode: 0o644, flag: 'w' });
+    renameSync(`${custom}.tmp-${process.pid}`, custom);
   });
 }

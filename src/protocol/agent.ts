@@ -187,12 +187,17 @@ export const startServerResultSchema = z.strictObject({ url: z.string(), pid: z.
 export type StartServerResult = z.infer<typeof startServerResultSchema>;
 
 export const stopServerParamsSchema = z.strictObject({ sessionId: z.string() });
+
+export const notifyParamsSchema = z.strictObject({ user: z.string(), message: z.string().min(1).max(500) });
+export type NotifyParams = z.infer<typeof notifyParamsSchema>;
 export type StopServerParams = z.infer<typeof stopServerParamsSchema>;
 
 /** Methods the hub can call on an agent, with their params and results. */
 export interface AgentMethods {
   startServer: { params: StartServerParams; result: StartServerResult };
   stopServer: { params: StopServerParams; result: { stopped: boolean } };
+  /** Show a notice to a user on this instance (their interactive SSH terminals); e.g. "this instance is draining". */
+  notify: { params: NotifyParams; result: { delivered: number } };
   /** Stop every server and exit; the reply is sent before the process exits. */
   shutdown: { params: Record<string, never>; result: { stopped: number } };
 }
@@ -203,7 +208,7 @@ export const hubMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('request'),
     id: z.number().int(),
-    method: z.enum(['startServer', 'stopServer', 'shutdown']),
+    method: z.enum(['startServer', 'stopServer', 'notify', 'shutdown']),
     params: z.unknown(),
   }),
 ]);

@@ -40,6 +40,8 @@ export interface InstanceSshServer {
   readonly state: InstanceSshState;
   /** Sessions running now (for idle detection: `lastInputAt` is the user's last input). */
   sessions(): SshSessionInfo[];
+  /** Writes a notice on every interactive terminal of `user`; returns how many terminals got it. */
+  notify(user: string, message: string): number;
   /** Stops listening, ends every connection and the processes they started. Idempotent. */
   close(): Promise<void>;
 }
@@ -104,6 +106,15 @@ export async function startInstanceSshServer(options: InstanceSshOptions): Promi
       return life.state;
     },
     sessions: () => [...running].map((s) => ({ ...s })),
+    notify(user, message) {
+      let delivered = 0;
+      for (const session of running) {
+        if (session.user !== user || !session.notify) continue;
+        session.notify(message);
+        delivered++;
+      }
+      return delivered;
+    },
     close() {
       if (closing !== undefined) return closing;
       life.to('closing');

@@ -22,6 +22,8 @@ export interface SshSessionInfo {
   startedAt: Date;
   /** Last time the client sent input (keystrokes, uploaded bytes). */
   lastInputAt: Date;
+  /** Shows a line on the session's terminal (interactive pty sessions only; never on exec/sftp streams). */
+  notify?: (message: string) => void;
 }
 
 /** The narrow context a session needs from its server. */
@@ -210,6 +212,10 @@ export function handleSession(session: Session, ctx: SessionContext): void {
       return failed(channel, error);
     }
     const info = track(kind, term.pid);
+    // Like wall(1): a notice goes to the terminal, never into the byte stream of scp, sftp or an exec.
+    info.notify = (message) => {
+      channel.write(`\r\n\x1b[1m[dspool] ${message.replace(/[\x00-\x1f\x7f]/g, ' ')}\x1b[0m\r\n`);
+    };
     term.onData((data: string | Buffer) => {
       if (!channel.write(data)) {
         term.pause();

@@ -563,6 +563,11 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       if (live.record.instanceId !== view.id || this.notices.get(live.record.id) === message) continue;
       this.notices.set(live.record.id, message);
       this.ctx.events.record('session.notice', `${live.record.user}: ${message}`, { user: live.record.user, instanceId: view.id, data: { session: live.record.id } });
+      // On the user's open terminals too (SSH); Jupyter pages show the server model's `notice` as a banner.
+      void this.ctx.registry
+        .get(view.id)
+        ?.request('notify', { user: live.record.user, message }, 10_000)
+        .catch((error: unknown) => this.ctx.log.warn({ user: live.record.user, err: (error as Error).message }, 'could not deliver a notice'));
     }
   }
 

@@ -13,6 +13,7 @@ import { startInstanceSshServer, type InstanceSshServer, type SshUser } from '..
 import { startSshFrontDoor, type SshAuthenticator, type SshFrontDoor, type SessionLocator } from '../src/gateway/ssh/index.js';
 import { createLogger } from '../src/lib/log.js';
 import { generateEd25519, parseSshKey } from '../src/ssh/keys.js';
+import { run, type RunResult as Run } from './harness.js';
 
 const isRoot = process.getuid?.() === 0;
 const haveOpenSsh = existsSync('/usr/bin/ssh') && existsSync('/usr/lib/openssh/sftp-server');
@@ -30,33 +31,6 @@ interface Account {
   sshUser: SshUser;
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to completion (bounded), feeding `input` on stdin. */
-function run(file: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${file} ${args.join(' ')} timed out; stderr: ${stderr}`));
-    }, options.timeoutMs ?? 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(options.input ?? '');
-  });
-}
 
 function sha256(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');

@@ -1,8 +1,8 @@
 // The `pool:` section of pool.yaml: size, placement strategy, capacity overrides, session profiles, repair and
 // drain settings. Every default lives here; values that make no sense (negative, absurd) are refused by key.
 import { z } from 'zod';
-import { parseDuration } from '../lib/duration.js';
 import { parseSize } from '../lib/size.js';
+import { duration } from './duration.js';
 
 /** Largest sizes accepted anywhere in `pool:`: anything above is a typo, not a machine. */
 export const POOL_LIMITS = {
@@ -12,19 +12,6 @@ export const POOL_LIMITS = {
   gpus: 64,
   maxSessions: 10_000,
 } as const;
-
-const duration = (fallback: string) =>
-  z
-    .union([z.string(), z.number()])
-    .default(fallback)
-    .transform((value, ctx) => {
-      const ms = parseDuration(value);
-      if (ms === undefined) {
-        ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration; write e.g. "30s", "5m", "1h" or milliseconds` });
-        return z.NEVER;
-      }
-      return ms;
-    });
 
 /** A memory size ("4Gi", "512M" or bytes), parsed to bytes; refuses negative and absurd values. */
 const size = () =>

@@ -1,23 +1,9 @@
 // pool.yaml as one zod definition: validation, defaults and the published JSON Schema all come from here.
 import { z } from 'zod';
-import { parseDuration } from '../lib/duration.js';
+import { duration } from './duration.js';
 import { poolSchema } from './pool-schema.js';
 
 export { poolSchema };
-
-/** A duration as users write it ("30s", "5m", or milliseconds), parsed to milliseconds. */
-const duration = (fallback: string) =>
-  z
-    .union([z.string(), z.number()])
-    .default(fallback)
-    .transform((value, ctx) => {
-      const ms = parseDuration(value);
-      if (ms === undefined) {
-        ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration; write e.g. "30s", "5m", "1h" or milliseconds` });
-        return z.NEVER;
-      }
-      return ms;
-    });
 
 const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1);

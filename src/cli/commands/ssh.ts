@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import { usernameProblem } from '../../lib/names.js';
+import { checkName, readStdin } from '../args.js';
 import { readFrontDoorInfo } from '../../hub/runtime.js';
 import { HubClient } from '../client.js';
 import { resolveConfig } from '../config.js';
@@ -17,12 +17,6 @@ interface KeyJson {
   key: string;
 }
 
-function checkName(name: string): string {
-  const problem = usernameProblem(name);
-  if (problem) throw new UsageError(`invalid username "${name}": ${problem}`);
-  return name;
-}
-
 async function readKeyText(source: string): Promise<string> {
   if (source !== '-') {
     try {
@@ -31,9 +25,7 @@ async function readKeyText(source: string): Promise<string> {
       throw new UsageError(`cannot read the key file "${source}": ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
   }
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return readStdin();
 }
 
 export function registerSshCommands(program: Command, users: Command): void {

@@ -1,6 +1,6 @@
 // `dspool users add | list` and `dspool token`: user management through the running hub's API.
 import type { Command } from 'commander';
-import { usernameProblem } from '../../lib/names.js';
+import { checkName, readStdin } from '../args.js';
 import { HubClient } from '../client.js';
 import { resolveConfig } from '../config.js';
 import { UsageError } from '../errors.js';
@@ -15,17 +15,9 @@ interface UserJson {
   servers: Record<string, { instance: string | null; ready: boolean }>;
 }
 
-function checkName(name: string): string {
-  const problem = usernameProblem(name);
-  if (problem) throw new UsageError(`invalid username "${name}": ${problem}`);
-  return name;
-}
-
-async function readStdin(): Promise<string> {
+async function readPasswordStdin(): Promise<string> {
   if (process.stdin.isTTY) throw new UsageError('--password-stdin expects the password on standard input (e.g. echo "$PW" | dspool users add …)');
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return readStdin();
 }
 
 export function registerUserCommands(program: Command): Command {
@@ -43,7 +35,7 @@ export function registerUserCommands(program: Command): Command {
       const config = resolveConfig(opts.config);
       let password: string | undefined;
       if (opts.passwordStdin) {
-        password = (await readStdin()).split(/\r?\n/)[0] ?? '';
+        password = (await readPasswordStdin()).split(/\r?\n/)[0] ?? '';
         if (!password) throw new UsageError('--password-stdin: standard input held no password');
       }
       const hub = HubClient.forConfig(config);

@@ -1,0 +1,22 @@
+// Checks the CLI applies to arguments before anything is contacted.
+import { usernameProblem } from '../lib/names.js';
+import { UsageError } from './errors.js';
+
+/**
+ * The username, or a `UsageError` (exit 2) saying why it is refused; it is never rewritten.
+ *
+ * @example
+ * checkName('alice'); // 'alice'
+ */
+export function checkName(name: string): string {
+  const problem = usernameProblem(name);
+  if (problem) throw new UsageError(`invalid username "${name}": ${problem}`);
+  return name;
+}
+
+/** All of standard input as text (for passwords and keys, which never go on the command line). */
+export async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

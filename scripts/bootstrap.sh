@@ -12,6 +12,13 @@ want_test=0
 packages=(jupyter-notebook python3-ipykernel python3-notebook openssh-client openssh-sftp-server iproute2 procps passwd)
 if [ "$want_test" = 1 ]; then
   packages+=(openssh-server)
+  # JupyterHub's own HubAuth client drives the compatibility test. Debian's jupyterhub depends on nodejs; install
+  # it only when this machine's node already comes from a Debian package, so apt never swaps the node we run on.
+  if dpkg -S "$(readlink -f "$(command -v node)")" 2>/dev/null | grep -q '^nodejs:'; then
+    packages+=(jupyterhub)
+  else
+    echo "bootstrap: not installing Debian's jupyterhub (node is not Debian's nodejs package); the HubAuth test will skip" >&2
+  fi
 fi
 
 missing=()

@@ -4,7 +4,7 @@
 // Loopback only; every process is started here and stopped by PID. Needs root (sshd, sessions as root), Debian
 // openssh-server and openssh-client, and a built dist/ (`npm run build`).
 //
-//   node bench/ssh.mjs [--size-mb 256] [--rounds 3] [--echoes 400]
+//   node bench/ssh.mjs [--size-mb 256] [--rounds 3] [--echoes 400]   (BENCH_PROFILE_DIR=dir: CPU profiles of the two hops)
 //
 // Prints a Markdown table and writes it to bench/results/ssh.md.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
@@ -107,7 +107,7 @@ function freePort() {
 
 function startRole(name, cfg) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SELF, '--role', name], {
+    const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE_DIR] : []), SELF, '--role', name], {
       env: { ...process.env, DSPOOL_BENCH_CFG: JSON.stringify(cfg) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

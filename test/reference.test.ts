@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../src/cli/main.js';
+import { API_ROUTES } from '../src/hub/http/openapi.js';
 import { ROOT, TestPool, cli, rand } from './harness.js';
 
 interface Documented {
@@ -44,6 +45,23 @@ describe('the README CLI reference', () => {
       expect(result.code, `dspool ${command.path.join(' ')} --help: ${result.stderr}`).toBe(0);
       expect(result.stdout).toContain(`Usage: dspool ${command.path.join(' ')}`);
     }
+  });
+});
+
+describe('the README REST reference', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const rows = new Set(
+    readme
+      .split('\n')
+      .map((line) => /^\| `(GET|POST|PUT|PATCH|DELETE) (\/hub\/api[^`]*)`/.exec(line))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => `${m[1]?.toLowerCase()} ${m[2]}`),
+  );
+  const routes = new Set(API_ROUTES.map((r) => `${r.method} /hub/api${r.path === '/' ? '/' : r.path.replace(/:([a-z_]+)/g, '<$1>')}`));
+
+  it('lists every route of the API, and only those', () => {
+    expect([...routes].filter((r) => !rows.has(r))).toEqual([]);
+    expect([...rows].filter((r) => !routes.has(r))).toEqual([]);
   });
 });
 

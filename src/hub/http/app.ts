@@ -4,6 +4,7 @@ import type { Logger } from '../../lib/log.js';
 import { InvalidTransitionError } from '../../lib/state.js';
 import { HTTP_STATUS, HubError } from '../errors.js';
 import { apiRoutes } from './api.js';
+import { renderApiReference } from './api-docs.js';
 import { authenticate } from './auth.js';
 import { pageRoutes } from './pages.js';
 import { metricsRoutes, poolApiRoutes, type PoolApiContext } from './pool-api.js';
@@ -37,6 +38,8 @@ export function buildApp(services: HubServices, log: Logger, internal?: Internal
     return c.json(body, status as 400);
   });
   app.notFound((c) => c.json({ status: 404, message: `no route for ${c.req.method} ${c.req.path}` }, 404));
+  let reference: string | undefined;
+  app.get('/hub/docs/api', (c) => c.html((reference ??= renderApiReference(services.version))));
   app.get('/hub/health', (c) => c.json({ status: 'ok', instances_ready: services.pool.ready().length }));
   // Before the user authentication step: these routes take the gateway secret, not a user's token.
   if (internal) app.route(INTERNAL_PREFIX, internalRoutes(services, internal));

@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { VERSION } from '../../lib/version.js';
 import { createLogger } from '../../lib/log.js';
 import { buildApp } from './app.js';
+import { renderApiReference } from './api-docs.js';
 import { API_ROUTES, buildOpenApi, openApiPath } from './openapi.js';
 import type { PoolApiContext } from './pool-api.js';
 import type { HubServices } from './services.js';
@@ -37,6 +40,17 @@ describe('the OpenAPI document', () => {
       }
     }
     expect(checked).toBeGreaterThan(5);
+  });
+
+  it('renders a self-contained HTML reference with every route', () => {
+    const html = renderApiReference('9.9.9');
+    for (const route of API_ROUTES) expect(html).toContain(`/hub/api${route.path === '/' ? '/' : openApiPath(route.path)}`);
+    expect(html).not.toMatch(/<script|<link|src="http/);
+  });
+
+  it('is the same as the committed docs/api.html (run `npm run docs` after changing a route)', () => {
+    const committed = readFileSync(new URL('../../../docs/api.html', import.meta.url), 'utf8');
+    expect(committed).toBe(renderApiReference(VERSION));
   });
 
   it('is OpenAPI 3.1 with the scopes each route needs and shared component schemas', () => {

@@ -194,6 +194,20 @@ describe.skipIf(!existsSync(JUPYTER))('a local pool of two instances', () => {
     expect((await pool.fetch(`/user/${bob}/api/status`, { token: bobToken })).status).toBe(503);
   });
 
+  it('locks a disabled user out and stops their server, and lets them back in when enabled', async () => {
+    expect((await pool.fetch(`/user/${alice}/api/status`, { token: aliceToken })).status).toBe(200);
+    const disabled = await pool.cli(['users', 'disable', alice]);
+    expect(disabled.code, disabled.stderr).toBe(0);
+    expect((await pool.fetch('/hub/api/user', { token: aliceToken })).status).toBe(403);
+    expect((await pool.fetch(`/user/${alice}/api/status`, { token: aliceToken })).status).not.toBe(200);
+    const model = (await (await pool.fetch(`/hub/api/users/${alice}`, { token: adminToken })).json()) as { servers: Record<string, unknown>; disabled: boolean };
+    expect(model).toMatchObject({ servers: {}, disabled: true });
+    const wrong = await pool.fetch('/hub/login', { method: 'POST', body: new URLSearchParams({ username: alice, password: 'alice-pass' }), headers: { origin: pool.url } });
+    expect(wrong.status).toBe(403);
+    expect((await pool.cli(['users', 'disable', alice, '--enable'])).code).toBe(0);
+    expect((await pool.fetch('/hub/api/user', { token: aliceToken })).status).toBe(200);
+  });
+
   it('stops everything it started on SIGINT', async () => {
     const instances = (await (await pool.fetch('/hub/api/instances', { token: adminToken })).json()) as Array<{ provider: { pid: number } }>;
     const pids = instances.map((i) => i.provider.pid);

@@ -89,6 +89,7 @@ describe('documented --json outputs', () => {
         .replace('users add <name>', `users add ${fresh}`)
         .replace(/<name>/g, user)
         .replace(/<id>/g, instance)
+        .replace(/<instances>/g, '1')
         .split(/\s+/)
         .filter(Boolean);
       if (args[0] === 'users' && args[1] === 'add') pool.remember(fresh);

@@ -72,4 +72,37 @@ describe.skipIf(!existsSync('/usr/bin/jupyter-notebook'))('hub restart', () => {
       kernel.ws.close();
     }
   });
+
+  it('scales in by draining, never killing, and keeps the new size across a hub restart', async () => {
+    const scaled = await pool.cli(['scale', '1', '--json']);
+    expect(scaled.code, scaled.stderr).toBe(0);
+    const body = JSON.parse(scaled.stdout) as { instances: number; draining: string[] };
+    expect(body.instances).toBe(1);
+    expect(body.draining).toHaveLength(1);
+    const drainingId = body.draining[0] ?? '';
+    // Both users still work: the draining instance's session is not touched.
+    for (const [i, user] of users.entries()) expect((await pool.fetch(`/user/${user}/api/status`, { token: tokens[i] ?? '' })).status).toBe(200);
+    const oldPid = hubPid(pool);
+    process.kill(oldPid, 'SIGKILL');
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && !(hubPid(pool) !== oldPid && (await pool.fetch('/hub/health').catch(() => undefined))?.status === 200)) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const after = (await (await pool.fetch('/hub/api/pool', { token: adminToken })).json()) as { instances: number; draining: string[] };
+    expect(after.instances).toBe(1);
+    // The user on the draining instance ends their session; the instance goes and is not replaced.
+    const onDraining = (await (await pool.fetch('/hub/api/users', { token: adminToken })).json()) as Array<{ name: string; servers: Record<string, { instance: string }> }>;
+    const leaving = onDraining.find((u) => u.servers['']?.instance === drainingId)?.name ?? '';
+    const index = users.indexOf(leaving);
+    expect(index).toBeGreaterThanOrEqual(0);
+    expect((await pool.fetch(`/hub/api/users/${leaving}/server`, { method: 'DELETE', token: tokens[index] ?? '' })).status).toBe(204);
+    let instances: Array<{ id: string }> = [];
+    while (Date.now() < deadline + 30_000) {
+      instances = (await (await pool.fetch('/hub/api/instances', { token: adminToken })).json()) as Array<{ id: string }>;
+      if (instances.length === 1) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(instances.map((i) => i.id)).not.toContain(drainingId);
+    expect(instances).toHaveLength(1);
+  });
 });

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../lib/version.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerInstanceCommands } from './commands/instances.js';
+import { registerScaleCommand } from './commands/scale.js';
 import { registerStatusCommands } from './commands/status.js';
 import { registerUpCommand } from './commands/up.js';
 import { registerSshCommands } from './commands/ssh.js';
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerUpCommand(program);
   registerStatusCommands(program);
+  registerScaleCommand(program);
   registerInstanceCommands(program);
   registerSshCommands(program, registerUserCommands(program));
   registerConfigCommands(program);

@@ -44,6 +44,9 @@ export interface HubOptions {
   readonly spawnWaitMs?: number;
 }
 
+/** Store key of the size `dspool scale` set. */
+const POOL_SIZE_SETTING = 'pool.size';
+
 /** State of the hub process's lifecycle. */
 export type HubState = 'running' | 'closing' | 'closed';
 
@@ -133,13 +136,20 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),
   };
-  const app = buildApp(services, log, { gatewaySecret }, { pool, sessions, metrics });
+  const scale = {
+    configured: config.pool.instances,
+    save: (desired: number) => store.putSetting(POOL_SIZE_SETTING, { desired, configured: config.pool.instances }),
+  };
+  const app = buildApp(services, log, { gatewaySecret }, { pool, sessions, metrics, scale });
   metrics.attach({ pool, sessions });
   pool.on('lost', () => metrics.repairs.inc());
 
   await sessions.load();
   await pool.restore();
   await sessions.prune();
+  // `dspool scale` outlives a restart, unless pool.yaml's size was changed since (then the file wins).
+  const scaled = (await store.getSetting(POOL_SIZE_SETTING)) as { desired: number; configured: number } | undefined;
+  if (scaled && scaled.configured === config.pool.instances && scaled.desired !== config.pool.instances) pool.resize(scaled.desired);
   await pool.grow();
   pool.startMonitor();
   writeRuntime(config.dataDir, { hub_url: url, pid: process.pid, started: new Date().toISOString(), version: options.version });

@@ -62,6 +62,20 @@ export function registerUserCommands(program: Command): Command {
       );
     });
 
+  users
+    .command('disable <name>')
+    .description('lock a user out: no login, tokens or SSH, and their server is stopped (--enable lets them back in)')
+    .option('--enable', 'lift the lock instead', false)
+    .option('--config <file>', 'pool.yaml (default: $DSPOOL_CONFIG or ./pool.yaml)')
+    .option('--json', 'print the user as JSON', false)
+    .action(async (name: string, opts: { enable: boolean; config?: string; json: boolean }) => {
+      checkName(name);
+      const hub = HubClient.forConfig(resolveConfig(opts.config));
+      const { body } = await hub.json<UserJson & { disabled: boolean }>('PATCH', `/hub/api/users/${name}`, { disabled: !opts.enable });
+      if (opts.json) printJson(body);
+      else process.stdout.write(`${body.name} is ${body.disabled ? 'disabled' : 'enabled'}\n`);
+    });
+
   program
     .command('token <name>')
     .description('create a new API token for a user and print it (shown once)')

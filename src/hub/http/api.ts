@@ -111,6 +111,8 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
       admin: body.admin, disabled: body.disabled, passwordHash: body.password ? await hashPassword(body.password) : undefined,
     });
     s.revoke(name);
+    // A disabled user keeps nothing running: no session, no route, no way in until enabled again.
+    if (body.disabled === true) await s.sessions.stop(name, 'user disabled');
     return c.json(model(user));
   });
 

@@ -6,7 +6,7 @@ import {
   createTokenBody, createUserBody, errorSchema, eventSchema, instanceSchema, patchUserBody, requestIdentitySchema, serverSchema,
   tokenListSchema, tokenSchema, userSchema, versionSchema, sshKeySchema, addSshKeyBody,
 } from './schemas.js';
-import { drainBodySchema, poolInstanceSchema, profileJsonSchema, protectBodySchema, queueEntrySchema, startServerBodySchema } from './pool-api.js';
+import { drainBodySchema, poolInstanceSchema, poolSizeSchema, profileJsonSchema, protectBodySchema, queueEntrySchema, scaleBodySchema, startServerBodySchema } from './pool-api.js';
 
 /** One response of a documented route. */
 export interface ResponseDoc {
@@ -141,6 +141,15 @@ export const API_ROUTES: readonly RouteDoc[] = [
     method: 'post', path: '/instances/:id/protect', summary: 'Protect an instance from removal, or lift it', scopes: ['admin:instances'],
     body: { schema: protectBodySchema, example: { protected: true } },
     responses: { 200: { description: 'the instance', schema: poolInstanceSchema }, 404: err('no such instance') },
+  },
+  {
+    method: 'get', path: '/pool', summary: 'The pool\'s size: desired, configured, ready, draining', scopes: ['admin:instances'],
+    responses: { 200: { description: 'the pool', schema: poolSizeSchema }, 403: err('not an admin') },
+  },
+  {
+    method: 'patch', path: '/pool', summary: 'Scale the pool; a scale-in drains the instances with the fewest sessions, never kills', scopes: ['admin:instances'],
+    body: { schema: scaleBodySchema, example: { instances: 3 } },
+    responses: { 202: { description: 'scaling', schema: poolSizeSchema }, 400: err('not a size between 0 and 1000'), 403: err('not an admin') },
   },
   {
     method: 'get', path: '/queue', summary: 'Requests waiting for an instance with room, in order', scopes: ['admin:instances'],

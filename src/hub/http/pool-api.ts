@@ -13,7 +13,9 @@ import type { HubEnv } from './services.js';
 
 /** What the pool routes use from the hub. */
 export interface PoolApiContext {
-  readonly pool: Pick<InstancePool, 'get' | 'drain' | 'protect'>;
+  readonly pool: Pick<InstancePool, 'get' | 'drain' | 'protect' | 'resize' | 'size' | 'list' | 'ready'>;
+  /** pool.yaml's `pool.instances`, and where a new desired size is kept across hub restarts. */
+  readonly scale: { readonly configured: number; save(desired: number): Promise<void> };
   readonly sessions: Pick<SessionManager, 'countOn' | 'queued' | 'profiles' | 'resolveProfile'>;
   readonly metrics: Pick<HubMetrics, 'render' | 'contentType'>;
 }
@@ -25,6 +27,23 @@ export const drainBodySchema = z.strictObject({
     .optional()
     .describe('How long sessions may keep running before they are stopped ("30m", "2h" or ms); default pool.yaml pool.drain.deadline.'),
 });
+
+/** Body of `PATCH /hub/api/pool`. */
+export const scaleBodySchema = z.strictObject({
+  instances: z.number().int().min(0, 'must be 0 or more').max(1000, 'must be at most 1000').describe('The size to keep the pool at.'),
+});
+
+/** The pool as a whole. */
+export const poolSizeSchema = z
+  .object({
+    instances: z.number().int().describe('The size the pool is kept at.'),
+    configured: z.number().int().describe('pool.yaml pool.instances.'),
+    ready: z.number().int(),
+    draining: z.array(z.string()).describe('Instances being drained (no new sessions; removed once their sessions end).'),
+    min: z.number().int(),
+    max: z.number().int(),
+  })
+  .meta({ id: 'Pool' });
 
 /** Body of `POST /hub/api/instances/{id}/protect`. */
 export const protectBodySchema = z.strictObject({
@@ -145,6 +164,28 @@ export function poolApiRoutes(ctx: PoolApiContext): Hono<HubEnv> {
     instance(id);
     const body = await readJson(c, protectBodySchema);
     return c.json(model(ctx.pool.protect(id, body.protected)));
+  });
+
+  const poolModel = (draining?: string[]) => ({
+    instances: ctx.pool.size,
+    configured: ctx.scale.configured,
+    ready: ctx.pool.ready().length,
+    draining: draining ?? ctx.pool.list().filter((v) => v.state === 'draining').map((v) => v.id),
+    min: 0,
+    max: 1000,
+  });
+
+  api.get('/pool', (c) => {
+    requireAdmin(c);
+    return c.json(poolModel());
+  });
+
+  api.patch('/pool', async (c) => {
+    requireAdmin(c);
+    const { instances } = await readJson(c, scaleBodySchema);
+    ctx.pool.resize(instances);
+    await ctx.scale.save(instances);
+    return c.json(poolModel(), 202);
   });
 
   api.get('/queue', (c) => {

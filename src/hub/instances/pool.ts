@@ -139,6 +139,8 @@ const blankView = {
 
 export class InstancePool extends EventEmitter<InstancePoolEvents> {
   private readonly entries = new Map<string, Entry>();
+  /** The size the pool is kept at: pool.yaml's, or what `dspool scale` last asked for. */
+  private desired: number;
   private closing: Promise<void> | undefined;
   private monitor: NodeJS.Timeout | undefined;
   private growing: Promise<void> | undefined;
@@ -149,6 +151,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
 
   constructor(private readonly ctx: InstancePoolContext) {
     super();
+    this.desired = ctx.size;
     ctx.registry.on('joined', (connection) => void this.onJoined(connection));
     ctx.registry.on('left', (instanceId) => this.onLeft(instanceId));
   }
@@ -168,7 +171,9 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
       alive.delete(record.id);
       const now = Date.now();
       // Protection and a drain in progress outlive the hub: they are in the store.
-      const drainDeadlineMs = record.drainDeadline ? Date.parse(record.drainDeadline) : 0;
+      const drainDeadlineMs = record.drainDeadline
+        ? Date.parse(record.drainDeadline)
+        : record.state === 'draining' ? Number.POSITIVE_INFINITY : 0;
       const view: InstanceView = {
         ...blankView, id: record.id, state: 'unreachable', address: live.address, created: record.created, details: live.details,
         detail: 'waiting for its agent to reconnect', unreachableSince: new Date(now).toISOString(),
@@ -192,7 +197,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
       try {
         let kept = 0;
         for (const entry of this.entries.values()) if (!entry.removing) kept++;
-        const missing = this.closing ? 0 : this.ctx.size - kept;
+        const missing = this.closing ? 0 : this.desired - kept;
         await Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.create()));
       } finally {
         this.growing = undefined;
@@ -221,19 +226,20 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
    * @example
    * pool.drain('i-3f9c', 15 * 60_000);
    */
-  drain(id: string, deadlineMs = this.ctx.drainDeadlineMs): InstanceView {
+  drain(id: string, deadlineMs: number | null = this.ctx.drainDeadlineMs): InstanceView {
     const entry = this.entries.get(id);
     if (!entry) throw new InstanceNotFoundError(id);
     if (entry.view.protected) throw new InstanceProtectedError(id);
     const { state } = entry.view;
     if (state === 'failed' || state === 'stopping' || state === 'deleted') throw new InvalidStateError(`instance ${id}`, state, 'drain it');
-    entry.drainDeadlineMs = Date.now() + deadlineMs;
+    // No deadline (a scale-in): the instance waits for its sessions however long they run.
+    entry.drainDeadlineMs = deadlineMs === null ? Number.POSITIVE_INFINITY : Date.now() + deadlineMs;
     entry.drainExpired = false;
-    entry.view = { ...entry.view, drainDeadline: new Date(entry.drainDeadlineMs).toISOString() };
+    entry.view = { ...entry.view, drainDeadline: deadlineMs === null ? null : new Date(entry.drainDeadlineMs).toISOString() };
     const sessions = this.ctx.occupancy.countOn(id);
     this.ctx.events.record(
       'instance.drain',
-      `draining ${id}: no new sessions; removed once its ${sessions} session(s) end or at ${entry.view.drainDeadline}`,
+      `draining ${id}: no new sessions; removed once its ${sessions} session(s) end${entry.view.drainDeadline ? ` or at ${entry.view.drainDeadline}` : ''}`,
       { instanceId: id, data: { sessions, deadline: entry.view.drainDeadline } },
     );
     if (state !== 'draining' && state !== 'unreachable') this.setState(id, 'draining', 'drain requested');
@@ -298,7 +304,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
         }
       }
     }
-    const allowed = Math.max(1, Math.floor(this.ctx.repair.maxShare * this.ctx.size));
+    const allowed = Math.max(1, Math.floor(this.ctx.repair.maxShare * this.desired));
     overdue.sort((a, b) => a.unreachableSinceMs - b.unreachableSinceMs);
     for (const entry of overdue) {
       if (repairing >= allowed) {
@@ -335,7 +341,34 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
 
   /** The pool's configured size. */
   get size(): number {
-    return this.ctx.size;
+    return this.desired;
+  }
+
+  /**
+   * Sets the pool's size. Growing creates instances; shrinking drains the instances with the fewest sessions
+   * (never a protected one), with no deadline: their sessions end on their own and nothing is killed. Returns
+   * the instances it started draining (fewer than asked when the rest are protected).
+   *
+   * @example
+   * pool.resize(1); // ['i-3f9c2a']
+   */
+  resize(size: number): string[] {
+    this.desired = size;
+    const draining: string[] = [];
+    let kept = 0;
+    for (const entry of this.entries.values()) if (!entry.removing && entry.view.state !== 'draining') kept++;
+    if (kept > size) {
+      const rank = (e: Entry): number => (e.view.state === 'ready' ? 1 : 0);
+      const candidates = [...this.entries.values()]
+        .filter((e) => !e.removing && !e.view.protected && e.view.state !== 'draining' && e.view.state !== 'failed')
+        .sort((a, b) => this.ctx.occupancy.countOn(a.view.id) - this.ctx.occupancy.countOn(b.view.id) || rank(a) - rank(b) || b.view.created.localeCompare(a.view.created));
+      for (const entry of candidates.slice(0, kept - size)) {
+        this.drain(entry.view.id, null);
+        draining.push(entry.view.id);
+      }
+    }
+    void this.grow();
+    return draining;
   }
 
   /**

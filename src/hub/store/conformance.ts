@@ -113,6 +113,15 @@ export function describeStoreConformance(name: string, open: () => Promise<Store
       await store.close();
     });
 
+    it('keeps settings as JSON and overwrites them', async () => {
+      const store = await open();
+      expect(await store.getSetting('pool.size')).toBeUndefined();
+      await store.putSetting('pool.size', { desired: 3, configured: 2 });
+      await store.putSetting('pool.size', { desired: 1, configured: 2 });
+      expect(await store.getSetting('pool.size')).toEqual({ desired: 1, configured: 2 });
+      await store.close();
+    });
+
     it('can be closed twice', async () => {
       const store = await open();
       await store.close();

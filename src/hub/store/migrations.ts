@@ -79,4 +79,10 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE instances ADD COLUMN protected INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE instances ADD COLUMN drain_deadline TEXT;
   `,
+  `
+  CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
 ];

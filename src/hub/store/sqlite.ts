@@ -131,6 +131,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     listKeys: db.prepare('SELECT * FROM ssh_keys WHERE user = ? ORDER BY created, id'),
     hasKey: db.prepare('SELECT 1 FROM ssh_keys WHERE user = ? AND algo = ? AND data = ?'),
     deleteKey: db.prepare('DELETE FROM ssh_keys WHERE user = ? AND id = ?'),
+    getSetting: db.prepare('SELECT value FROM settings WHERE key = ?'),
+    putSetting: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
     insertEvent: db.prepare(
       `INSERT INTO events (time, kind, user, instance_id, message, data) VALUES (@time, @kind, @user, @instanceId, @message, @data)`,
     ),
@@ -255,6 +257,13 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     },
     async deleteSshKey(user, id) {
       return q.deleteKey.run(user, id).changes > 0;
+    },
+    async getSetting(key) {
+      const row = q.getSetting.get(key) as Row | undefined;
+      return row ? (JSON.parse(str(row.value)) as unknown) : undefined;
+    },
+    async putSetting(key, value) {
+      q.putSetting.run(key, JSON.stringify(value));
     },
     async addEvent(event) {
       const info = q.insertEvent.run({ ...event, data: JSON.stringify(event.data) });

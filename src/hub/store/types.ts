@@ -136,6 +136,10 @@ export interface Store {
   hasSshKey(user: string, algo: string, data: string): Promise<boolean>;
   deleteSshKey(user: string, id: string): Promise<boolean>;
 
+  /** A small piece of hub state kept across restarts (e.g. the pool's desired size), as JSON. */
+  getSetting(key: string): Promise<unknown>;
+  putSetting(key: string, value: unknown): Promise<void>;
+
   addEvent(event: Omit<EventRecord, 'id'>): Promise<EventRecord>;
   listEvents(options: { limit: number; afterId?: number }): Promise<EventRecord[]>;
 

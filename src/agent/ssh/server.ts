@@ -5,6 +5,7 @@ import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ParsedKey } from 'ssh2';
 import { usernameProblem } from '../../lib/names.js';
 import { Lifecycle } from '../../ssh/lifecycle.js';
+import { noDelay } from '../../ssh/nodelay.js';
 import { fingerprint, parseSshKey, publicKeyLine, sameKey, signatureValid } from '../../ssh/keys.js';
 import type { SshUser } from './env.js';
 import { InstanceSshKeyError, InstanceSshListenError } from './errors.js';
@@ -78,6 +79,7 @@ export async function startInstanceSshServer(options: InstanceSshOptions): Promi
         return;
       }
       connections.add(conn);
+      noDelay(conn);
       conn.on('close', () => connections.delete(conn));
       conn.on('error', (err) => log.debug({ err, ip: info.ip }, 'instance ssh connection error'));
       serve(conn, info.ip, opts, internal, running);

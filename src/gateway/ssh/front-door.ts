@@ -5,6 +5,7 @@ import ssh2 from 'ssh2';
 import type { AuthContext, Connection, PublicKeyAuthContext } from 'ssh2';
 import { usernameProblem } from '../../lib/names.js';
 import { Lifecycle } from '../../ssh/lifecycle.js';
+import { noDelay } from '../../ssh/nodelay.js';
 import { parseSshKey, sameKey, signatureValid } from '../../ssh/keys.js';
 import { sendAuthBanner, sendIgnore } from '../../ssh/wire.js';
 import { SshListenError, SshSessionUnavailableError } from './errors.js';
@@ -107,6 +108,7 @@ export async function startSshFrontDoor(options: SshFrontDoorOptions): Promise<S
         return;
       }
       open.add(conn);
+      noDelay(conn);
       conn.on('close', () => open.delete(conn));
       handleConnection(conn, info.ip, opts, limiter);
     },
@@ -308,5 +310,6 @@ function connectUpstream(user: string, target: SshTarget, opts: ResolvedSshFront
       keepaliveCountMax: opts.keepaliveCountMax,
       ...(pinned === undefined ? {} : { hostVerifier: (key: Buffer) => sameKey(pinned, key) }),
     });
+    noDelay(client);
   });
 }

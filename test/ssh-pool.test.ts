@@ -98,6 +98,26 @@ describe.skipIf(!ready)('SSH through a running pool', () => {
     expect(nobody.code).toBe(255);
   });
 
+  it('registers a key from the home page, and refuses SSH to a disabled user', async () => {
+    const webKey = join(keys, 'bob-web');
+    expect((await run('/usr/bin/ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', webKey])).code).toBe(0);
+    const cookie = await pool.login(bob, 'bob-pass');
+    const added = await pool.fetch('/hub/home/keys', {
+      method: 'POST', cookie, headers: { origin: pool.url }, body: new URLSearchParams({ key: readFileSync(`${webKey}.pub`, 'utf8') }),
+    });
+    expect(added.status).toBe(302);
+    const fingerprint = (await run('/usr/bin/ssh-keygen', ['-l', '-f', `${webKey}.pub`])).stdout.split(' ')[1] ?? '';
+    expect(await (await pool.fetch('/hub/home', { cookie })).text()).toContain(fingerprint);
+    const bad = await pool.fetch('/hub/home/keys', { method: 'POST', cookie, headers: { origin: pool.url }, body: new URLSearchParams({ key: 'not a key' }) });
+    expect(bad.status).toBe(400);
+    const viaWebKey = await ssh(bob, webKey, 'whoami');
+    expect(viaWebKey.code, viaWebKey.stderr).toBe(0);
+    expect((await pool.cli(['users', 'disable', bob])).code).toBe(0);
+    const refused = await ssh(bob, webKey, 'whoami');
+    expect(refused.code).toBe(255);
+    expect((await pool.cli(['users', 'disable', bob, '--enable'])).code).toBe(0);
+  });
+
   it('prints an ssh-config block that works as written', async () => {
     const printed = await pool.cli(['ssh-config', '--user', alice]);
     expect(printed.code).toBe(0);

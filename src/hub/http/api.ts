@@ -13,9 +13,8 @@ import { readJson } from './body.js';
 import { instanceModel, serverModel, tokenModel, userModel } from './models.js';
 import { buildOpenApi } from './openapi.js';
 import { addSshKeyBody, createTokenBody, createUserBody, patchUserBody } from './schemas.js';
-import { fingerprint, parseSshKey, publicKeyLine } from '../../ssh/keys.js';
-import { newSecret } from '../auth/credentials.js';
-import { SshKeyExistsError } from '../store/errors.js';
+import { parseSshKey, publicKeyLine } from '../../ssh/keys.js';
+import { registerSshKey } from '../auth/ssh-keys.js';
 import { startServerBodySchema } from './pool-api.js';
 import type { HubEnv, HubServices } from './services.js';
 
@@ -239,22 +238,7 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
     requireSelfOrAdmin(c, name);
     await loadUser(name);
     const { key: text } = await readJson(c, addSshKeyBody);
-    const parsed = parseSshKey(text.trim());
-    if (parsed instanceof Error || parsed.isPrivateKey()) {
-      throw new BadRequestError('key: not an OpenSSH public key line (expected e.g. "ssh-ed25519 AAAA… you@laptop")', 'key');
-    }
-    const record = {
-      id: `k${newSecret(6).replace(/[^A-Za-z0-9]/g, 'x')}`, user: name, algo: parsed.type,
-      data: parsed.getPublicSSH().toString('base64'), comment: parsed.comment || text.trim().split(/\s+/).slice(2).join(' '),
-      fingerprint: fingerprint(parsed), created: new Date().toISOString(),
-    };
-    try {
-      await s.store.addSshKey(record);
-    } catch (error) {
-      if (error instanceof SshKeyExistsError) return c.json({ status: 409, message: error.message, field: 'key' }, 409);
-      throw error;
-    }
-    s.events.record('user.key_added', `${name} registered SSH key ${record.fingerprint}`, { user: name, data: { fingerprint: record.fingerprint } });
+    const record = await registerSshKey(s, name, text);
     return c.json(sshKeyModel(record), 201);
   });
 

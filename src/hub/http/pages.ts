@@ -6,6 +6,7 @@ import { LOGIN_COOKIE } from '../../protocol/gateway.js';
 import { usernameProblem } from '../../lib/names.js';
 import { HubError } from '../errors.js';
 import { userPrefix } from '../sessions/manager.js';
+import { registerSshKey } from '../auth/ssh-keys.js';
 import type { HubEnv, HubServices } from './services.js';
 
 const esc = (text: string): string =>
@@ -26,6 +27,24 @@ progress{width:100%;height:1rem} ol#log{color:#57606a;font-size:.9rem}
 <header><h1>dspool</h1>${who ? `<span class="muted">${esc(who)} · <a href="/hub/logout">log out</a></span>` : ''}</header>
 ${body}
 </body></html>`;
+}
+
+/** The home page's SSH section: the user's keys, a form to add one, and how to connect. */
+async function keysSection(s: HubServices, user: string): Promise<string> {
+  const keys = await s.store.listSshKeys(user);
+  const list = keys.length === 0
+    ? '<p class="muted">No keys yet: you can also log in over SSH with your password.</p>'
+    : `<ul>${keys
+      .map((k) => `<li><code>${esc(k.algo)} ${esc(k.fingerprint)}</code> ${esc(k.comment)} <form method="post" action="/hub/home/keys" style="display:inline"><button name="remove" value="${esc(k.id)}">Remove</button></form></li>`)
+      .join('')}</ul>`;
+  return `<h2 id="ssh">SSH</h2>
+<p>Terminals, scp/sftp and VS Code Remote-SSH reach your server's instance through the pool's SSH port
+(<code>dspool ssh-config</code> prints a ready <code>~/.ssh/config</code> block).</p>
+${list}
+<form class="stack" method="post" action="/hub/home/keys">
+  <label>Add a public key <textarea name="key" rows="3" placeholder="ssh-ed25519 AAAA… you@laptop" required></textarea></label>
+  <button type="submit">Add key</button>
+</form>`;
 }
 
 /** Only local paths are accepted as `next`, so the login page cannot be used to send users elsewhere. */
@@ -110,8 +129,26 @@ ${running ? `<p><a href="${userPrefix(who.user)}tree">Open my server</a> · your
   ${running || state === 'starting' || state === 'pending'
     ? '<button name="action" value="stop">Stop my server</button>'
     : `${choose}<button name="action" value="start">Start my server</button>`}
-</form>`;
+</form>
+${await keysSection(s, who.user)}`;
     return c.html(page('Home', body, who.user));
+  });
+
+  pages.post('/home/keys', async (c) => {
+    const who = c.get('identity');
+    if (!who) return c.redirect('/hub/login');
+    const form = await c.req.parseBody();
+    if (typeof form.remove === 'string') {
+      await s.store.deleteSshKey(who.user, form.remove);
+      return c.redirect('/hub/home#ssh');
+    }
+    try {
+      await registerSshKey(s, who.user, typeof form.key === 'string' ? form.key : '');
+    } catch (error) {
+      if (!(error instanceof HubError)) throw error;
+      return c.html(page('Home', `<p class="error" role="alert">${esc(error.message)}</p><p><a href="/hub/home#ssh">Back</a></p>`, who.user), 400);
+    }
+    return c.redirect('/hub/home#ssh');
   });
 
   pages.post('/home/server', async (c) => {

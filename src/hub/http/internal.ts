@@ -52,12 +52,12 @@ export function internalRoutes(s: HubServices, ctx: InternalContext): Hono<HubEn
       if (!user || user.disabled) return void (await send({ error: `user ${name} cannot log in` }));
       let session = s.sessions.active(name);
       if (!session || session.state === 'stopping') {
-        await send({ progress: 'dspool: starting your session…' });
+        await send({ progress: 'starting your session…' });
         session = await s.sessions.start(user);
       }
       if (session.state !== 'running') {
         const onProgress = (id: string, event: { message: string }) => {
-          if (id === session?.id) void send({ progress: `dspool: ${event.message}` });
+          if (id === session?.id) void send({ progress: event.message });
         };
         s.sessions.on('progress', onProgress);
         try {
@@ -74,7 +74,7 @@ export function internalRoutes(s: HubServices, ctx: InternalContext): Hono<HubEn
       if (!instance?.address || instance.sshPort === null) {
         return void (await send({ error: `instance ${session.instanceId} has no SSH server` }));
       }
-      await send({ progress: `dspool: connecting to instance ${instance.id}` });
+      await send({ progress: `connecting to instance ${instance.id}` });
       await send({ target: { host: instance.address, port: instance.sshPort, ...(instance.sshHostKey ? { hostKey: instance.sshHostKey } : {}) } });
     });
   });

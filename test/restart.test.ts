@@ -104,5 +104,10 @@ describe.skipIf(!existsSync('/usr/bin/jupyter-notebook'))('hub restart', () => {
     }
     expect(instances.map((i) => i.id)).not.toContain(drainingId);
     expect(instances).toHaveLength(1);
+    // Scaling out again waits, with each new instance's progress on stderr.
+    const out = await pool.cli(['scale', '2', '--wait', '--json']);
+    expect(out.code, out.stderr).toBe(0);
+    expect(JSON.parse(out.stdout)).toMatchObject({ instances: 2, ready: 2 });
+    expect(out.stderr).toMatch(/instance i-[a-z0-9]+: ready/);
   });
 });

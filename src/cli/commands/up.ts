@@ -13,8 +13,10 @@ import { findExecutable } from '../../lib/which.js';
 import { GATEWAY_SECRET_FILE } from '../../protocol/gateway.js';
 import { createProvider } from '../../providers/index.js';
 import type { HubProcessMessage } from '../../hub/main.js';
-import { ADMIN_TOKEN_FILE, SSH_HOST_KEY_FILE, SSH_INTERNAL_KEY_FILE, readRuntime, writeFrontDoorInfo } from '../../hub/runtime.js';
+import { SSH_HOST_KEY_FILE, SSH_INTERNAL_KEY_FILE, readRuntime, writeFrontDoorInfo } from '../../hub/runtime.js';
+import { HubClient } from '../client.js';
 import { resolveConfig } from '../config.js';
+import { waitForPool } from '../wait.js';
 import { OperationError } from '../errors.js';
 import { note } from '../output.js';
 
@@ -70,28 +72,6 @@ function startHubProcess(config: LoadedConfig, port: number | undefined): Promis
       reject(new OperationError(`the hub exited during start (code ${code}); its log above says why`));
     });
   });
-}
-
-async function waitForInstances(config: LoadedConfig, hubUrl: string): Promise<void> {
-  const token = readFileSync(join(config.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
-  const seen = new Map<string, string>();
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    const response = await fetch(`${hubUrl}/hub/api/instances`, { headers: { authorization: `token ${token}` } }).catch(() => undefined);
-    if (response?.ok) {
-      const instances = (await response.json()) as Array<{ id: string; state: string; detail: string | null }>;
-      for (const i of instances) {
-        if (seen.get(i.id) !== i.state) {
-          seen.set(i.id, i.state);
-          note(`  instance ${i.id}: ${i.state}${i.detail ? ` (${i.detail})` : ''}`);
-        }
-      }
-      const ready = instances.filter((i) => i.state === 'ready').length;
-      if (ready >= config.pool.instances) return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  note(`warning: not every instance was ready after ${READY_TIMEOUT_MS / 1000} s; the pool is serving with what it has`);
 }
 
 /**
@@ -198,7 +178,9 @@ export async function runUp(config: LoadedConfig): Promise<number> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
 
-  await waitForInstances(config, hub.url);
+  if (!(await waitForPool(HubClient.forConfig(config), READY_TIMEOUT_MS))) {
+    note(`warning: not every instance was ready after ${READY_TIMEOUT_MS / 1000} s; the pool is serving with what it has`);
+  }
   if (state === 'starting') {
     state = 'running';
     const host = config.gateway.host.includes(':') ? `[${config.gateway.host}]` : config.gateway.host;

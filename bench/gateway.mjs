@@ -10,7 +10,7 @@
 // proxy's event loop; each is stopped by its PID at the end.
 import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -120,6 +120,76 @@ async function runWsLoad(url, messages) {
   console.log(JSON.stringify({ p50Us: at(0.5), p99Us: at(0.99) }));
 }
 
+/** Opens `sockets` WebSockets at once, echoes one message on each, closes them; `cycles` times. */
+async function runWsSoak(url, sockets, cycles) {
+  const { default: WebSocket } = await import('ws');
+  let ok = 0;
+  let failed = 0;
+  for (let cycle = 0; cycle < cycles; cycle++) {
+    const results = await Promise.allSettled(
+      Array.from({ length: sockets }, () => new Promise((resolve, reject) => {
+        const ws = new WebSocket(url, { headers: { authorization: `token ${TOKEN}` }, perMessageDeflate: false });
+        const timer = setTimeout(() => { ws.terminate(); reject(new Error('timeout')); }, 20_000);
+        ws.once('open', () => ws.send('ping'));
+        ws.once('message', () => { clearTimeout(timer); ws.close(); resolve(); });
+        ws.once('error', (error) => { clearTimeout(timer); reject(error); });
+      })),
+    );
+    for (const r of results) r.status === 'fulfilled' ? ok++ : failed++;
+  }
+  console.log(JSON.stringify({ ok, failed }));
+}
+
+/** Resident memory of a process, in MiB (Linux). */
+function rssMiB(pid) {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) / 1024 : Number.NaN;
+}
+
+/** `npm run bench:soak`: memory of the gateway and of configurable-http-proxy under many short-lived WebSockets. */
+async function soak() {
+  const SOCKETS = Number(process.env.BENCH_SOAK_SOCKETS ?? 500);
+  const CYCLES = Number(process.env.BENCH_SOAK_CYCLES ?? 4);
+  const ROUNDS_SOAK = Number(process.env.BENCH_SOAK_ROUNDS ?? 10);
+  const { info: backend } = await startChild(process.execPath, [SELF, 'backend']);
+  const chp = await startChp(backend.port);
+  const { child: gatewayChild, info: gateway } = await startChild(process.execPath, [SELF, 'gateway', String(backend.port)]);
+  const targets = [
+    { name: 'CHP', port: chp.port, pid: chp.pid },
+    { name: 'gateway', port: gateway.port, pid: gatewayChild.pid },
+  ];
+  const rss = Object.fromEntries(targets.map((t) => [t.name, []]));
+  const failures = Object.fromEntries(targets.map((t) => [t.name, 0]));
+  for (const t of targets) await runChild(['ws-soak', `ws://127.0.0.1:${t.port}/user/bench/api/kernels/k/channels`, String(SOCKETS), '1']);
+  for (const t of targets) rss[t.name].push(rssMiB(t.pid));
+  for (let round = 0; round < ROUNDS_SOAK; round++) {
+    for (const t of round % 2 === 0 ? targets : [...targets].reverse()) {
+      const result = await runChild(['ws-soak', `ws://127.0.0.1:${t.port}/user/bench/api/kernels/k/channels`, String(SOCKETS), String(CYCLES)]);
+      failures[t.name] += result.failed;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      rss[t.name].push(rssMiB(t.pid));
+    }
+    console.error(`soak round ${round + 1}/${ROUNDS_SOAK}: ${targets.map((t) => `${t.name} ${rss[t.name].at(-1).toFixed(1)} MiB`).join(', ')}`);
+  }
+  const total = SOCKETS * CYCLES * ROUNDS_SOAK;
+  // RSS breathes with the garbage collector, so compare halves: a leak shows as a second half well above the first.
+  const lines = [
+    `| proxy | RSS after warm-up MiB | median, first half of the rounds | median, second half | max MiB | failed |`,
+    '|---|---:|---:|---:|---:|---:|',
+    ...targets.map((t) => {
+      const series = rss[t.name].slice(1);
+      const half = Math.floor(series.length / 2);
+      return `| ${t.name} | ${rss[t.name][0].toFixed(1)} | ${median(series.slice(0, half)).toFixed(1)} | ${median(series.slice(half)).toFixed(1)} | ${Math.max(...series).toFixed(1)} | ${failures[t.name]} |`;
+    }),
+    '',
+    `${total} WebSockets per proxy (${ROUNDS_SOAK} rounds × ${CYCLES} cycles × ${SOCKETS} at once, each echoing one message), rounds interleaved; RSS read from /proc after each round.`,
+  ];
+  const table = lines.join('\n');
+  console.log(`\n${table}\n`);
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench/results/soak.md'), `# Gateway WebSocket soak\n\n${table}\n`);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Orchestration
 
@@ -183,7 +253,7 @@ async function startChp(backendPort) {
         req.on('error', reject);
         req.end(JSON.stringify({ target: `http://127.0.0.1:${backendPort}` }));
       });
-      if (status === 201) return port;
+      if (status === 201) return { port, pid: child.pid };
       throw new Error(`CHP answered ${status} when adding the route`);
     } catch (error) {
       if (Date.now() > deadline) throw error;
@@ -212,7 +282,7 @@ async function main() {
   }
   try {
     const { info: backend } = await startChild(process.execPath, [SELF, 'backend']);
-    const chpPort = await startChp(backend.port);
+    const { port: chpPort } = await startChp(backend.port);
     // BENCH_PROFILE=1 writes a CPU profile of the gateway process to bench/results/ (open it in Chrome DevTools).
     const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'bench/results')] : [];
     const { info: gateway } = await startChild(process.execPath, [...profile, SELF, 'gateway', String(backend.port)]);
@@ -291,4 +361,14 @@ if (role === 'backend') await runBackend();
 else if (role === 'gateway') await runGateway(Number(process.argv[3]));
 else if (role === 'http-load') await runHttpLoad(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
 else if (role === 'ws-load') await runWsLoad(process.argv[3], Number(process.argv[4]));
-else await main();
+else if (role === 'ws-soak') await runWsSoak(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
+else if (role === 'soak') {
+  process.once('exit', () => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+  });
+  try {
+    await soak();
+  } finally {
+    await stopAll();
+  }
+} else await main();

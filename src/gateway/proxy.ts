@@ -10,6 +10,7 @@ import type { Logger } from '../lib/log.js';
 import type { CredentialKind } from './auth-cache.js';
 import { HubUnavailableError, GATEWAY_ERROR_STATUS, type GatewayErrorCode } from './errors.js';
 import type { ResolvedRoute } from './hub-link.js';
+import { escapeHtml } from '../lib/html.js';
 
 /** Where a request is forwarded: the hub or one user's server, with the agent that keeps connections to it. */
 export interface Backend {
@@ -531,10 +532,6 @@ function htmlPage(reply: Reply): string {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 function ignoreError(): void {}
 

@@ -1,9 +1,8 @@
 // A static HTML reference of the REST API, rendered from the OpenAPI document (no external assets, no scripts).
 import type { RouteDoc } from './openapi.js';
 import { API_ROUTES, openApiPath } from './openapi.js';
+import { escapeHtml as esc } from '../../lib/html.js';
 
-const esc = (text: string): string =>
-  text.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
 
 /**
  * The API reference page served at `/hub/docs/api` (and kept in `docs/api.html` by `npm run docs`).

@@ -8,9 +8,8 @@ import { HubError } from '../errors.js';
 import { userPrefix } from '../sessions/manager.js';
 import { registerSshKey } from '../auth/ssh-keys.js';
 import type { HubEnv, HubServices } from './services.js';
+import { escapeHtml as esc } from '../../lib/html.js';
 
-const esc = (text: string): string =>
-  text.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
 
 function page(title: string, body: string, who?: string): string {
   return `<!doctype html>

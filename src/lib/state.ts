@@ -25,3 +25,36 @@ export function transitions<S extends string>(machine: string, table: Transition
     return to;
   };
 }
+
+/**
+ * Holds one component's state and moves it along its table's edges only, logging each move (debug).
+ *
+ * @example
+ * const life = new Lifecycle('front door', 'starting', { starting: ['listening', 'closed'], listening: ['closing'], closing: ['closed'], closed: [] }, log);
+ * life.to('listening');
+ */
+export class Lifecycle<S extends string> {
+  #state: S;
+  readonly #next: (from: S, to: S) => S;
+
+  constructor(
+    private readonly component: string,
+    initial: S,
+    table: TransitionTable<S>,
+    private readonly log: { debug(fields: object, message: string): void },
+  ) {
+    this.#state = initial;
+    this.#next = transitions(component, table);
+  }
+
+  get state(): S {
+    return this.#state;
+  }
+
+  /** Moves to `next`; throws `InvalidTransitionError` when the table does not allow it. */
+  to(next: S): void {
+    const from = this.#state;
+    this.#state = this.#next(from, next);
+    this.log.debug({ component: this.component, from, to: next }, 'state');
+  }
+}

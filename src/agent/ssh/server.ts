@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ParsedKey } from 'ssh2';
 import { usernameProblem } from '../../lib/names.js';
-import { Lifecycle } from '../../ssh/lifecycle.js';
+import { Lifecycle } from '../../lib/state.js';
 import { noDelay } from '../../ssh/nodelay.js';
 import { fingerprint, parseSshKey, publicKeyLine, sameKey, signatureValid } from '../../ssh/keys.js';
 import type { SshUser } from './env.js';

@@ -4,7 +4,7 @@
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, PublicKeyAuthContext } from 'ssh2';
 import { usernameProblem } from '../../lib/names.js';
-import { Lifecycle } from '../../ssh/lifecycle.js';
+import { Lifecycle } from '../../lib/state.js';
 import { noDelay } from '../../ssh/nodelay.js';
 import { parseSshKey, sameKey, signatureValid } from '../../ssh/keys.js';
 import { sendAuthBanner, sendIgnore } from '../../ssh/wire.js';

@@ -11,7 +11,7 @@ want_test=0
 # Debian packages: the real Jupyter Notebook 6 + IPython kernel, and the tools the agent and SSH use.
 packages=(jupyter-notebook python3-ipykernel python3-notebook openssh-client openssh-sftp-server iproute2 procps passwd)
 if [ "$want_test" = 1 ]; then
-  packages+=(openssh-server)
+  # (openssh-server is only for `npm run bench:ssh`, which asks for it: installing it here would start a system sshd.)
   # JupyterHub's own HubAuth client drives the compatibility test. Debian's jupyterhub depends on nodejs; install
   # it only when this machine's node already comes from a Debian package, so apt never swaps the node we run on.
   if dpkg -S "$(readlink -f "$(command -v node)")" 2>/dev/null | grep -q '^nodejs:'; then

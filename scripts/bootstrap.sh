@@ -36,6 +36,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq >&2
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # Debian's jupyterhub ships a service that would listen on port 8000 (dspool's default): we only want its library.
+  if printf '%s\n' "${missing[@]}" | grep -qx jupyterhub && command -v systemctl >/dev/null; then
+    $sudo systemctl disable --now jupyterhub.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # npm packages (native modules build from source here; that takes a couple of minutes the first time).

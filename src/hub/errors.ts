@@ -53,6 +53,14 @@ export class InstanceNotFoundError extends HubError {
   }
 }
 
+/** Thrown when deleting a token or SSH key the user does not have. */
+export class CredentialNotFoundError extends HubError {
+  override name = 'CredentialNotFoundError';
+  constructor(readonly user: string, readonly kind: 'token' | 'SSH key', readonly credentialId: string) {
+    super('not_found', `${user} has no ${kind} "${credentialId}"`);
+  }
+}
+
 /** Thrown when creating a user whose name is taken. */
 export class UserExistsError extends HubError {
   override name = 'UserExistsError';

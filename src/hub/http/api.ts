@@ -5,7 +5,7 @@ import { usernameProblem } from '../../lib/names.js';
 import { hashPassword } from '../auth/credentials.js';
 import { SERVICE_IDENTITY } from '../auth/identity.js';
 import { expandScopes } from '../auth/scopes.js';
-import { BadRequestError, UserExistsError, UserNotFoundError } from '../errors.js';
+import { BadRequestError, CredentialNotFoundError, ServerStartError, UserExistsError, UserNotFoundError } from '../errors.js';
 import { UserExistsError as StoreUserExistsError } from '../store/errors.js';
 import type { UserRecord } from '../store/types.js';
 import { requireAdmin, requireIdentity, requireSelfOrAdmin } from './auth.js';
@@ -136,7 +136,7 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
     await s.sessions.settled(session.id, s.spawnWaitMs);
     const now = s.sessions.active(name) ?? (await s.store.getSession(session.id)) ?? session;
     if (now.state === 'failed') {
-      return c.json({ status: 500, message: `${name}'s server failed to start: ${now.reason ?? 'unknown reason'}` }, 500);
+      throw new ServerStartError(name, `${name}'s server failed to start: ${now.reason ?? 'unknown reason'}`);
     }
     return c.json(serverModel(now, s.sessions.poolFieldsOf(now.id)), now.state === 'running' ? 201 : 202);
   });
@@ -219,7 +219,7 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
     const name = pathUser(c.req.param('name'));
     requireSelfOrAdmin(c, name);
     if (!(await s.store.deleteToken(name, c.req.param('id')))) {
-      return c.json({ status: 404, message: `${name} has no token "${c.req.param('id')}"` }, 404);
+      throw new CredentialNotFoundError(name, 'token', c.req.param('id'));
     }
     s.revoke(name);
     s.events.record('token.deleted', `token ${c.req.param('id')} of ${name} deleted`, { user: name });
@@ -246,7 +246,7 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
     const name = pathUser(c.req.param('name'));
     requireSelfOrAdmin(c, name);
     if (!(await s.store.deleteSshKey(name, c.req.param('id')))) {
-      return c.json({ status: 404, message: `${name} has no SSH key "${c.req.param('id')}"` }, 404);
+      throw new CredentialNotFoundError(name, 'SSH key', c.req.param('id'));
     }
     return c.body(null, 204);
   });

@@ -64,7 +64,7 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
     }
     const user = await loadUser(who.user);
     // JupyterHub's RequestIdentity: the model plus what this very credential may do.
-    const token = /^(?:token|bearer)\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
+    const token = c.get('token');
     const record = token ? await s.identities.findToken(token) : undefined;
     return c.json({
       ...model(user),

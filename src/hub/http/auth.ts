@@ -29,6 +29,7 @@ export function authenticate(services: Pick<HubServices, 'identities'>): Middlew
     }
     c.set('identity', identity);
     c.set('viaCookie', viaCookie);
+    c.set('token', match?.[1]);
     await next();
   };
 }

@@ -28,6 +28,8 @@ export interface HubEnv {
     identity: Identity | null;
     /** True when the identity came from the login cookie (then unsafe methods need a same-origin request). */
     viaCookie: boolean;
+    /** The API token the request authenticated with, if any (for `GET /hub/api/user`'s scopes and token id). */
+    token: string | undefined;
   };
 }
 

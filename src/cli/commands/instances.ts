@@ -3,15 +3,8 @@
 import type { Command } from 'commander';
 import { HubClient } from '../client.js';
 import { resolveConfig } from '../config.js';
+import type { InstanceJson } from '../../hub/http/schemas.js';
 import { printJson } from '../output.js';
-
-interface PoolInstanceJson {
-  id: string;
-  state: string;
-  sessions: number;
-  protected: boolean;
-  drain_deadline: string | null;
-}
 
 /**
  * Adds `drain` and `protect` under the `instances` command (created by `registerStatusCommands`).
@@ -31,7 +24,7 @@ export function registerInstanceCommands(program: Command): void {
     .option('--json', 'print JSON', false)
     .action(async (id: string, opts: { config?: string; json: boolean; deadline?: string }) => {
       const hub = HubClient.forConfig(resolveConfig(opts.config));
-      const { body } = await hub.json<PoolInstanceJson>(
+      const { body } = await hub.json<InstanceJson>(
         'POST', `/hub/api/instances/${encodeURIComponent(id)}/drain`, opts.deadline === undefined ? {} : { deadline: opts.deadline },
       );
       if (opts.json) return printJson(body);
@@ -46,7 +39,7 @@ export function registerInstanceCommands(program: Command): void {
     .option('--json', 'print JSON', false)
     .action(async (id: string, opts: { config?: string; json: boolean; off: boolean }) => {
       const hub = HubClient.forConfig(resolveConfig(opts.config));
-      const { body } = await hub.json<PoolInstanceJson>('POST', `/hub/api/instances/${encodeURIComponent(id)}/protect`, { protected: !opts.off });
+      const { body } = await hub.json<InstanceJson>('POST', `/hub/api/instances/${encodeURIComponent(id)}/protect`, { protected: !opts.off });
       if (opts.json) return printJson(body);
       process.stdout.write(`${body.id}: ${body.protected ? 'protected from removal' : 'not protected'}\n`);
     });

@@ -2,16 +2,8 @@
 import type { Command } from 'commander';
 import { HubClient } from '../client.js';
 import { resolveConfig } from '../config.js';
+import type { InstanceJson } from '../../hub/http/schemas.js';
 import { printJson, printTable } from '../output.js';
-
-interface InstanceJson {
-  id: string;
-  state: string;
-  address: string | null;
-  sessions: number;
-  load: { cpu: number } | null;
-  provider: Record<string, string | number>;
-}
 
 async function fetchStatus(configFlag: string | undefined) {
   const config = resolveConfig(configFlag);
@@ -32,6 +24,7 @@ async function fetchStatus(configFlag: string | undefined) {
 function instanceRows(instances: InstanceJson[]): string[][] {
   return instances.map((i) => [
     i.id, i.state, i.address ?? '', String(i.sessions), i.load ? i.load.cpu.toFixed(2) : '', String(i.provider.pid ?? ''),
+    [i.draining && i.state !== 'draining' ? 'draining' : '', i.protected ? 'protected' : ''].filter(Boolean).join(','),
   ]);
 }
 
@@ -45,7 +38,7 @@ export function registerStatusCommands(program: Command): void {
       const status = await fetchStatus(opts.config);
       if (opts.json) return printJson(status);
       process.stdout.write(`hub ${status.hub_url} · ${status.users} users · ${status.sessions} active sessions\n\n`);
-      printTable(['INSTANCE', 'STATE', 'ADDRESS', 'SESSIONS', 'CPU', 'PID'], instanceRows(status.instances));
+      printTable(['INSTANCE', 'STATE', 'ADDRESS', 'SESSIONS', 'CPU', 'PID', 'FLAGS'], instanceRows(status.instances));
     });
 
   const instances = program.command('instances').description('inspect the pool\'s instances');
@@ -58,6 +51,6 @@ export function registerStatusCommands(program: Command): void {
       const hub = HubClient.forConfig(resolveConfig(opts.config));
       const { body } = await hub.json<InstanceJson[]>('GET', '/hub/api/instances');
       if (opts.json) return printJson(body);
-      printTable(['INSTANCE', 'STATE', 'ADDRESS', 'SESSIONS', 'CPU', 'PID'], instanceRows(body));
+      printTable(['INSTANCE', 'STATE', 'ADDRESS', 'SESSIONS', 'CPU', 'PID', 'FLAGS'], instanceRows(body));
     });
 }

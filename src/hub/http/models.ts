@@ -68,7 +68,7 @@ export function tokenModel(record: TokenRecord, token?: string): TokenJson {
   };
 }
 
-/** An instance for `GET /hub/api/instances`. */
+/** An instance, as `GET /hub/api/instances` lists it and `GET /hub/api/instances/{id}` shows it. */
 export function instanceModel(view: InstanceView, sessions: number): InstanceJson {
   return {
     id: view.id,
@@ -76,11 +76,18 @@ export function instanceModel(view: InstanceView, sessions: number): InstanceJso
     address: view.address,
     sessions,
     load: view.load ? { cpu: view.load.cpu, memory_used_bytes: view.load.memoryUsedBytes, memory_total_bytes: view.load.memoryTotalBytes } : null,
-    capacity: view.capacity ? { cpus: view.capacity.cpus, memory_bytes: view.capacity.memoryBytes, gpus: view.capacity.gpus } : null,
+    capacity: view.room
+      ? { cpus: view.room.cpus, memory_bytes: view.room.memoryBytes, gpus: [...view.room.gpuIndices], max_sessions: view.room.maxSessions }
+      : null,
+    gpu_devices: (view.capacity?.gpuDevices ?? []).map((d) => ({ index: d.index, name: d.name, memory_bytes: d.memoryBytes })),
     created: view.created,
     last_heartbeat: view.lastHeartbeat,
+    unreachable_since: view.unreachableSince,
     isolation: view.isolation,
     ssh_port: view.sshPort,
+    protected: view.protected,
+    draining: view.draining,
+    drain_deadline: view.drainDeadline,
     detail: view.detail,
     provider: { ...view.details },
   };

@@ -6,7 +6,7 @@ import {
   createTokenBody, createUserBody, errorSchema, eventSchema, instanceSchema, patchUserBody, requestIdentitySchema, serverSchema,
   tokenListSchema, tokenSchema, userSchema, versionSchema, sshKeySchema, addSshKeyBody,
 } from './schemas.js';
-import { drainBodySchema, poolInstanceSchema, poolSizeSchema, profileJsonSchema, protectBodySchema, queueEntrySchema, scaleBodySchema, startServerBodySchema } from './pool-api.js';
+import { drainBodySchema, poolSizeSchema, profileJsonSchema, protectBodySchema, queueEntrySchema, scaleBodySchema, startServerBodySchema } from './pool-api.js';
 
 /** One response of a documented route. */
 export interface ResponseDoc {
@@ -130,17 +130,17 @@ export const API_ROUTES: readonly RouteDoc[] = [
   },
   {
     method: 'get', path: '/instances/:id', summary: 'One instance with capacity, protection and drain state', scopes: ['admin:instances'],
-    responses: { 200: { description: 'the instance', schema: poolInstanceSchema }, 403: err('not an admin'), 404: err('no such instance') },
+    responses: { 200: { description: 'the instance', schema: instanceSchema }, 403: err('not an admin'), 404: err('no such instance') },
   },
   {
     method: 'post', path: '/instances/:id/drain', summary: 'Stop new placements on an instance and remove it once its sessions end (or the deadline passes)', scopes: ['admin:instances'],
     body: { schema: drainBodySchema, example: { deadline: '30m' } },
-    responses: { 202: { description: 'draining', schema: poolInstanceSchema }, 404: err('no such instance'), 409: err('the instance is protected') },
+    responses: { 202: { description: 'draining', schema: instanceSchema }, 404: err('no such instance'), 409: err('the instance is protected') },
   },
   {
     method: 'post', path: '/instances/:id/protect', summary: 'Protect an instance from removal, or lift it', scopes: ['admin:instances'],
     body: { schema: protectBodySchema, example: { protected: true } },
-    responses: { 200: { description: 'the instance', schema: poolInstanceSchema }, 404: err('no such instance') },
+    responses: { 200: { description: 'the instance', schema: instanceSchema }, 404: err('no such instance') },
   },
   {
     method: 'get', path: '/pool', summary: 'The pool\'s size: desired, configured, ready, draining', scopes: ['admin:instances'],

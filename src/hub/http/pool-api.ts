@@ -9,6 +9,7 @@ import type { HubMetrics } from '../metrics.js';
 import type { SessionManager } from '../sessions/manager.js';
 import { requireAdmin, requireIdentity } from './auth.js';
 import { readJson } from './body.js';
+import { instanceModel } from './models.js';
 import type { HubEnv } from './services.js';
 
 /** What the pool routes use from the hub. */
@@ -55,30 +56,6 @@ export const startServerBodySchema = z.strictObject({
   profile: z.string().min(1).max(64).optional().describe('Profile name from pool.yaml pool.profiles; default profile when absent.'),
 });
 
-/** One instance with its capacity, reservations, protection and drain state. */
-export const poolInstanceSchema = z.object({
-  id: z.string(),
-  state: z.string(),
-  address: z.string().nullable(),
-  sessions: z.number().int(),
-  protected: z.boolean(),
-  drain_deadline: z.string().nullable().describe('ISO-8601; set while draining.'),
-  unreachable_since: z.string().nullable(),
-  last_heartbeat: z.string().nullable(),
-  capacity: z
-    .object({
-      cpus: z.number(),
-      memory_bytes: z.number(),
-      gpus: z.array(z.number().int()).describe('GPU device indices sessions may be granted.'),
-      max_sessions: z.number().int().nullable(),
-    })
-    .nullable()
-    .describe('What the instance offers (pool.yaml overrides applied); null until its agent joined.'),
-  gpu_devices: z.array(z.object({ index: z.number().int(), name: z.string(), memory_bytes: z.number() })),
-  detail: z.string().nullable(),
-});
-export type PoolInstanceJson = z.infer<typeof poolInstanceSchema>;
-
 /** One request waiting for room. */
 export const queueEntrySchema = z.object({
   position: z.number().int().describe('1 = next'),
@@ -99,32 +76,6 @@ export const profileJsonSchema = z.object({
   gpus: z.number().int(),
 });
 
-/** Every pool route, for the OpenAPI document: method, path under /hub/api (or absolute), body and answers. */
-
-/**
- * An instance as the pool routes show it.
- *
- * @example
- * poolInstanceModel(pool.get('i-1')!, sessions.countOn('i-1'));
- */
-export function poolInstanceModel(view: InstanceView, sessions: number): PoolInstanceJson {
-  return {
-    id: view.id,
-    state: view.state,
-    address: view.address,
-    sessions,
-    protected: view.protected,
-    drain_deadline: view.drainDeadline,
-    unreachable_since: view.unreachableSince,
-    last_heartbeat: view.lastHeartbeat,
-    capacity: view.room
-      ? { cpus: view.room.cpus, memory_bytes: view.room.memoryBytes, gpus: [...view.room.gpuIndices], max_sessions: view.room.maxSessions }
-      : null,
-    gpu_devices: (view.capacity?.gpuDevices ?? []).map((d) => ({ index: d.index, name: d.name, memory_bytes: d.memoryBytes })),
-    detail: view.detail,
-  };
-}
-
 /**
  * Builds the pool routes (mounted at `/hub/api`).
  *
@@ -138,7 +89,7 @@ export function poolApiRoutes(ctx: PoolApiContext): Hono<HubEnv> {
     if (!view) throw new InstanceNotFoundError(id);
     return view;
   };
-  const model = (view: InstanceView) => poolInstanceModel(view, ctx.sessions.countOn(view.id));
+  const model = (view: InstanceView) => instanceModel(view, ctx.sessions.countOn(view.id));
 
   api.get('/instances/:id', (c) => {
     requireAdmin(c);
@@ -166,11 +117,11 @@ export function poolApiRoutes(ctx: PoolApiContext): Hono<HubEnv> {
     return c.json(model(ctx.pool.protect(id, body.protected)));
   });
 
-  const poolModel = (draining?: string[]) => ({
+  const poolModel = () => ({
     instances: ctx.pool.size,
     configured: ctx.scale.configured,
     ready: ctx.pool.ready().length,
-    draining: draining ?? ctx.pool.list().filter((v) => v.state === 'draining').map((v) => v.id),
+    draining: ctx.pool.list().filter((v) => v.draining).map((v) => v.id),
     min: 0,
     max: 1000,
   });

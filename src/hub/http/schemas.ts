@@ -79,19 +79,33 @@ export const tokenSchema = z
 
 export const tokenListSchema = z.object({ api_tokens: z.array(tokenSchema), oauth_tokens: z.array(z.unknown()) }).meta({ id: 'TokenList' });
 
+/** One instance: the same model in the list and for one instance. */
 export const instanceSchema = z
   .object({
     id: z.string(),
-    state: z.string(),
+    state: z.string().describe('starting | ready | unhealthy | unreachable | draining | failed | stopping | deleted'),
     address: z.string().nullable(),
     sessions: z.number().int(),
     load: z.object({ cpu: z.number(), memory_used_bytes: z.number(), memory_total_bytes: z.number() }).nullable(),
-    capacity: z.object({ cpus: z.number(), memory_bytes: z.number(), gpus: z.number() }).nullable(),
+    capacity: z
+      .object({
+        cpus: z.number(),
+        memory_bytes: z.number(),
+        gpus: z.array(z.number().int()).describe('GPU device indices sessions may be granted.'),
+        max_sessions: z.number().int().nullable(),
+      })
+      .nullable()
+      .describe('What the instance offers (pool.yaml overrides applied); null until its agent joined.'),
+    gpu_devices: z.array(z.object({ index: z.number().int(), name: z.string(), memory_bytes: z.number() })),
     created: z.string(),
     last_heartbeat: z.string().nullable(),
+    unreachable_since: z.string().nullable(),
     isolation: z.boolean().nullable(),
     ssh_port: z.number().int().nullable(),
-    detail: z.string().nullable(),
+    protected: z.boolean().describe('Never drained or removed by the pool (scale-in, drain).'),
+    draining: z.boolean().describe('Takes no new sessions and goes once they end (also while its agent is unreachable).'),
+    drain_deadline: z.string().nullable().describe('ISO-8601; set while draining with a deadline.'),
+    detail: z.string().nullable().describe('Why it is unhealthy or what it waits for.'),
     provider: z.record(z.string(), z.union([z.string(), z.number()])).describe('Engine details (local: pid).'),
   })
   .meta({ id: 'Instance' });

@@ -4,6 +4,7 @@ import type { InstanceSpec, Provider, ProviderInstance } from '../../providers/p
 import { AgentRegistry } from '../agents/registry.js';
 import { EventLog } from '../events.js';
 import { openSqliteStore } from '../store/sqlite.js';
+import type { Store } from '../store/types.js';
 import { InstancePool } from './pool.js';
 
 /** An engine whose instances never run an agent (what a crash at boot looks like from the hub). */
@@ -24,9 +25,16 @@ class SilentProvider implements Provider {
   async close(): Promise<void> {}
 }
 
-function makePool(provider: Provider, size: number) {
+/** An engine that keeps running what it created (list() finds it again after a hub restart). */
+class KeepingProvider extends SilentProvider {
+  override async list(): Promise<ProviderInstance[]> {
+    return this.created.filter((id) => !this.deleted.includes(id)).map((id) => ({ id, address: '127.0.0.1', details: {} }));
+  }
+}
+
+function makePool(provider: Provider, size: number, options: { store?: Store; sessionsOn?: number } = {}) {
   const log = createLogger('test', 'silent');
-  const store = openSqliteStore({ file: ':memory:' });
+  const store = options.store ?? openSqliteStore({ file: ':memory:' });
   const registry = new AgentRegistry({ verifyJoin: async () => false, heartbeatIntervalMs: 1000, log });
   const pool = new InstancePool({
     store, provider, registry, events: new EventLog(store, log), log, hubUrl: 'http://127.0.0.1:1', size, deleteGraceMs: 10,
@@ -34,7 +42,7 @@ function makePool(provider: Provider, size: number) {
       sharePath: '/tmp', logLevel: 'silent', ssh: null, gpuCommand: null,
       jupyter: { command: ['/bin/true'], args: [], startTimeoutMs: 1000, path: '/usr/bin' },
     },
-    capacity: { maxSessions: null }, heartbeatIntervalMs: 1000, drainDeadlineMs: 60_000, occupancy: { countOn: () => 0 },
+    capacity: { maxSessions: null }, heartbeatIntervalMs: 1000, drainDeadlineMs: 60_000, occupancy: { countOn: () => options.sessionsOn ?? 0 },
     repair: { missedHeartbeats: 3, failAfterMs: 30_000, joinTimeoutMs: 60_000, maxShare: 0.5 },
   });
   return { pool, store };
@@ -65,5 +73,39 @@ describe('InstancePool repair', () => {
     expect(provider.deleted).toHaveLength(2);
     const events = await store.listEvents({ limit: 50 });
     expect(events.filter((e) => e.kind === 'instance.repair_postponed')).toHaveLength(2);
+  });
+});
+
+describe('InstancePool scale-in', () => {
+  it('drains an instance whose agent is out of touch, and the drain outlives two hub restarts', async () => {
+    const provider = new KeepingProvider();
+    const first = makePool(provider, 2, { sessionsOn: 1 });
+    await first.pool.grow();
+    // A hub restart: both instances come back unreachable until their agents rejoin.
+    const second = makePool(provider, 2, { store: first.store, sessionsOn: 1 });
+    await second.pool.restore();
+    expect(second.pool.list().map((i) => i.state)).toEqual(['unreachable', 'unreachable']);
+    second.pool.protect(provider.created[0] ?? '', true);
+    expect(second.pool.resize(1)).toEqual([provider.created[1]]);
+    const drained = second.pool.get(provider.created[1] ?? '');
+    expect([drained?.state, drained?.draining]).toEqual(['unreachable', true]);
+    // Its session still counts, so nothing is removed; another restart keeps the drain.
+    const third = makePool(provider, 2, { store: first.store, sessionsOn: 1 });
+    await third.pool.restore();
+    expect(third.pool.list().filter((i) => i.draining).map((i) => i.id)).toEqual([provider.created[1]]);
+    expect(third.pool.resize(1)).toEqual([]);
+    expect(provider.deleted).toEqual([]);
+  });
+
+  it('removes a draining instance that holds no sessions even while its agent is out of touch', async () => {
+    const provider = new KeepingProvider();
+    const first = makePool(provider, 1);
+    await first.pool.grow();
+    const second = makePool(provider, 1, { store: first.store });
+    await second.pool.restore();
+    second.pool.resize(0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(provider.deleted).toEqual(provider.created);
+    expect(second.pool.list()).toEqual([]);
   });
 });

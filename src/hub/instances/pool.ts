@@ -99,7 +99,12 @@ export interface InstanceView {
   readonly room: Room | null;
   /** Protected instances are never drained or removed by the pool. */
   readonly protected: boolean;
-  /** When a draining instance stops its remaining sessions (ISO-8601); null when not draining. */
+  /**
+   * Being drained: takes no new sessions and goes once they end. Usually `state` is then `draining`, but an
+   * instance whose agent is out of touch stays `unreachable` and keeps draining when it comes back.
+   */
+  readonly draining: boolean;
+  /** When a draining instance stops its remaining sessions (ISO-8601); null when not draining or no deadline. */
   readonly drainDeadline: string | null;
   /** Since when its agent has been out of touch (ISO-8601); null while in touch. */
   readonly unreachableSince: string | null;
@@ -134,7 +139,7 @@ interface Entry {
 
 const blankView = {
   address: null, details: {}, capacity: null, load: null, lastHeartbeat: null, sshPort: null, isolation: null, detail: null,
-  room: null, protected: false, drainDeadline: null, unreachableSince: null,
+  room: null, protected: false, draining: false, drainDeadline: null, unreachableSince: null,
 } as const;
 
 export class InstancePool extends EventEmitter<InstancePoolEvents> {
@@ -171,13 +176,11 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
       alive.delete(record.id);
       const now = Date.now();
       // Protection and a drain in progress outlive the hub: they are in the store.
-      const drainDeadlineMs = record.drainDeadline
-        ? Date.parse(record.drainDeadline)
-        : record.state === 'draining' ? Number.POSITIVE_INFINITY : 0;
+      const drainDeadlineMs = !record.draining ? 0 : record.drainDeadline ? Date.parse(record.drainDeadline) : Number.POSITIVE_INFINITY;
       const view: InstanceView = {
         ...blankView, id: record.id, state: 'unreachable', address: live.address, created: record.created, details: live.details,
         detail: 'waiting for its agent to reconnect', unreachableSince: new Date(now).toISOString(),
-        protected: record.protected, drainDeadline: record.drainDeadline,
+        protected: record.protected, draining: record.draining, drainDeadline: record.drainDeadline,
       };
       this.entries.set(record.id, {
         view, joinTokenHash: record.joinTokenHash, lastBeatMs: now, unreachableSinceMs: now, drainDeadlineMs, drainExpired: false, removing: false,
@@ -235,7 +238,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     // No deadline (a scale-in): the instance waits for its sessions however long they run.
     entry.drainDeadlineMs = deadlineMs === null ? Number.POSITIVE_INFINITY : Date.now() + deadlineMs;
     entry.drainExpired = false;
-    entry.view = { ...entry.view, drainDeadline: deadlineMs === null ? null : new Date(entry.drainDeadlineMs).toISOString() };
+    entry.view = { ...entry.view, draining: true, drainDeadline: deadlineMs === null ? null : new Date(entry.drainDeadlineMs).toISOString() };
     const sessions = this.ctx.occupancy.countOn(id);
     this.ctx.events.record(
       'instance.drain',
@@ -299,7 +302,8 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
           entry.drainExpired = true;
           this.emit('drainExpired', id);
         }
-        if (entry.view.state === 'draining' && !entry.view.protected && this.ctx.occupancy.countOn(id) === 0) {
+        const gone = entry.view.state === 'draining' || entry.view.state === 'unreachable';
+        if (gone && !entry.view.protected && this.ctx.occupancy.countOn(id) === 0) {
           void this.retire(entry, 'drained: no sessions left');
         }
       }
@@ -356,11 +360,11 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     this.desired = size;
     const draining: string[] = [];
     let kept = 0;
-    for (const entry of this.entries.values()) if (!entry.removing && entry.view.state !== 'draining') kept++;
+    for (const entry of this.entries.values()) if (!entry.removing && !entry.view.draining) kept++;
     if (kept > size) {
       const rank = (e: Entry): number => (e.view.state === 'ready' ? 1 : 0);
       const candidates = [...this.entries.values()]
-        .filter((e) => !e.removing && !e.view.protected && e.view.state !== 'draining' && e.view.state !== 'failed')
+        .filter((e) => !e.removing && !e.view.protected && !e.view.draining && e.view.state !== 'failed')
         .sort((a, b) => this.ctx.occupancy.countOn(a.view.id) - this.ctx.occupancy.countOn(b.view.id) || rank(a) - rank(b) || b.view.created.localeCompare(a.view.created));
       for (const entry of candidates.slice(0, kept - size)) {
         this.drain(entry.view.id, null);
@@ -535,7 +539,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     const { view } = entry;
     return this.ctx.store.putInstance({
       id: view.id, state: view.state, address: view.address, joinTokenHash: entry.joinTokenHash, details: view.details,
-      created: view.created, protected: view.protected, drainDeadline: view.drainDeadline,
+      created: view.created, protected: view.protected, draining: view.draining, drainDeadline: view.drainDeadline,
     });
   }
 }

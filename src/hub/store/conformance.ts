@@ -82,11 +82,11 @@ export function describeStoreConformance(name: string, open: () => Promise<Store
 
     it('upserts instances and keeps events in order', async () => {
       const store = await open();
-      const base = { joinTokenHash: 'j', created: 'a', protected: false, drainDeadline: null };
+      const base = { joinTokenHash: 'j', created: 'a', protected: false, draining: false, drainDeadline: null };
       await store.putInstance({ ...base, id: 'i-1', state: 'starting', address: null, details: { pid: 1 } });
-      await store.putInstance({ ...base, id: 'i-1', state: 'draining', address: '127.0.0.1', details: { pid: 2 }, protected: true, drainDeadline: '2026-01-01T00:00:00.000Z' });
+      await store.putInstance({ ...base, id: 'i-1', state: 'draining', address: '127.0.0.1', details: { pid: 2 }, protected: true, draining: true, drainDeadline: '2026-01-01T00:00:00.000Z' });
       expect(await store.getInstance('i-1')).toMatchObject({
-        state: 'draining', address: '127.0.0.1', details: { pid: 2 }, protected: true, drainDeadline: '2026-01-01T00:00:00.000Z',
+        state: 'draining', address: '127.0.0.1', details: { pid: 2 }, protected: true, draining: true, drainDeadline: '2026-01-01T00:00:00.000Z',
       });
       await store.deleteInstance('i-1');
       expect(await store.listInstances()).toEqual([]);

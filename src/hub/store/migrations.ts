@@ -85,4 +85,8 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  `
+  ALTER TABLE instances ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
+  UPDATE instances SET draining = 1 WHERE state = 'draining' OR drain_deadline IS NOT NULL;
+  `,
 ];

@@ -41,7 +41,7 @@ function toInstance(r: Row): InstanceRecord {
   return {
     id: str(r.id), state: str(r.state), address: strOrNull(r.address), joinTokenHash: str(r.join_token_hash),
     details: JSON.parse(str(r.details)) as Record<string, string | number>, created: str(r.created),
-    protected: r.protected === 1, drainDeadline: strOrNull(r.drain_deadline),
+    protected: r.protected === 1, draining: r.draining === 1, drainDeadline: strOrNull(r.drain_deadline),
   };
 }
 function toSession(r: Row): SessionRecord {
@@ -110,10 +110,10 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     deleteLogin: db.prepare('DELETE FROM logins WHERE hash = ?'),
     expireLogins: db.prepare('DELETE FROM logins WHERE expires_at < ?'),
     putInstance: db.prepare(
-      `INSERT INTO instances (id, state, address, join_token_hash, details, created, protected, drain_deadline)
-       VALUES (@id, @state, @address, @joinTokenHash, @details, @created, @protected, @drainDeadline)
+      `INSERT INTO instances (id, state, address, join_token_hash, details, created, protected, draining, drain_deadline)
+       VALUES (@id, @state, @address, @joinTokenHash, @details, @created, @protected, @draining, @drainDeadline)
        ON CONFLICT(id) DO UPDATE SET state = excluded.state, address = excluded.address, details = excluded.details,
-         protected = excluded.protected, drain_deadline = excluded.drain_deadline`,
+         protected = excluded.protected, draining = excluded.draining, drain_deadline = excluded.drain_deadline`,
     ),
     getInstance: db.prepare('SELECT * FROM instances WHERE id = ?'),
     listInstances: db.prepare('SELECT * FROM instances ORDER BY created, id'),
@@ -202,7 +202,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       return q.expireLogins.run(now).changes;
     },
     async putInstance(instance) {
-      q.putInstance.run({ ...instance, details: JSON.stringify(instance.details), protected: instance.protected ? 1 : 0 });
+      q.putInstance.run({ ...instance, details: JSON.stringify(instance.details), protected: instance.protected ? 1 : 0, draining: instance.draining ? 1 : 0 });
     },
     async getInstance(id) {
       const row = q.getInstance.get(id) as Row | undefined;

@@ -44,7 +44,12 @@ export interface InstanceRecord {
   readonly created: string;
   /** Protected from removal (drain, scale-in); kept across hub restarts. */
   readonly protected: boolean;
-  /** When draining: the deadline (ISO-8601) after which its remaining sessions are stopped. */
+  /**
+   * Being drained (no new sessions; removed once its sessions end). Kept apart from `state`: an instance whose
+   * agent is out of touch is `unreachable` and still draining.
+   */
+  readonly draining: boolean;
+  /** When draining: the deadline (ISO-8601) after which its remaining sessions are stopped; null for none. */
   readonly drainDeadline: string | null;
 }
 

@@ -182,15 +182,8 @@ export class TestPool {
   }
 }
 
-/** True while a process with this pid exists. */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** True while a process with this pid exists (and is not a zombie). */
+export { pidAlive as alive } from '../src/lib/process.js';
 
 /** Runs code in a Jupyter kernel over the kernel WebSocket and returns its text output. */
 export async function executeInKernel(

@@ -1,6 +1,6 @@
 // Helpers shared by the agent's and the local provider's tests: temp dirs, throwaway users, settings.
 import { randomInt } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -55,26 +55,7 @@ export function testSettings(root: string, overrides: Partial<AgentSettings> = {
   };
 }
 
-/**
- * Whether a process with this pid exists and is not a zombie.
- *
- * @internal for tests
- * @example
- * pidAlive(child.pid!); // true
- */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
-}
+export { pidAlive } from '../lib/process.js';
 
 
 /** A message the fake hub received, parsed. */

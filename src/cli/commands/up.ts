@@ -9,6 +9,7 @@ import type { LoadedConfig } from '../../config/index.js';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { hubSshClient, startSshFrontDoor } from '../../gateway/ssh/index.js';
 import { createLogger } from '../../lib/log.js';
+import { pidAlive } from '../../lib/process.js';
 import { findExecutable } from '../../lib/which.js';
 import { GATEWAY_SECRET_FILE } from '../../protocol/gateway.js';
 import { createProvider } from '../../providers/index.js';
@@ -38,17 +39,8 @@ function preflight(config: LoadedConfig): void {
     );
   }
   const running = readRuntime(config.dataDir);
-  if (running && isAlive(running.pid)) {
+  if (running && pidAlive(running.pid)) {
     throw new OperationError(`a hub (pid ${running.pid}) already runs for ${config.dataDir} at ${running.hub_url}`);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

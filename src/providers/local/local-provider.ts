@@ -11,7 +11,8 @@ import { createLogger, type Logger } from '../../lib/log.js';
 import { AGENT_ENV, type AgentSettings } from '../../protocol/agent.js';
 import type { DeleteOptions, InstanceSpec, Provider, ProviderInstance } from '../provider.js';
 import { AgentEntryMissingError, AgentSpawnError, InstanceExistsError, InvalidInstanceIdError, ProviderClosedError } from './errors.js';
-import { commandLine, descendants, pidAlive, signal } from './processes.js';
+import { pidAlive } from '../../lib/process.js';
+import { commandLine, descendants, signal } from './processes.js';
 
 /** Options of `LocalProvider`; `localProviderDefaults` fills them in. */
 export interface LocalProviderOptions {

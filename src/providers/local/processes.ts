@@ -1,18 +1,6 @@
 // Process helpers for the local provider, Linux /proc based with a portable fallback.
 import { readFileSync, readdirSync } from 'node:fs';
 
-/** Whether `pid` exists and is not a zombie. */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  const stat = readStat(pid);
-  return stat === undefined || stat.state !== 'Z';
-}
-
 /** The command line of `pid` (arguments joined by spaces), or `undefined` where /proc cannot tell. */
 export function commandLine(pid: number): string | undefined {
   try {
@@ -23,16 +11,15 @@ export function commandLine(pid: number): string | undefined {
 }
 
 interface Stat {
-  state: string;
   ppid: number;
 }
 
 function readStat(pid: number): Stat | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name may hold spaces and parentheses; fields resume after the last ')'.
+    // The command name may hold spaces and parentheses; fields (state, ppid, …) resume after the last ')'.
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0] ?? '', ppid: Number(fields[1]) };
+    return { ppid: Number(fields[1]) };
   } catch {
     return undefined;
   }

@@ -19,6 +19,7 @@ import { agentDefaults, type AgentOptions, type ResolvedAgentOptions } from './o
 import { UserServer } from './server.js';
 import { userPaths } from './layout.js';
 import { startInstanceSshServer, type InstanceSshServer, type SshUser } from './ssh/index.js';
+import type { TransitionTable } from '../lib/state.js';
 
 /**
  * States of the agent.
@@ -29,7 +30,7 @@ import { startInstanceSshServer, type InstanceSshServer, type SshUser } from './
  */
 export type AgentState = 'idle' | 'running' | 'closing' | 'closed';
 
-const TRANSITIONS: Readonly<Record<AgentState, readonly AgentState[]>> = {
+const TRANSITIONS: TransitionTable<AgentState> = {
   idle: ['running', 'closing'],
   running: ['closing'],
   closing: ['closed'],

@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import type { Logger } from '../lib/log.js';
 import { AGENT_PATH, INSTANCE_HEADER, hubMessageSchema, type AgentMessage, type HubMessage } from '../protocol/agent.js';
 import { AgentStateError } from './errors.js';
+import type { TransitionTable } from '../lib/state.js';
 
 /**
  * States of the hub connection.
@@ -17,7 +18,7 @@ import { AgentStateError } from './errors.js';
  */
 export type ConnectionState = 'idle' | 'connecting' | 'handshaking' | 'ready' | 'waiting' | 'closed';
 
-const TRANSITIONS: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
+const TRANSITIONS: TransitionTable<ConnectionState> = {
   idle: ['connecting', 'closed'],
   connecting: ['handshaking', 'waiting', 'closed'],
   handshaking: ['ready', 'waiting', 'closed'],

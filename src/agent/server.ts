@@ -11,6 +11,7 @@ import { AgentError, IllegalServerTransitionError, JupyterMissingError, ServerSt
 import { findExecutable } from './host.js';
 import { linkNotebooks, prepareHome, prepareShare, userPaths, writeJupyterConfig, type UserPaths } from './layout.js';
 import { OutputTail } from './output.js';
+import type { TransitionTable } from '../lib/state.js';
 
 /**
  * States of one user server.
@@ -21,7 +22,7 @@ import { OutputTail } from './output.js';
  */
 export type ServerState = 'starting' | 'running' | 'stopping' | 'exited';
 
-const TRANSITIONS: Readonly<Record<ServerState, readonly ServerState[]>> = {
+const TRANSITIONS: TransitionTable<ServerState> = {
   starting: ['running', 'stopping', 'exited'],
   running: ['stopping', 'exited'],
   stopping: ['exited'],

@@ -9,6 +9,7 @@ import { GatewayCloseError, InvalidStateError } from './errors.js';
 import { HubLink } from './hub-link.js';
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './options.js';
 import { handleRequest, handleUpgrade, type Backend, type ProxyContext } from './proxy.js';
+import type { TransitionTable } from '../lib/state.js';
 
 /**
  * Lifecycle of a gateway.
@@ -20,7 +21,7 @@ import { handleRequest, handleUpgrade, type Backend, type ProxyContext } from '.
  */
 export type GatewayState = 'created' | 'starting' | 'listening' | 'closing' | 'closed';
 
-const TRANSITIONS: Readonly<Record<GatewayState, readonly GatewayState[]>> = {
+const TRANSITIONS: TransitionTable<GatewayState> = {
   created: ['starting', 'closing'],
   starting: ['listening', 'closing'],
   listening: ['closing'],

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { hubToGatewaySchema, type GatewayStats, type GatewayToHub, type HubToGateway, type Identity, type Route } from '../protocol/gateway.js';
 import { AuthCache, type CredentialKind } from './auth-cache.js';
 import { GatewayCloseError, HubUnavailableError, InvalidStateError } from './errors.js';
+import type { TransitionTable } from '../lib/state.js';
 
 /**
  * Lifecycle of the hub link.
@@ -18,7 +19,7 @@ import { GatewayCloseError, HubUnavailableError, InvalidStateError } from './err
  */
 export type HubLinkState = 'idle' | 'connecting' | 'open' | 'backoff' | 'closed';
 
-const TRANSITIONS: Readonly<Record<HubLinkState, readonly HubLinkState[]>> = {
+const TRANSITIONS: TransitionTable<HubLinkState> = {
   idle: ['connecting', 'closed'],
   connecting: ['open', 'backoff', 'closed'],
   open: ['backoff', 'closed'],

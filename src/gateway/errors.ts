@@ -2,6 +2,7 @@
 
 /** Stable codes of the errors the gateway answers with; `GATEWAY_ERROR_STATUS` maps each to its HTTP status. */
 export type GatewayErrorCode =
+  | 'bad_request'
   | 'not_found'
   | 'unauthenticated'
   | 'forbidden'
@@ -13,6 +14,7 @@ export type GatewayErrorCode =
 
 /** The one table from error code to HTTP status. */
 export const GATEWAY_ERROR_STATUS: Readonly<Record<GatewayErrorCode, number>> = {
+  bad_request: 400,
   not_found: 404,
   unauthenticated: 401,
   forbidden: 403,

@@ -235,6 +235,85 @@ describe('gateway', () => {
     expect(answer.json().body).toBe(body);
   });
 
+  it('streams a chunked request body sent after Expect: 100-continue', async () => {
+    const answer = await new Promise<Answer>((resolve, reject) => {
+      const req = http.request({
+        host: '127.0.0.1', port, path: '/user/alice/api/contents/b.txt', method: 'PUT', agent: false,
+        headers: { authorization: `token ${ALICE_TOKEN}`, 'transfer-encoding': 'chunked', expect: '100-continue' },
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString();
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) });
+        });
+      });
+      req.on('error', reject);
+      req.on('continue', () => {
+        req.write('one,');
+        setTimeout(() => req.end('two'), 20);
+      });
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.json().body).toBe('one,two');
+  });
+
+  it('streams a large answer to a slow reader whole, and ends the backend request when the client leaves', async () => {
+    const size = 24 * 1024 * 1024;
+    const block = Buffer.alloc(64 * 1024, 7);
+    let backendClosed = false;
+    const big = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', ...(req.url?.includes('forever') ? {} : { 'content-length': String(size) }) });
+      res.on('close', () => (backendClosed = req.url?.includes('forever') === true || backendClosed));
+      let sent = 0;
+      const pump = (): void => {
+        while (req.url?.includes('forever') || sent < size) {
+          sent += block.length;
+          if (!res.write(block)) return void res.once('drain', pump);
+          if (res.destroyed) return;
+        }
+        res.end();
+      };
+      pump();
+    });
+    await new Promise<void>((resolve) => big.listen(0, '127.0.0.1', resolve));
+    try {
+      hub.setRoute({ ...routeFor('alice', aliceServer, 's-big'), target: `http://127.0.0.1:${(big.address() as AddressInfo).port}` });
+      await until(() => gateway.hubLink.route('alice')?.route.sessionId === 's-big');
+      // A reader that pauses: the gateway must hold back instead of buffering the whole answer.
+      const received = await new Promise<number>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port, path: '/user/alice/files/big', agent: false, headers: { authorization: `token ${ALICE_TOKEN}` } }, (res) => {
+          let total = 0;
+          res.on('data', (chunk: Buffer) => {
+            total += chunk.length;
+            if (total % (4 * 1024 * 1024) < chunk.length) {
+              res.pause();
+              setTimeout(() => res.resume(), 30);
+            }
+          });
+          res.on('end', () => resolve(total));
+          res.on('error', reject);
+        }).on('error', reject);
+      });
+      expect(received).toBe(size);
+      // A client that leaves in the middle of an endless answer: the backend sees its request end.
+      await new Promise<void>((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port, path: '/user/alice/files/forever', agent: false, headers: { authorization: `token ${ALICE_TOKEN}` } }, (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.on('error', (error) => (req.destroyed ? undefined : reject(error)));
+      });
+      await until(() => backendClosed);
+      expect(backendClosed).toBe(true);
+    } finally {
+      big.closeAllConnections();
+      await new Promise<void>((resolve) => big.close(() => resolve()));
+    }
+  });
+
   it('refuses alice on bob\'s server with 403 whether or not it runs, and lets an admin through', async () => {
     const denied = await request(port, '/user/bob/api/status', { headers: { authorization: `token ${ALICE_TOKEN}` } });
     expect(denied.status).toBe(403);

@@ -1,14 +1,14 @@
 // The gateway: one HTTP server that proxies `/hub/*` to the hub and `/user/<name>/*` (HTTP and WebSocket) to
 // that user's Jupyter server, using the route table and identities the hub link keeps.
 import http from 'node:http';
-import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GATEWAY_PATH } from '../protocol/gateway.js';
 import { GatewayCloseError, InvalidStateError } from './errors.js';
 import { HubLink } from './hub-link.js';
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './options.js';
-import { handleRequest, handleUpgrade, type Backend, type ProxyContext } from './proxy.js';
+import { handleRequest, handleUpgrade, type ProxyContext } from './proxy.js';
+import { backendOf, createUpstream } from './upstream.js';
 import type { TransitionTable } from '../lib/state.js';
 
 /**
@@ -68,24 +68,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   const log = resolved.log;
   const link = new HubLink(resolved.link);
   const hubUrl = new URL(resolved.hubUrl);
-  const hubSecure = hubUrl.protocol === 'https:';
-  const hub: Backend = {
-    secure: hubSecure,
-    hostname: hubUrl.hostname.startsWith('[') ? hubUrl.hostname.slice(1, -1) : hubUrl.hostname,
-    port: hubUrl.port === '' ? (hubSecure ? 443 : 80) : Number(hubUrl.port),
-  };
-  const agentOptions = {
-    keepAlive: true,
-    keepAliveMsecs: 1_000,
-    maxSockets: resolved.maxSocketsPerBackend,
-    maxFreeSockets: resolved.maxSocketsPerBackend,
-    // Free sockets are closed before a typical backend (Node 5 s, Tornado longer) drops them.
-    timeout: 4_000,
-    scheduling: 'lifo' as const,
-    noDelay: true,
-  };
-  const httpAgent = new http.Agent(agentOptions);
-  const httpsAgent = new https.Agent(agentOptions);
+  const hub = backendOf(hubUrl);
+  const upstream = createUpstream({ connectionsPerBackend: resolved.maxSocketsPerBackend, keepAliveTimeoutMs: 4_000 });
   const upgraded = new Set<Duplex | Socket>();
 
   const counters = { requests: 0, errors: 0 };
@@ -94,8 +78,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     counters,
     allowedOrigins: resolved.allowedOrigins,
     trustProxy: resolved.trustProxy,
-    httpAgent,
-    httpsAgent,
+    upstream,
     log,
     route: (user) => link.route(user),
     cachedIdentity: (kind, value) => link.cachedIdentity(kind, value),
@@ -153,10 +136,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       upgraded.clear();
     });
     await step('close hub link', () => link.close());
-    await step('close backend connections', () => {
-      httpAgent.destroy();
-      httpsAgent.destroy();
-    });
+    await step('close backend connections', () => upstream.destroy());
     await step('close server', () => serverClosed);
     transition('closed');
     if (failures.length > 0) throw new GatewayCloseError('gateway', failures);

@@ -7,6 +7,7 @@ import { hubToGatewaySchema, type GatewayStats, type GatewayToHub, type HubToGat
 import { AuthCache, type CredentialKind } from './auth-cache.js';
 import { GatewayCloseError, HubUnavailableError, InvalidStateError } from './errors.js';
 import type { TransitionTable } from '../lib/state.js';
+import { backendOf, type Backend } from './upstream.js';
 
 /**
  * Lifecycle of the hub link.
@@ -98,11 +99,8 @@ export function resolveHubLinkOptions(options: HubLinkOptions): ResolvedHubLinkO
 }
 
 /** A route with what the proxy needs per request computed once: where to connect and the header to send. */
-export interface ResolvedRoute {
+export interface ResolvedRoute extends Backend {
   readonly route: Route;
-  readonly secure: boolean;
-  readonly hostname: string;
-  readonly port: number;
   /** `token <route.token>`, sent as the backend's `Authorization` header. */
   readonly authorization: string;
 }
@@ -422,8 +420,5 @@ function resolveRoute(route: Route, log: Logger): ResolvedRoute | undefined {
     log.warn({ user: route.user, target: route.target }, 'ignoring a route whose target is not http(s)');
     return undefined;
   }
-  const secure = url.protocol === 'https:';
-  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
-  return { route, secure, hostname, port, authorization: `token ${route.token}` };
+  return { route, ...backendOf(url), authorization: `token ${route.token}` };
 }

@@ -11,21 +11,19 @@ import type { CredentialKind } from './auth-cache.js';
 import { HubUnavailableError, GATEWAY_ERROR_STATUS, type GatewayErrorCode } from './errors.js';
 import type { ResolvedRoute } from './hub-link.js';
 import { escapeHtml } from '../lib/html.js';
+import type { Dispatcher } from 'undici';
+import { downstreamHeaders, isUpstreamManaged, type Backend } from './upstream.js';
 
-/** Where a request is forwarded: the hub or one user's server, with the agent that keeps connections to it. */
-export interface Backend {
-  readonly secure: boolean;
-  readonly hostname: string;
-  readonly port: number;
-}
+export type { Backend } from './upstream.js';
+
 
 /** What the pipeline needs from its surroundings (the gateway passes itself through this narrow view). */
 export interface ProxyContext {
   readonly hub: Backend;
   readonly allowedOrigins: ReadonlySet<string>;
   readonly trustProxy: boolean;
-  readonly httpAgent: http.Agent;
-  readonly httpsAgent: https.Agent;
+  /** Pooled keep-alive connections for plain requests (see upstream.ts). */
+  readonly upstream: Dispatcher;
   readonly log: Logger;
   route(user: string): ResolvedRoute | undefined;
   cachedIdentity(kind: CredentialKind, value: string): Identity | null | undefined;
@@ -358,6 +356,11 @@ export function upstreamHeaders(ex: Exchange, authorization: string | undefined)
       case 'x-forwarded-proto':
       case 'x-forwarded-host':
         continue;
+      case 'transfer-encoding':
+      case 'expect':
+      case 'te':
+        if (isUpstreamManaged(lower)) continue;
+        break;
       case 'upgrade':
         upgrade = value;
         continue;
@@ -394,33 +397,62 @@ export function forward(ex: Exchange, backend: Backend, headers: string[], attem
   if (ex.upgrade) return forwardUpgrade(ex, backend, headers);
   const req = ex.req;
   const res = ex.res as ServerResponse;
-  const ctx = ex.ctx;
   const withBody = hasBody(req);
-  const upstream = (backend.secure ? https : http).request({
-    host: backend.hostname,
-    port: backend.port,
-    method: req.method,
-    path: req.url,
-    headers,
-    agent: backend.secure ? ctx.httpsAgent : ctx.httpAgent,
-  });
-  upstream.on('response', (answer) => {
-    res.writeHead(answer.statusCode ?? 502, answer.statusMessage, downstreamHeaders(answer.rawHeaders));
-    relay(answer, res);
-  });
-  upstream.on('error', (error: NodeJS.ErrnoException) => {
-    // A kept-alive socket the backend had just closed: retry once when nothing was sent yet.
-    if (attempt === 0 && upstream.reusedSocket && !withBody && !res.headersSent && error.code === 'ECONNRESET') {
-      forward(ex, backend, headers, 1);
-      return;
-    }
-    backendFailed(ex, error);
-  });
-  res.on('close', () => {
-    if (!res.writableFinished) upstream.destroy();
-  });
-  if (withBody) req.pipe(upstream);
-  else upstream.end();
+  let controller: Dispatcher.DispatchController | undefined;
+  let answered = false;
+  // The client went away before the answer was complete: stop the backend request too.
+  const onClose = (): void => {
+    if (!res.writableFinished) controller?.abort(new Error('client closed the connection'));
+  };
+  res.on('close', onClose);
+  const handler: Dispatcher.DispatchHandler = {
+    onRequestStart(c) {
+      controller = c;
+      if (res.destroyed) c.abort(new Error('client closed the connection'));
+    },
+    onResponseStart(_c, status, answerHeaders, statusMessage) {
+      if (status < 200) return;
+      answered = true;
+      res.writeHead(status, statusMessage, downstreamHeaders(answerHeaders));
+    },
+    onResponseData(c, chunk) {
+      if (!res.write(chunk)) {
+        c.pause();
+        res.once('drain', () => c.resume());
+      }
+    },
+    onResponseEnd() {
+      res.off('close', onClose);
+      res.end();
+    },
+    onResponseError(_c, error) {
+      res.off('close', onClose);
+      if (res.destroyed && !res.writableFinished) return;
+      // A kept-alive connection the backend had just closed: retry a safe request once when nothing came back.
+      if (attempt === 0 && !answered && !withBody && SAFE_METHODS.has(req.method ?? '') && isStaleConnection(error)) {
+        forward(ex, backend, headers, 1);
+        return;
+      }
+      backendFailed(ex, error as NodeJS.ErrnoException, answered);
+    },
+  };
+  try {
+    ex.ctx.upstream.dispatch(
+      { origin: backend.origin, path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, body: withBody ? req : null },
+      handler,
+    );
+  } catch (error) {
+    // undici refuses some requests up front (a header it does not allow); that is the client's request at fault.
+    res.off('close', onClose);
+    respond(ex, { status: 400, code: 'bad_request', message: `cannot forward this request: ${(error as Error).message}` });
+  }
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function isStaleConnection(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE';
 }
 
 function forwardUpgrade(ex: Exchange, backend: Backend, headers: string[]): void {
@@ -469,8 +501,9 @@ function forwardUpgrade(ex: Exchange, backend: Backend, headers: string[]): void
     // The backend answered without upgrading (e.g. 403 from Jupyter): pass its answer on and close.
     socket.off('close', abort);
     const lines = [`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`];
-    const raw = downstreamHeaders(answer.rawHeaders);
-    for (let i = 0; i < raw.length; i += 2) lines.push(`${raw[i]}: ${raw[i + 1]}`);
+    for (const [name, value] of Object.entries(downstreamHeaders(answer.headers))) {
+      for (const one of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${one}`);
+    }
     lines.push('Connection: close');
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
     answer.on('error', () => socket.destroy());
@@ -486,10 +519,11 @@ function forwardUpgrade(ex: Exchange, backend: Backend, headers: string[]): void
 // ---------------------------------------------------------------------------------------------------------------
 // Replies
 
-function backendFailed(ex: Exchange, error: NodeJS.ErrnoException): void {
+function backendFailed(ex: Exchange, error: NodeJS.ErrnoException, answered = false): void {
   const reason = error.code ?? error.message;
   if (ex.gone) return;
-  if (ex.res?.headersSent === true) {
+  if (ex.res !== undefined && (answered || ex.res.headersSent)) {
+    // The backend died mid-response: cut the client off too, so it does not take a short body for a whole one.
     ex.ctx.counters.errors++;
     ex.res.destroy();
     return;
@@ -579,40 +613,4 @@ export function withoutLoginCookie(header: string): string {
     .map((part) => part.trim())
     .filter((part) => part !== '' && !part.startsWith(LOGIN_PREFIX))
     .join('; ');
-}
-
-/**
- * Streams a backend response body to the client with backpressure: fewer listeners than `pipe()` on the hot path.
- */
-function relay(answer: IncomingMessage, res: ServerResponse): void {
-  answer.on('data', (chunk: Buffer) => {
-    if (!res.write(chunk)) {
-      answer.pause();
-      res.once('drain', () => answer.resume());
-    }
-  });
-  answer.on('end', () => res.end());
-  // The backend died mid-response: cut the client off too, so it does not take a short body for a whole one.
-  answer.on('error', () => res.destroy());
-}
-
-/** Response headers passed to the client: all but the hop-by-hop ones. */
-function downstreamHeaders(raw: string[]): string[] {
-  let drop = false;
-  for (let i = 0; i < raw.length && !drop; i += 2) {
-    const name = raw[i] as string;
-    // Both hop-by-hop names are 10 characters long: compare lengths first, lowercase only those.
-    if (name.length === 10) drop = isHopByHop(name.toLowerCase());
-  }
-  if (!drop) return raw;
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    if (isHopByHop((raw[i] as string).toLowerCase())) continue;
-    out.push(raw[i] as string, raw[i + 1] as string);
-  }
-  return out;
-}
-
-function isHopByHop(lower: string): boolean {
-  return lower === 'connection' || lower === 'keep-alive';
 }

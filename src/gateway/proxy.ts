@@ -12,7 +12,7 @@ import { HubUnavailableError, GATEWAY_ERROR_STATUS, type GatewayErrorCode } from
 import type { ResolvedRoute } from './hub-link.js';
 import { escapeHtml } from '../lib/html.js';
 import type { Dispatcher } from 'undici';
-import { downstreamHeaders, isUpstreamManaged, type Backend } from './upstream.js';
+import { downstreamHeaders, type Backend } from './upstream.js';
 
 export type { Backend } from './upstream.js';
 
@@ -356,11 +356,11 @@ export function upstreamHeaders(ex: Exchange, authorization: string | undefined)
       case 'x-forwarded-proto':
       case 'x-forwarded-host':
         continue;
+      // Framing is the upstream client's own (undici refuses these), and Node already answered `Expect`.
       case 'transfer-encoding':
       case 'expect':
       case 'te':
-        if (isUpstreamManaged(lower)) continue;
-        break;
+        continue;
       case 'upgrade':
         upgrade = value;
         continue;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backendOf, downstreamHeaders, isUpstreamManaged } from './upstream.js';
+import { backendOf, downstreamHeaders } from './upstream.js';
 
 describe('upstream helpers', () => {
   it('reads a backend out of http, https and IPv6 URLs, with default ports', () => {
@@ -12,10 +12,5 @@ describe('upstream helpers', () => {
     const headers = { 'set-cookie': ['a=1', 'b=2'], connection: 'keep-alive', 'keep-alive': 'timeout=5', 'content-type': 'text/plain' };
     expect(downstreamHeaders(headers)).toEqual({ 'set-cookie': ['a=1', 'b=2'], 'content-type': 'text/plain' });
     expect(headers.connection).toBe('keep-alive');
-  });
-
-  it('leaves request framing headers to the client library', () => {
-    expect(['transfer-encoding', 'expect', 'te'].every(isUpstreamManaged)).toBe(true);
-    expect(isUpstreamManaged('content-length')).toBe(false);
   });
 });

@@ -61,11 +61,6 @@ export function createUpstream(options: UpstreamOptions): Dispatcher {
   });
 }
 
-/** Request headers undici refuses or sets itself: hop-by-hop framing and `Expect` (Node already answered it). */
-export function isUpstreamManaged(lower: string): boolean {
-  return lower === 'transfer-encoding' || lower === 'expect' || lower === 'te';
-}
-
 /**
  * A response's headers as the client gets them: all but the hop-by-hop ones (`Connection`, `Keep-Alive`).
  *

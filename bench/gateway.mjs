@@ -140,6 +140,57 @@ async function runWsSoak(url, sockets, cycles) {
   console.log(JSON.stringify({ ok, failed }));
 }
 
+/**
+ * Holds `sockets` WebSockets open for `seconds`, each sending one message a second (spread over the second) and
+ * timing its echo; prints round-trip p50/p99, messages and failures (a socket that closed or an echo that never came).
+ */
+async function runWsHold(url, sockets, seconds) {
+  const { default: WebSocket } = await import('ws');
+  const samples = [];
+  let failed = 0;
+  const open = await Promise.all(
+    Array.from({ length: sockets }, () => new Promise((resolve) => {
+      const ws = new WebSocket(url, { headers: { authorization: `token ${TOKEN}` }, perMessageDeflate: false });
+      const timer = setTimeout(() => (ws.terminate(), resolve(undefined)), 30_000);
+      ws.once('open', () => (clearTimeout(timer), resolve(ws)));
+      ws.once('error', () => (clearTimeout(timer), resolve(undefined)));
+    })),
+  );
+  const live = open.filter(Boolean);
+  failed += sockets - live.length;
+  console.log(JSON.stringify({ opened: live.length }));
+  const end = Date.now() + seconds * 1000;
+  await Promise.all(live.map((ws, i) => new Promise((resolve) => {
+    let sentAt = 0n;
+    let waiting = false;
+    let timer;
+    const finish = (ok) => {
+      clearTimeout(timer);
+      if (!ok) failed++;
+      ws.removeAllListeners('close');
+      ws.close();
+      resolve();
+    };
+    ws.on('close', () => finish(false));
+    ws.on('message', () => {
+      samples.push(Number(process.hrtime.bigint() - sentAt) / 1000);
+      waiting = false;
+    });
+    const tick = () => {
+      if (waiting) return finish(false);
+      if (Date.now() >= end) return finish(true);
+      waiting = true;
+      sentAt = process.hrtime.bigint();
+      ws.send('ping');
+      timer = setTimeout(tick, 1000);
+    };
+    timer = setTimeout(tick, Math.floor((i / live.length) * 1000));
+  })));
+  samples.sort((a, b) => a - b);
+  const at = (q) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? Number.NaN;
+  process.stdout.write(`${JSON.stringify({ messages: samples.length, failed, p50Us: at(0.5), p99Us: at(0.99) })}\n`);
+}
+
 /** Resident memory of a process, in MiB (Linux). */
 function rssMiB(pid) {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -186,8 +237,51 @@ async function soak() {
   ];
   const table = lines.join('\n');
   console.log(`\n${table}\n`);
+  const held = await hold(targets);
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench/results/soak.md'), `# Gateway WebSocket soak\n\n${table}\n`);
+  writeFileSync(join(ROOT, 'bench/results/soak.md'), `# Gateway WebSocket soak\n\n${table}\n\n${held}\n`);
+}
+
+/**
+ * Long-lived WebSockets, as open notebooks are: both proxies hold `BENCH_HOLD_SOCKETS` sockets at once for
+ * `BENCH_HOLD_SECONDS`, each echoing one message a second; RSS is read every 10 s.
+ */
+async function hold(targets) {
+  const SOCKETS = Number(process.env.BENCH_HOLD_SOCKETS ?? 1000);
+  const SECONDS = Number(process.env.BENCH_HOLD_SECONDS ?? 180);
+  const before = Object.fromEntries(targets.map((t) => [t.name, rssMiB(t.pid)]));
+  const series = Object.fromEntries(targets.map((t) => [t.name, []]));
+  const sampler = setInterval(() => {
+    for (const t of targets) series[t.name].push(rssMiB(t.pid));
+  }, 10_000);
+  console.error(`hold: ${SOCKETS} WebSockets per proxy for ${SECONDS} s, one message a second each`);
+  const results = await Promise.all(targets.map(async (t) => {
+    const child = spawn(process.execPath, [SELF, 'ws-hold', `ws://127.0.0.1:${t.port}/user/bench/api/kernels/k/channels`, String(SOCKETS), String(SECONDS)], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    children.add(child);
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    await once(child, 'exit');
+    children.delete(child);
+    return JSON.parse(out.trim().split('\n').at(-1));
+  }));
+  clearInterval(sampler);
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  const lines = [
+    '| proxy | RSS before MiB | RSS while held, first sample | last sample | max | RSS after close | echo p50 µs | echo p99 µs | messages | failed |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...targets.map((t, i) => {
+      const s = series[t.name];
+      const r = results[i];
+      return `| ${t.name} | ${before[t.name].toFixed(1)} | ${(s[0] ?? NaN).toFixed(1)} | ${(s.at(-1) ?? NaN).toFixed(1)} | ${Math.max(...s).toFixed(1)} | ${rssMiB(t.pid).toFixed(1)} | ${Math.round(r.p50Us)} | ${Math.round(r.p99Us)} | ${r.messages} | ${r.failed} |`;
+    }),
+    '',
+    `${SOCKETS} WebSockets per proxy held for ${SECONDS} s, both proxies at once, each socket echoing one message a second; RSS every 10 s.`,
+  ];
+  const table = lines.join('\n');
+  console.log(`\n${table}\n`);
+  return table;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -362,6 +456,7 @@ else if (role === 'gateway') await runGateway(Number(process.argv[3]));
 else if (role === 'http-load') await runHttpLoad(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
 else if (role === 'ws-load') await runWsLoad(process.argv[3], Number(process.argv[4]));
 else if (role === 'ws-soak') await runWsSoak(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
+else if (role === 'ws-hold') await runWsHold(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
 else if (role === 'soak') {
   process.once('exit', () => {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');

@@ -11,6 +11,8 @@ want_test=0
 # Debian packages: the real Jupyter Notebook 6 + IPython kernel, and the tools the agent and SSH use.
 packages=(jupyter-notebook python3-ipykernel python3-notebook openssh-client openssh-sftp-server iproute2 procps passwd)
 if [ "$want_test" = 1 ]; then
+  # Debian's Chromium for the browser suite (test/browser.test.ts, driven by playwright-core from npm).
+  packages+=(chromium)
   # (openssh-server is only for `npm run bench:ssh`, which asks for it: installing it here would start a system sshd.)
   # JupyterHub's own HubAuth client drives the compatibility test. Debian's jupyterhub depends on nodejs; install
   # it only when this machine's node already comes from a Debian package, so apt never swaps the node we run on.

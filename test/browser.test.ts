@@ -1,0 +1,86 @@
+// End to end in a real browser (Debian's Chromium, driven by playwright-core): a user opens their server's address,
+// logs in on the form, watches it start, lands in the real Jupyter Notebook UI, creates a notebook in
+// notebooks/remote, runs a cell over the kernel WebSocket (cookie-authenticated, through the gateway) and saves it
+// — and the file is on the share.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestPool, rand } from './harness.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+describe.skipIf(!existsSync(CHROMIUM) || !existsSync('/usr/bin/jupyter-notebook'))('a user in a real browser', () => {
+  const pool = new TestPool({ instances: 1 });
+  const alice = `w${rand()}`;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    await pool.start();
+    await pool.addUser(alice, 'alice-browser-pass');
+    // As root (CI) Chromium needs --no-sandbox; it only ever loads the pool's loopback address.
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await pool.cleanup();
+  }, 90_000);
+
+  it('logs in, sees the server start, runs a cell in a new notebook and saves it to the share', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const seen: string[] = [];
+    page.on('framenavigated', (frame) => {
+      if (frame === page.mainFrame()) seen.push(new URL(frame.url()).pathname);
+    });
+
+    // The user's address sends an anonymous browser to the login form, and back after it.
+    await page.goto(`${pool.url}/user/${alice}/tree/notebooks/remote`);
+    expect(new URL(page.url()).pathname).toBe('/hub/login');
+    await page.fill('input[name=username]', alice);
+    await page.fill('input[name=password]', 'wrong-password');
+    await page.click('button[type=submit]');
+    await expect(page.locator('[role=alert]').textContent()).resolves.toContain('Invalid username or password');
+    await page.fill('input[name=password]', 'alice-browser-pass');
+    await page.click('button[type=submit]');
+
+    // No server yet: the progress page starts it, then the browser lands in Jupyter's file list.
+    await page.waitForURL(`**/user/${alice}/tree/notebooks/remote`, { timeout: 60_000 });
+    expect(seen).toContain(`/hub/user/${alice}/tree/notebooks/remote`);
+    await page.waitForSelector('#notebook_list', { timeout: 30_000 });
+    expect(await page.content()).not.toMatch(/[?&]token=[0-9a-f]{16}/);
+
+    // New → Python 3 opens the notebook in a new tab.
+    await page.click('#new-dropdown-button');
+    const [notebook] = await Promise.all([context.waitForEvent('page'), page.click('#kernel-python3 a')]);
+    await runCell(notebook, 'print(6 * 7)', '42');
+    await notebook.keyboard.press('Escape');
+    await notebook.keyboard.press('Control+S');
+
+    // Saved through the gateway into notebooks/remote, i.e. on the share.
+    const dir = join(pool.share, 'users', alice, 'notebooks');
+    const deadline = Date.now() + 15_000;
+    let saved = '';
+    while (Date.now() < deadline) {
+      const file = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith('.ipynb')) : undefined;
+      saved = file ? readFileSync(join(dir, file), 'utf8') : '';
+      if (saved.includes('print(6 * 7)') && saved.includes('42')) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const cells = (JSON.parse(saved) as { cells: Array<{ source: string | string[]; outputs?: Array<{ text?: string | string[] }> }> }).cells;
+    expect([cells[0]?.source].flat().join('')).toBe('print(6 * 7)');
+    expect([cells[0]?.outputs?.[0]?.text].flat().join('')).toBe('42\n');
+    await context.close();
+  }, 150_000);
+});
+
+/** Types `code` into the notebook's first cell, runs it with Shift+Enter and waits for `expected` in its output. */
+async function runCell(notebook: Page, code: string, expected: string): Promise<void> {
+  // The kernel is up once Jupyter shows it idle (its WebSocket runs through the gateway with the login cookie).
+  await notebook.waitForSelector('#kernel_indicator_icon.kernel_idle_icon', { timeout: 60_000 });
+  await notebook.click('.cell .CodeMirror');
+  await notebook.keyboard.type(code);
+  await notebook.keyboard.press('Shift+Enter');
+  await notebook.locator('.output_subarea').filter({ hasText: new RegExp(`^\\s*${expected}\\s*$`) }).first().waitFor({ timeout: 30_000 });
+}

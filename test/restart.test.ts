@@ -110,4 +110,33 @@ describe.skipIf(!existsSync('/usr/bin/jupyter-notebook'))('hub restart', () => {
     expect(JSON.parse(out.stdout)).toMatchObject({ instances: 2, ready: 2 });
     expect(out.stderr).toMatch(/instance i-[a-z0-9]+: ready/);
   });
+  it('drains an instance whose agent is out of touch when the pool scales in, and removes it', async () => {
+    type Item = { id: string; state: string; sessions: number; protected: boolean; draining: boolean; provider: { pid: number } };
+    const list = async () => (await (await pool.fetch('/hub/api/instances', { token: adminToken })).json()) as Item[];
+    const idle = (await list()).find((i) => !i.protected && i.sessions === 0);
+    expect(idle).toBeDefined();
+    const { id, provider } = idle as Item;
+    // Freeze its agent: it stops heartbeating and the hub marks it unreachable.
+    process.kill(provider.pid, 'SIGSTOP');
+    try {
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline && (await list()).find((i) => i.id === id)?.state !== 'unreachable') await new Promise((r) => setTimeout(r, 200));
+      expect((await list()).find((i) => i.id === id)?.state).toBe('unreachable');
+      const scaled = await pool.cli(['scale', '1', '--json']);
+      expect(scaled.code, scaled.stderr).toBe(0);
+      expect((JSON.parse(scaled.stdout) as { draining: string[] }).draining).toEqual([id]);
+    } finally {
+      process.kill(provider.pid, 'SIGCONT');
+    }
+    // It holds no session, so it goes; the pool stays at one instance and the agent process is gone.
+    const deadline = Date.now() + 30_000;
+    let left = await list();
+    while (Date.now() < deadline && (left.some((i) => i.id === id) || alive(provider.pid))) {
+      await new Promise((r) => setTimeout(r, 250));
+      left = await list();
+    }
+    expect(left.map((i) => i.id)).not.toContain(id);
+    expect(left).toHaveLength(1);
+    expect(alive(provider.pid)).toBe(false);
+  });
 });

@@ -76,7 +76,7 @@ if (process.getuid?.() !== 0) {
 }
 for (const need of [SSHD, '/usr/bin/scp', '/usr/bin/ssh', join(ROOT, 'dist/gateway/ssh/index.js')]) {
   if (!existsSync(need)) {
-    console.error(`bench/ssh.mjs: ${need} is missing (apt-get install openssh-server openssh-client; npm run build)`);
+    console.error(`bench/ssh.mjs: ${need} is missing (run it as npm run bench:ssh, which installs openssh-server and builds)`);
     process.exit(2);
   }
 }

@@ -13,7 +13,7 @@ packages=(jupyter-notebook python3-ipykernel python3-notebook openssh-client ope
 if [ "$want_test" = 1 ]; then
   # Debian's Chromium for the browser suite (test/browser.test.ts, driven by playwright-core from npm).
   packages+=(chromium)
-  # (openssh-server is only for `npm run bench:ssh`, which asks for it: installing it here would start a system sshd.)
+  # (openssh-server is only for `npm run bench:ssh`, which installs it through scripts/install-sshd.sh, never started.)
   # JupyterHub's own HubAuth client drives the compatibility test. Debian's jupyterhub depends on nodejs; install
   # it only when this machine's node already comes from a Debian package, so apt never swaps the node we run on.
   if dpkg -S "$(readlink -f "$(command -v node)")" 2>/dev/null | grep -q '^nodejs:'; then

@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../lib/log.js';
 import type { HelloMessage, SessionResources, StartServerResult } from '../../protocol/agent.js';
+import { Ledger, type Allocation } from './ledger.js';
 import type { Route } from '../../protocol/gateway.js';
 import type { AgentConnection } from '../agents/connection.js';
 import type { AgentRegistry } from '../agents/registry.js';
@@ -13,8 +14,7 @@ import type { EventLog } from '../events.js';
 import type { InstancePool, InstanceView } from '../instances/pool.js';
 import type { SessionRecord, Store, UserRecord } from '../store/types.js';
 import {
-  decidePlacement, emptyUsage, neverFitsReason, type Candidate, type PlacementDecision, type PlacementStrategy, type ResourceRequest,
-  type Usage,
+  decidePlacement, neverFitsReason, type Candidate, type PlacementDecision, type PlacementStrategy, type ResourceRequest,
 } from './placement.js';
 import { nextSessionState, type SessionState } from './state.js';
 
@@ -99,11 +99,6 @@ interface Placed {
   readonly gpus: readonly number[];
 }
 
-interface Allocation {
-  readonly instanceId: string;
-  readonly resources: SessionResources;
-}
-
 interface Live {
   record: SessionRecord;
   progress: ProgressEvent[];
@@ -128,8 +123,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   /** Sessions whose `startServer` request is in flight in this hub process. */
   private readonly inFlight = new Set<string>();
   /** Resources reserved per instance, and per session. */
-  private readonly usage = new Map<string, Usage>();
-  private readonly allocations = new Map<string, Allocation>();
+  private readonly ledger = new Ledger();
   /** Requests waiting for room, oldest first. */
   private readonly queue: Waiter[] = [];
   private pumpScheduled = false;
@@ -181,7 +175,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
 
   /** What a session reserved and where, if placed. */
   allocationOf(sessionId: string): Allocation | undefined {
-    return this.allocations.get(sessionId);
+    return this.ledger.allocationOf(sessionId);
   }
 
   /**
@@ -249,7 +243,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
 
   /** Sessions per instance (active ones). */
   countOn(instanceId: string): number {
-    return this.usage.get(instanceId)?.sessions ?? 0;
+    return this.ledger.sessionsOn(instanceId);
   }
 
   /** Every route the gateway should have now. */
@@ -431,12 +425,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     const candidates: Candidate[] = [];
     for (const view of this.ctx.pool.ready()) {
       if (!view.room) continue;
-      let usage = this.usage.get(view.id);
-      if (!usage) {
-        usage = emptyUsage();
-        this.usage.set(view.id, usage);
-      }
-      candidates.push({ id: view.id, room: view.room, usage });
+      candidates.push({ id: view.id, room: view.room, usage: this.ledger.usageOf(view.id) });
     }
     return candidates;
   }
@@ -462,33 +451,12 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   }
 
   private reserve(sessionId: string, instanceId: string, resources: SessionResources): void {
-    this.release(sessionId, false);
-    let usage = this.usage.get(instanceId);
-    if (!usage) {
-      usage = emptyUsage();
-      this.usage.set(instanceId, usage);
-    }
-    usage.sessions++;
-    usage.cpu += resources.cpu;
-    usage.memoryBytes += resources.memoryBytes;
-    for (const gpu of resources.gpus) usage.gpus.add(gpu);
-    this.allocations.set(sessionId, { instanceId, resources });
+    this.ledger.reserve(sessionId, instanceId, resources);
   }
 
   /** Frees what a session reserved; queued requests get another chance. */
-  private release(sessionId: string, pump = true): void {
-    const allocation = this.allocations.get(sessionId);
-    if (!allocation) return;
-    this.allocations.delete(sessionId);
-    const usage = this.usage.get(allocation.instanceId);
-    if (usage) {
-      usage.sessions = Math.max(0, usage.sessions - 1);
-      usage.cpu = Math.max(0, usage.cpu - allocation.resources.cpu);
-      usage.memoryBytes = Math.max(0, usage.memoryBytes - allocation.resources.memoryBytes);
-      for (const gpu of allocation.resources.gpus) usage.gpus.delete(gpu);
-      if (usage.sessions === 0 && !this.ctx.pool.get(allocation.instanceId)) this.usage.delete(allocation.instanceId);
-    }
-    if (pump) this.schedulePump();
+  private release(sessionId: string): void {
+    if (this.ledger.release(sessionId, (id) => this.ctx.pool.get(id) !== undefined)) this.schedulePump();
   }
 
   private schedulePump(): void {

@@ -1,7 +1,7 @@
 // End to end in a real browser (Debian's Chromium, driven by playwright-core): a user opens their server's address,
 // logs in on the form, watches it start, lands in the real Jupyter Notebook UI, creates a notebook in
 // notebooks/remote, runs a cell over the kernel WebSocket (cookie-authenticated, through the gateway) and saves it
-// — and the file is on the share.
+// — and the file is on the share. When an admin drains the instance, the notebook page shows the notice.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -13,11 +13,13 @@ const CHROMIUM = '/usr/bin/chromium';
 describe.skipIf(!existsSync(CHROMIUM) || !existsSync('/usr/bin/jupyter-notebook'))('a user in a real browser', () => {
   const pool = new TestPool({ instances: 1 });
   const alice = `w${rand()}`;
+  let adminToken = '';
   let browser: Browser;
 
   beforeAll(async () => {
     await pool.start();
     await pool.addUser(alice, 'alice-browser-pass');
+    adminToken = await pool.addUser(`r${rand()}`, 'admin-pass', true);
     // As root (CI) Chromium needs --no-sandbox; it only ever loads the pool's loopback address.
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
   }, 180_000);
@@ -71,6 +73,15 @@ describe.skipIf(!existsSync(CHROMIUM) || !existsSync('/usr/bin/jupyter-notebook'
     const cells = (JSON.parse(saved) as { cells: Array<{ source: string | string[]; outputs?: Array<{ text?: string | string[] }> }> }).cells;
     expect([cells[0]?.source].flat().join('')).toBe('print(6 * 7)');
     expect([cells[0]?.outputs?.[0]?.text].flat().join('')).toBe('42\n');
+
+    // An admin drains the instance: the notebook, reloaded, shows the hub's notice on top of Jupyter's own page.
+    const [instance] = (await (await pool.fetch('/hub/api/instances', { token: adminToken })).json()) as Array<{ id: string }>;
+    const drained = await pool.fetch(`/hub/api/instances/${instance?.id ?? ''}/drain`, {
+      method: 'POST', token: adminToken, body: JSON.stringify({ deadline: '30m' }), headers: { 'content-type': 'application/json' },
+    });
+    expect(drained.status).toBe(202);
+    await notebook.reload();
+    await expect(notebook.locator('#dspool-notice').textContent({ timeout: 30_000 })).resolves.toMatch(/being drained for maintenance.*Save your work/);
     await context.close();
   }, 150_000);
 });

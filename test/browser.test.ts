@@ -1,8 +1,11 @@
 // End to end in a real browser (Debian's Chromium, driven by playwright-core): a user opens their server's address,
 // logs in on the form, watches it start, lands in the real Jupyter Notebook UI, creates a notebook in
 // notebooks/remote, runs a cell over the kernel WebSocket (cookie-authenticated, through the gateway) and saves it
-// — and the file is on the share. When an admin drains the instance, the notebook page shows the notice.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+// — and the file is on the share. When an admin drains the instance, the notebook page shows the notice. And the
+// home page: start, open, stop a server, register an SSH key.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,6 +31,52 @@ describe.skipIf(!existsSync(CHROMIUM) || !existsSync('/usr/bin/jupyter-notebook'
     await browser?.close();
     await pool.cleanup();
   }, 90_000);
+
+  it('starts and stops a server from the home page and registers an SSH key there', async () => {
+    const bob = `v${rand()}`;
+    await pool.addUser(bob, 'bob-browser-pass');
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${pool.url}/hub/home`);
+    expect(new URL(page.url()).pathname).toBe('/hub/login');
+    await page.fill('input[name=username]', bob);
+    await page.fill('input[name=password]', 'bob-browser-pass');
+    await page.click('button[type=submit]');
+    await page.waitForURL('**/hub/home');
+    await expect(page.locator('#status').textContent()).resolves.toContain('Status: stopped');
+
+    // Start: the progress page, then Jupyter; back home, the server runs and can be opened.
+    await page.click('button[value=start]');
+    await page.waitForURL(`**/user/${bob}/tree`, { timeout: 60_000 });
+    await page.waitForSelector('#notebook_list', { timeout: 30_000 });
+    await page.goto(`${pool.url}/hub/home`);
+    await expect(page.locator('#status').textContent()).resolves.toMatch(/Status: running on instance i-/);
+    expect(await page.getAttribute('a:has-text("Open my server")', 'href')).toBe(`/user/${bob}/tree`);
+
+    // An SSH key pasted into the form is listed by its fingerprint; a line that is not a key is refused.
+    const keyDir = mkdtempSync(join(tmpdir(), 'dspool-browser-key-'));
+    try {
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bob@laptop', '-f', join(keyDir, 'id')]);
+      const fingerprint = execFileSync('ssh-keygen', ['-l', '-f', join(keyDir, 'id.pub')], { encoding: 'utf8' }).split(' ')[1] ?? '';
+      await page.fill('textarea[name=key]', readFileSync(join(keyDir, 'id.pub'), 'utf8'));
+      await page.click('button:has-text("Add key")');
+      await expect(page.locator('#ssh ~ ul').textContent()).resolves.toContain(fingerprint);
+      await page.fill('textarea[name=key]', 'not a key');
+      await page.click('button:has-text("Add key")');
+      await expect(page.locator('[role=alert]').textContent()).resolves.toMatch(/key/i);
+    } finally {
+      rmSync(keyDir, { recursive: true, force: true });
+    }
+
+    // Stop: the page says so and the API agrees.
+    await page.goto(`${pool.url}/hub/home`);
+    await page.click('button[value=stop]');
+    await page.waitForURL('**/hub/home');
+    await expect(page.locator('#status').textContent()).resolves.toContain('Status: stopped');
+    const model = (await (await pool.fetch(`/hub/api/users/${bob}`, { token: adminToken })).json()) as { servers: Record<string, unknown> };
+    expect(model.servers).toEqual({});
+    await context.close();
+  }, 150_000);
 
   it('logs in, sees the server start, runs a cell in a new notebook and saves it to the share', async () => {
     const context = await browser.newContext();

@@ -12,8 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestPool, rand } from './harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+const skipReason = !existsSync(CHROMIUM)
+  ? `needs Debian chromium at ${CHROMIUM} (bash scripts/bootstrap.sh --test installs it)`
+  : !existsSync('/usr/bin/jupyter-notebook') ? 'needs Debian jupyter-notebook (bash scripts/bootstrap.sh installs it)' : '';
+if (skipReason) console.warn(`test/browser.test.ts skipped: ${skipReason}`);
 
-describe.skipIf(!existsSync(CHROMIUM) || !existsSync('/usr/bin/jupyter-notebook'))('a user in a real browser', () => {
+describe.skipIf(skipReason !== '')('a user in a real browser', () => {
   const pool = new TestPool({ instances: 1 });
   const alice = `w${rand()}`;
   let adminToken = '';

@@ -5,6 +5,7 @@
 //
 //   npm run bench:gateway                  # 5 rounds × 3 s per measurement
 //   BENCH_ROUNDS=3 BENCH_SECONDS=2 BENCH_WS_MESSAGES=2000 npm run bench:gateway
+//   npm run bench:gateway:jupyter          # the backend is a real Jupyter Notebook 6 server (GET api/status; no WS)
 //
 // Every server and load generator runs as its own process on loopback, so the load generator never shares the
 // proxy's event loop; each is stopped by its PID at the end.
@@ -23,7 +24,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const WS_MESSAGES = Number(process.env.BENCH_WS_MESSAGES ?? 3000);
 const TOKEN = 'bench-api-token';
-const PATH = '/user/bench/api/ping';
+/** `jupyter`: the backend is Debian's Jupyter Notebook server instead of a minimal Node server. */
+const JUPYTER_BACKEND = process.env.BENCH_BACKEND === 'jupyter';
+const PATH = JUPYTER_BACKEND ? '/user/bench/api/status' : '/user/bench/api/ping';
 /** Child processes started by this run, stopped by PID at the end. */
 const children = new Set();
 
@@ -31,6 +34,7 @@ const children = new Set();
 // Roles run as child processes: `node bench/gateway.mjs <role> …`; each prints one JSON line when ready / done.
 
 async function runBackend() {
+  if (JUPYTER_BACKEND) return runJupyterBackend();
   const { WebSocketServer } = await import('ws');
   const body = Buffer.from('{"ok":true}');
   const server = http.createServer((req, res) => {
@@ -42,12 +46,45 @@ async function runBackend() {
   server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.address().port })));
 }
 
+/**
+ * A real Jupyter Notebook 6 server on loopback under /user/bench/, taking the bench's API token (through its
+ * environment), so that the direct path, configurable-http-proxy and the gateway all present the same credential.
+ */
+async function runJupyterBackend() {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const port = await freePort();
+  const dir = mkdtempSync(join(os.tmpdir(), 'dspool-bench-jupyter-'));
+  const args = ['--no-browser', '--ip=127.0.0.1', `--port=${port}`, '--NotebookApp.base_url=/user/bench/', `--notebook-dir=${dir}`, '--log-level=WARN'];
+  if (process.getuid?.() === 0) args.push('--allow-root');
+  const jupyter = spawn('/usr/bin/jupyter-notebook', args, {
+    env: { ...process.env, JUPYTER_TOKEN: TOKEN, JUPYTER_CONFIG_DIR: join(dir, '.jupyter'), JUPYTER_RUNTIME_DIR: join(dir, '.runtime') },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const stop = () => {
+    if (jupyter.exitCode === null) jupyter.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('SIGTERM', () => (stop(), process.exit(0)));
+  process.once('exit', stop);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const status = await new Promise((resolve) => {
+      http.get({ host: '127.0.0.1', port, path: PATH, headers: { authorization: `token ${TOKEN}` } }, (res) => (res.resume(), resolve(res.statusCode)))
+        .on('error', () => resolve(0));
+    });
+    if (status === 200) break;
+    if (Date.now() > deadline || jupyter.exitCode !== null) throw new Error('jupyter-notebook did not start');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  console.log(JSON.stringify({ port }));
+}
+
 async function runGateway(backendPort) {
   const { pino } = await import('pino');
   const { createGateway } = await import(pathToFileURL(join(ROOT, 'dist/gateway/index.js')).href);
   const { startFakeHub } = await import(pathToFileURL(join(ROOT, 'dist/gateway/testing.js')).href);
   const hub = await startFakeHub({
-    routes: [{ user: 'bench', sessionId: 's1', instanceId: 'i1', target: `http://127.0.0.1:${backendPort}`, token: 'jupyter-token' }],
+    routes: [{ user: 'bench', sessionId: 's1', instanceId: 'i1', target: `http://127.0.0.1:${backendPort}`, token: JUPYTER_BACKEND ? TOKEN : 'jupyter-token' }],
     identities: { [`token:${TOKEN}`]: { user: 'bench', admin: false } },
   });
   const gateway = createGateway({ port: 0, hubUrl: hub.url, secret: hub.secret, log: pino({ level: 'warn' }) });
@@ -396,7 +433,8 @@ async function main() {
         const s = samples[t.name];
         const one = await runChild(['http-load', url, '1', String(SECONDS)]);
         const ten = await runChild(['http-load', url, '10', String(SECONDS)]);
-        const ws = await runChild(['ws-load', `ws://127.0.0.1:${t.port}/user/bench/api/kernels/k/channels`, String(WS_MESSAGES)]);
+        const ws = JUPYTER_BACKEND ? { p50Us: Number.NaN, p99Us: Number.NaN }
+          : await runChild(['ws-load', `ws://127.0.0.1:${t.port}/user/bench/api/kernels/k/channels`, String(WS_MESSAGES)]);
         s.rps1.push(one.rps);
         s.p99c1.push(one.p99Ms);
         s.rps10.push(ten.rps);
@@ -405,7 +443,8 @@ async function main() {
         s.wsP99.push(ws.p99Us);
         s.errors += one.errors + ten.errors;
         console.error(
-          `round ${round + 1} ${t.name.padEnd(7)} c1 ${Math.round(one.rps)} req/s p99 ${one.p99Ms} ms | c10 ${Math.round(ten.rps)} req/s p99 ${ten.p99Ms} ms | ws p50 ${Math.round(ws.p50Us)} µs p99 ${Math.round(ws.p99Us)} µs`,
+          `round ${round + 1} ${t.name.padEnd(7)} c1 ${Math.round(one.rps)} req/s p99 ${one.p99Ms} ms | c10 ${Math.round(ten.rps)} req/s p99 ${ten.p99Ms} ms` +
+            (JUPYTER_BACKEND ? '' : ` | ws p50 ${Math.round(ws.p50Us)} µs p99 ${Math.round(ws.p99Us)} µs`),
         );
       }
     }
@@ -415,8 +454,7 @@ async function main() {
       ['HTTP p99 ms, 1 connection', 'p99c1', false, 3],
       ['HTTP req/s, 10 connections', 'rps10', true, 0],
       ['HTTP p99 ms, 10 connections', 'p99c10', false, 3],
-      ['WS echo p50 µs', 'wsP50', false, 0],
-      ['WS echo p99 µs', 'wsP99', false, 0],
+      ...(JUPYTER_BACKEND ? [] : [['WS echo p50 µs', 'wsP50', false, 0], ['WS echo p99 µs', 'wsP99', false, 0]]),
     ];
     const fmt = (value, digits) => value.toFixed(digits);
     // Ratios are "times better than": throughput gateway/x, latency x/gateway, so > 1 always means the gateway wins.
@@ -435,14 +473,15 @@ async function main() {
       '',
       `Ratios read "times as good": for req/s it is a/b, for latency b/a, so above 1× means the first one wins.`,
       `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, Node ${process.version}, ${new Date().toISOString()}; ` +
-        `${ROUNDS} interleaved rounds × ${SECONDS} s per HTTP measurement, ${WS_MESSAGES} WS round trips one at a time; ` +
+        `${ROUNDS} interleaved rounds × ${SECONDS} s per HTTP measurement${JUPYTER_BACKEND ? "" : `, ${WS_MESSAGES} WS round trips one at a time`}; ` +
         `${WRK && process.env.BENCH_LOAD !== 'autocannon' ? 'wrk -t1' : 'autocannon'} in its own process; HTTP errors/non-2xx: ` +
         targets.map((t) => `${t.name} ${m[t.name].errors}`).join(', ') + '.',
     ];
     const table = [...lines, ...notes].join('\n');
     console.log(`\n${table}\n`);
     mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-    writeFileSync(join(ROOT, 'bench/results/gateway.md'), `# Gateway benchmark\n\n${table}\n`);
+    const backendNote = JUPYTER_BACKEND ? 'Backend: Jupyter Notebook 6 (Debian), GET api/status.' : 'Backend: a minimal Node server.';
+    writeFileSync(join(ROOT, `bench/results/gateway${JUPYTER_BACKEND ? '-jupyter' : ''}.md`), `# Gateway benchmark\n\n${backendNote}\n\n${table}\n`);
   } finally {
     await stopAll();
   }

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, TestPool, rand, run } from './harness.js';
+import { IS_ROOT, TestPool, executeInKernel, rand, run } from './harness.js';
 
 const ready = existsSync('/usr/bin/jupyter-notebook') && existsSync('/usr/bin/ssh') && existsSync('/usr/bin/ssh-keygen');
 
@@ -65,6 +65,21 @@ describe.skipIf(!ready)('SSH through a running pool', () => {
     expect(readFileSync(join(pool.share, 'users', alice, 'notebooks', 'from-ssh.txt'), 'utf8')).toBe('hello\n');
     const viaJupyter = await pool.fetch(`/user/${alice}/api/contents/notebooks/remote/from-ssh.txt`, { token: aliceToken });
     expect(viaJupyter.status).toBe(200);
+  });
+
+  it('gives the SSH shell the environment her Jupyter kernels have (PATH, locale, granted GPUs, config dir)', async () => {
+    const names = ['HOME', 'USER', 'PATH', 'LANG', 'CUDA_VISIBLE_DEVICES', 'JUPYTER_CONFIG_DIR'];
+    const shell = await ssh(alice, aliceKey, names.map((n) => `echo "${n}=\${${n}-<unset>}"`).join('; '));
+    expect(shell.code, shell.stderr).toBe(0);
+    const kernel = (await (await pool.fetch(`/user/${alice}/api/kernels`, { method: 'POST', token: aliceToken, body: '{}', headers: { 'content-type': 'application/json' } })).json()) as { id: string };
+    const wsUrl = `${pool.url.replace('http', 'ws')}/user/${alice}/api/kernels/${kernel.id}/channels`;
+    const code = `import os\nfor n in ${JSON.stringify(names)}: print(n + "=" + os.environ.get(n, "<unset>"))`;
+    const inKernel = await executeInKernel(wsUrl, code, { authorization: `token ${aliceToken}` });
+    await pool.fetch(`/user/${alice}/api/kernels/${kernel.id}`, { method: 'DELETE', token: aliceToken });
+    expect(shell.stdout.trim().split('\n')).toEqual(inKernel.text.trim().split('\n'));
+    // No GPU was granted, so none is visible (set and empty, not unset).
+    expect(shell.stdout).toContain('CUDA_VISIBLE_DEVICES=\n');
+    expect(shell.stdout).not.toContain('JUPYTER_TOKEN');
   });
 
   it('copies files with scp both ways', async () => {

@@ -175,7 +175,7 @@ export class Agent {
     const { home } = userPaths(this.options.settings, name);
     const uid = this.asRoot ? server.user.uid : (process.getuid?.() ?? server.user.uid);
     const gid = this.asRoot ? server.user.gid : (process.getgid?.() ?? server.user.gid);
-    return { uid, gid, home, shell: '/bin/bash', env: { PATH: this.options.settings.jupyter.path } };
+    return { uid, gid, home, shell: '/bin/bash', env: server.shellEnv() };
   }
 
   private onRequest(request: Request): void {

@@ -121,6 +121,25 @@ export class UserServer {
     return this.exitedPromise;
   }
 
+  /**
+   * What every process of this session sees besides its account's HOME/USER/LOGNAME/SHELL: the Jupyter server
+   * and its terminals and kernels, and the user's SSH sessions on this instance alike (never the server's token).
+   *
+   * @example
+   * server.shellEnv(); // { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', …, CUDA_VISIBLE_DEVICES: '1' }
+   */
+  shellEnv(): Record<string, string> {
+    return {
+      PATH: this.ctx.settings.jupyter.path,
+      LANG: 'C.UTF-8',
+      // ipykernel's debugger otherwise warns about frozen modules on every kernel start.
+      PYDEVD_DISABLE_FILE_VALIDATION: '1',
+      JUPYTER_CONFIG_DIR: userPaths(this.ctx.settings, this.user.name).jupyterConfigDir,
+      // Only the GPUs the hub granted this session (none granted: none visible).
+      ...(this.params.resources ? { CUDA_VISIBLE_DEVICES: this.params.resources.gpus.join(',') } : {}),
+    };
+  }
+
   /** The server as reported to the hub in `hello` and `heartbeat`; `undefined` once exited. */
   report(): ServerReport | undefined {
     if (this.current === 'exited') return undefined;
@@ -263,15 +282,9 @@ export class UserServer {
       USER: this.user.name,
       LOGNAME: this.user.name,
       SHELL: '/bin/bash',
-      PATH: settings.jupyter.path,
-      LANG: 'C.UTF-8',
-      // ipykernel's debugger otherwise warns about frozen modules on every kernel start.
-      PYDEVD_DISABLE_FILE_VALIDATION: '1',
-      JUPYTER_CONFIG_DIR: paths.jupyterConfigDir,
+      ...this.shellEnv(),
       // The secret goes to Jupyter only through its environment: never argv, never a log.
       JUPYTER_TOKEN: this.params.token,
-      // Only the GPUs the hub granted this session (none granted: none visible).
-      ...(this.params.resources ? { CUDA_VISIBLE_DEVICES: this.params.resources.gpus.join(',') } : {}),
     };
     const tail = new OutputTail([this.params.token], TAIL_LINES, (line) => {
       this.logFile?.write(`${line}\n`);

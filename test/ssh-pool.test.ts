@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, TestPool, executeInKernel, rand, run } from './harness.js';
+import { IS_ROOT, TestPool, alive, executeInKernel, rand, run } from './harness.js';
 
 const ready = existsSync('/usr/bin/jupyter-notebook') && existsSync('/usr/bin/ssh') && existsSync('/usr/bin/ssh-keygen');
 
@@ -162,5 +162,28 @@ describe.skipIf(!ready)('SSH through a running pool', () => {
     expect(result.stdout).toContain('done');
     const after = (await (await pool.fetch(`/hub/api/users/${alice}`, { token: aliceToken })).json()) as { servers: Record<string, { notice: string | null }> };
     expect(after.servers['']?.notice).toMatch(/being drained/);
+  });
+
+  it('ends the user\'s SSH sessions on the instance when their server stops, processes included', async () => {
+    const terminal = run('/usr/bin/ssh', [...withKey(aliceKey), '-tt', `${alice}@127.0.0.1`, 'echo "pid=$$"; sleep 120; echo survived'], { timeoutMs: 90_000 });
+    let pid = 0;
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && pid === 0) {
+      const model = (await (await pool.fetch(`/hub/api/users/${alice}`, { token: aliceToken })).json()) as { servers: Record<string, { ready: boolean }> };
+      const remote = model.servers['']?.ready ? await run('/usr/bin/pgrep', ['-u', alice, '-x', 'sleep']) : undefined;
+      pid = Number(remote?.stdout.trim().split('\n')[0] ?? 0);
+      if (pid === 0) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(pid).toBeGreaterThan(0);
+    const stopped = await pool.fetch(`/hub/api/users/${alice}/server`, { method: 'DELETE', token: aliceToken });
+    expect([202, 204]).toContain(stopped.status);
+    const started = Date.now();
+    const result = await terminal;
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(result.stdout).toContain('your server on this instance has stopped');
+    expect(result.stdout).not.toContain('survived');
+    const gone = Date.now() + 10_000;
+    while (Date.now() < gone && alive(pid)) await new Promise((r) => setTimeout(r, 100));
+    expect(alive(pid)).toBe(false);
   });
 });

@@ -243,8 +243,11 @@ export class Agent {
       },
     });
     this.servers.set(params.sessionId, server);
-    void server.exited.then(() => {
+    void server.exited.then(async () => {
       if (this.servers.get(params.sessionId) === server) this.servers.delete(params.sessionId);
+      // The user's session here is over: their SSH connections go with it (they could hold its GPUs).
+      if ([...this.servers.values()].some((s) => s.user.name === params.user.name)) return;
+      (await this.ssh)?.endUser(params.user.name, 'your server on this instance has stopped; this SSH session ends with it');
     });
     return server.start();
   }

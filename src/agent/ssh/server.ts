@@ -10,6 +10,7 @@ import { fingerprint, parseSshKey, publicKeyLine, sameKey, signatureValid } from
 import type { SshUser } from './env.js';
 import { InstanceSshKeyError, InstanceSshListenError } from './errors.js';
 import { instanceSshDefaults, type InstanceSshOptions, type ResolvedInstanceSshOptions } from './options.js';
+import { hangUpSession } from './processes.js';
 import { handleSession, type SshSessionInfo } from './session.js';
 
 const { Server } = ssh2;
@@ -43,6 +44,11 @@ export interface InstanceSshServer {
   sessions(): SshSessionInfo[];
   /** Writes a notice on every interactive terminal of `user`; returns how many terminals got it. */
   notify(user: string, message: string): number;
+  /**
+   * Ends every connection of `user` (their session on this instance is over), after writing `message` on their
+   * terminals; their processes are hung up as on any disconnect. Returns how many connections it ended.
+   */
+  endUser(user: string, message: string): number;
   /** Stops listening, ends every connection and the processes they started. Idempotent. */
   close(): Promise<void>;
 }
@@ -70,6 +76,8 @@ export async function startInstanceSshServer(options: InstanceSshOptions): Promi
   const log = opts.log;
   const life = new Lifecycle<InstanceSshState>('instance ssh server', 'starting', EDGES, log);
   const connections = new Set<Connection>();
+  /** Who each authenticated connection belongs to. */
+  const owners = new Map<Connection, string>();
   const running = new Set<SshSessionInfo>();
   const server = new Server(
     { hostKeys: [opts.hostKey], keepaliveInterval: opts.keepaliveIntervalMs, keepaliveCountMax: opts.keepaliveCountMax, ident: 'dspool-instance' },
@@ -80,9 +88,12 @@ export async function startInstanceSshServer(options: InstanceSshOptions): Promi
       }
       connections.add(conn);
       noDelay(conn);
-      conn.on('close', () => connections.delete(conn));
+      conn.on('close', () => {
+        connections.delete(conn);
+        owners.delete(conn);
+      });
       conn.on('error', (err) => log.debug({ err, ip: info.ip }, 'instance ssh connection error'));
-      serve(conn, info.ip, opts, internal, running);
+      serve(conn, info.ip, opts, internal, running, (name) => owners.set(conn, name));
     },
   );
 
@@ -99,6 +110,16 @@ export async function startInstanceSshServer(options: InstanceSshOptions): Promi
   const port = typeof address === 'object' && address !== null ? address.port : opts.port;
   log.info({ host: opts.host, port }, 'instance ssh server listening');
 
+  const notify = (user: string, message: string): number => {
+    let delivered = 0;
+    for (const session of running) {
+      if (session.user !== user || !session.notify) continue;
+      session.notify(message);
+      delivered++;
+    }
+    return delivered;
+  };
+
   let closing: Promise<void> | undefined;
   return {
     port,
@@ -108,14 +129,21 @@ export async function startInstanceSshServer(options: InstanceSshOptions): Promi
       return life.state;
     },
     sessions: () => [...running].map((s) => ({ ...s })),
-    notify(user, message) {
-      let delivered = 0;
-      for (const session of running) {
-        if (session.user !== user || !session.notify) continue;
-        session.notify(message);
-        delivered++;
-      }
-      return delivered;
+    notify,
+    endUser(user, message) {
+      notify(user, message);
+      const sessions = [...running].filter((session) => session.user === user);
+      const ended = [...owners.values()].filter((owner) => owner === user).length;
+      if (ended === 0) return 0;
+      log.info({ user, connections: ended, sessions: sessions.length }, 'instance ssh: ending the connections of a session that is over');
+      // Hang up their processes first: each channel then closes as on any exit, after the notice. A connection
+      // left open afterwards (a port forward, an idle multiplexed one) is ended once they are gone.
+      void Promise.allSettled(sessions.map((session) => hangUpSession(session.pid, opts.killGraceMs)))
+        .then(() => new Promise((resolve) => setTimeout(resolve, 500)))
+        .then(() => {
+          for (const [conn, owner] of owners) if (owner === user) conn.end();
+        });
+      return ended;
     },
     close() {
       if (closing !== undefined) return closing;
@@ -149,6 +177,7 @@ function serve(
   opts: ResolvedInstanceSshOptions,
   internal: ParsedKey,
   running: Set<SshSessionInfo>,
+  owned: (user: string) => void,
 ): void {
   const log = opts.log;
   let user: { name: string; account: SshUser } | undefined;
@@ -181,6 +210,7 @@ function serve(
   conn.on('ready', () => {
     const who = user;
     if (who === undefined) return conn.end();
+    owned(who.name);
     conn.on('session', (accept) => {
       handleSession(accept(), {
         user: who.name,

@@ -165,13 +165,18 @@ describe.skipIf(!ready)('SSH through a running pool', () => {
   });
 
   it('ends the user\'s SSH sessions on the instance when their server stops, processes included', async () => {
+    // A detached job too: it survives the SSH hang-up (nohup), not the end of the session.
+    const job = await ssh(alice, aliceKey, 'nohup sleep 300 >/dev/null 2>&1 & echo $!');
+    expect(job.code, job.stderr).toBe(0);
+    const jobPid = Number(job.stdout.trim());
+    expect(alive(jobPid)).toBe(true);
     const terminal = run('/usr/bin/ssh', [...withKey(aliceKey), '-tt', `${alice}@127.0.0.1`, 'echo "pid=$$"; sleep 120; echo survived'], { timeoutMs: 90_000 });
     let pid = 0;
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline && pid === 0) {
       const model = (await (await pool.fetch(`/hub/api/users/${alice}`, { token: aliceToken })).json()) as { servers: Record<string, { ready: boolean }> };
       const remote = model.servers['']?.ready ? await run('/usr/bin/pgrep', ['-u', alice, '-x', 'sleep']) : undefined;
-      pid = Number(remote?.stdout.trim().split('\n')[0] ?? 0);
+      pid = Number(remote?.stdout.trim().split('\n').find((p) => Number(p) !== jobPid) ?? 0);
       if (pid === 0) await new Promise((r) => setTimeout(r, 200));
     }
     expect(pid).toBeGreaterThan(0);
@@ -182,8 +187,10 @@ describe.skipIf(!ready)('SSH through a running pool', () => {
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(result.stdout).toContain('your server on this instance has stopped');
     expect(result.stdout).not.toContain('survived');
-    const gone = Date.now() + 10_000;
-    while (Date.now() < gone && alive(pid)) await new Promise((r) => setTimeout(r, 100));
+    const gone = Date.now() + 15_000;
+    while (Date.now() < gone && (alive(pid) || (IS_ROOT && alive(jobPid)))) await new Promise((r) => setTimeout(r, 100));
     expect(alive(pid)).toBe(false);
+    // As root the agent also ends what the user left running under their account on this instance.
+    if (IS_ROOT) expect(alive(jobPid)).toBe(false);
   });
 });

@@ -7,6 +7,7 @@ import {
   stopServerParamsSchema,
   notifyParamsSchema,
   type AgentMessage,
+  type AgentUser,
   type AgentMethod,
   type AgentMethods,
   type HubMessage,
@@ -20,6 +21,7 @@ import { UserServer } from './server.js';
 import { userPaths } from './layout.js';
 import { startInstanceSshServer, type InstanceSshServer, type SshUser } from './ssh/index.js';
 import type { TransitionTable } from '../lib/state.js';
+import { endLeftovers } from './leftovers.js';
 
 /**
  * States of the agent.
@@ -60,6 +62,8 @@ export class Agent {
   private readonly connection: HubConnection;
   /** The instance-side SSH server (the hop behind the gateway's SSH front door), when settings turn it on. */
   private ssh: Promise<InstanceSshServer | undefined> = Promise.resolve(undefined);
+  /** Sessions being ended (SSH hung up, leftovers stopped) after their server exited. */
+  private readonly ending = new Set<Promise<void>>();
   private closePromise: Promise<void> | undefined;
   private resolveDone!: () => void;
   /** Resolves once the agent is closed, whether by `close()` or by the hub's `shutdown`. */
@@ -126,6 +130,8 @@ export class Agent {
       for (const result of results) {
         if (result.status === 'rejected') this.log.error({ err: (result.reason as Error).message }, 'stopping a server failed');
       }
+      // Each stopped server ends its user's session here; the instance may be going away, so wait for that.
+      await Promise.allSettled([...this.ending]);
       await this.ssh
         .then((server) => server?.close())
         .catch((error: unknown) => this.log.error({ err: (error as Error).message }, 'closing the SSH server failed'));
@@ -243,13 +249,31 @@ export class Agent {
       },
     });
     this.servers.set(params.sessionId, server);
-    void server.exited.then(async () => {
+    void server.exited.then(() => {
       if (this.servers.get(params.sessionId) === server) this.servers.delete(params.sessionId);
-      // The user's session here is over: their SSH connections go with it (they could hold its GPUs).
-      if ([...this.servers.values()].some((s) => s.user.name === params.user.name)) return;
-      (await this.ssh)?.endUser(params.user.name, 'your server on this instance has stopped; this SSH session ends with it');
+      const ending = this.endSession(params.user).catch((error: unknown) => {
+        this.log.error({ err: (error as Error).message, user: params.user.name }, 'ending the session failed');
+      });
+      this.ending.add(ending);
+      void ending.finally(() => this.ending.delete(ending));
     });
     return server.start();
+  }
+
+  /**
+   * A user's session on this instance is over (their server exited): their SSH connections go, and, as root, what
+   * they left running under their account here — all of it could hold GPUs the hub now grants to others.
+   */
+  private async endSession(user: AgentUser): Promise<void> {
+    const over = (): boolean => ![...this.servers.values()].some((s) => s.user.name === user.name);
+    if (!over()) return;
+    (await this.ssh)?.endUser(user.name, 'your server on this instance has stopped; this SSH session ends with it');
+    if (!this.asRoot) return;
+    const { home } = userPaths(this.options.settings, user.name);
+    // After the SSH hang-up had its chance, so shells end the usual way first (no waiting when the agent closes).
+    if (this.current === 'running') await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const found = await endLeftovers(user.uid, home, this.options.stopGraceMs, over);
+    if (found > 0) this.log.info({ user: user.name, processes: found }, 'ended what the user left running on this instance');
   }
 
   private async stopServer(raw: unknown): Promise<AgentMethods['stopServer']['result']> {

@@ -1,5 +1,6 @@
-// Whether a process is alive, shared by the CLI (is a hub already running?), the local provider and the tests.
-import { readFileSync } from 'node:fs';
+// Whether a process is alive, and which processes run with a given HOME: shared by the CLI (is a hub already
+// running?), the agent (a session's leftovers), the local provider (an instance's stragglers) and the tests.
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * Whether `pid` exists and is not a zombie (an exited child nobody reaped yet counts as gone). A process that
@@ -21,4 +22,34 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * Live processes (not zombies) whose environment's `HOME` satisfies `match`, optionally only those whose real UID
+ * is `uid`. Reads /proc (empty elsewhere); other users' environments are readable only as root.
+ *
+ * @example
+ * pidsByHome((home) => home === '/scratch/home/alice', 20001); // [4242]
+ */
+export function pidsByHome(match: (home: string) => boolean, uid?: number): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const pids: number[] = [];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
+      if (/^State:\s+Z/m.test(status)) continue;
+      if (uid !== undefined && Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]) !== uid) continue;
+      const home = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').find((v) => v.startsWith('HOME='));
+      if (home !== undefined && match(home.slice(5))) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return pids;
 }

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -126,5 +127,27 @@ describe('LocalProvider', () => {
     expect(Date.now() - started).toBeLessThan(3000);
     expect(pidAlive(instance.details.pid as number)).toBe(false);
     expect(pidAlive(childPid)).toBe(false);
+  });
+
+  it('takes along what a user detached on the instance (a process in its own session, HOME on the instance disk)', async () => {
+    provider = new LocalProvider({ scratchDir: path.join(root, 'instances'), agentEntry: AGENT_MAIN, log });
+    await provider.create(spec('i-detached'));
+    created.push('i-detached');
+    await hub.waitFor((m) => m.type === 'hello' && m.instanceId === 'i-detached');
+    const home = path.join(root, 'instances', 'i-detached', 'home', 'someone');
+    // As `nohup job &` from a shell that then went away: its own session, parent gone, only HOME ties it here.
+    const job = spawn('sleep', ['300'], { detached: true, stdio: 'ignore', env: { PATH: '/usr/bin:/bin', HOME: home } });
+    job.unref();
+    const elsewhere = spawn('sleep', ['300'], { detached: true, stdio: 'ignore', env: { PATH: '/usr/bin:/bin', HOME: path.join(root, 'instances', 'i-detached-not', 'home', 'someone') } });
+    elsewhere.unref();
+    try {
+      await provider.delete('i-detached', { graceMs: 2000 });
+      const deadline = Date.now() + 5000;
+      while (pidAlive(job.pid ?? 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(pidAlive(job.pid ?? 0)).toBe(false);
+      expect(pidAlive(elsewhere.pid ?? 0)).toBe(true);
+    } finally {
+      for (const child of [job, elsewhere]) if (pidAlive(child.pid ?? 0)) child.kill('SIGKILL');
+    }
   });
 });

@@ -11,7 +11,7 @@ import { createLogger, type Logger } from '../../lib/log.js';
 import { AGENT_ENV, type AgentSettings } from '../../protocol/agent.js';
 import type { DeleteOptions, InstanceSpec, Provider, ProviderInstance } from '../provider.js';
 import { AgentEntryMissingError, AgentSpawnError, InstanceExistsError, InvalidInstanceIdError, ProviderClosedError } from './errors.js';
-import { pidAlive } from '../../lib/process.js';
+import { pidAlive, pidsByHome } from '../../lib/process.js';
 import { commandLine, descendants, signal } from './processes.js';
 
 /** Options of `LocalProvider`; `localProviderDefaults` fills them in. */
@@ -249,6 +249,11 @@ export class LocalProvider implements Provider {
       const killDeadline = Date.now() + 5000;
       while ([pid, ...family].some(pidAlive) && Date.now() < killDeadline) await sleep(25);
     }
+    // What users detached from their sessions (nohup) was reparented away from the agent; it still runs with a
+    // HOME on this instance's disk. A machine that is deleted takes such processes with it, so this one does too.
+    const stragglers = pidsByHome((home) => home.startsWith(`${dir}${path.sep}`));
+    if (stragglers.length > 0) this.log.info({ instance: id, processes: stragglers.length }, 'killing processes left on the instance');
+    for (const straggler of stragglers) signal(straggler, 'SIGKILL');
     await rm(dir, { recursive: true, force: true });
     this.log.info({ instance: id }, 'instance deleted');
   }

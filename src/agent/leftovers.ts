@@ -1,0 +1,54 @@
+// When a user's session on this instance is over, what it left running goes too: the processes of the user's own
+// account whose HOME is the user's home here (a job detached with `nohup`, a VS Code server). They could hold GPUs
+// the hub has since granted to someone else. Only as root, where the account is the user's alone.
+import { readFileSync } from 'node:fs';
+import { pidsByHome } from '../lib/process.js';
+
+/**
+ * Live processes whose real UID is `uid` and whose environment has `HOME=<home>`.
+ *
+ * @example
+ * leftoverPids(20001, '/scratch/home/alice'); // [4242, 4250]
+ */
+export function leftoverPids(uid: number, home: string): number[] {
+  return pidsByHome((h) => h === home, uid);
+}
+
+/**
+ * Ends the session's leftovers: SIGTERM, then SIGKILL after `graceMs` for those still there. `stillOver()` is asked
+ * right before signalling, so a new session of the same user started meanwhile is never touched (its processes are
+ * not in the list taken then). Resolves with how many processes it found.
+ *
+ * @example
+ * await endLeftovers(user.uid, paths.home, 5_000, () => !agent.hasServerOf(user.name));
+ */
+export async function endLeftovers(uid: number, home: string, graceMs: number, stillOver: () => boolean): Promise<number> {
+  if (!stillOver()) return 0;
+  const pids = leftoverPids(uid, home);
+  if (pids.length === 0 || !stillOver()) return 0;
+  for (const pid of pids) signal(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  let left = pids;
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    left = left.filter(running);
+  }
+  for (const pid of left) signal(pid, 'SIGKILL');
+  return pids.length;
+}
+
+function running(pid: number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // already gone
+  }
+}

@@ -166,7 +166,12 @@ describe.skipIf(!ready)('SSH through a running pool', () => {
 
   it('ends the user\'s SSH sessions on the instance when their server stops, processes included', async () => {
     // A detached job too: it survives the SSH hang-up (nohup), not the end of the session.
-    const job = await ssh(alice, aliceKey, 'nohup sleep 300 >/dev/null 2>&1 & echo $!');
+    // (The exec ends right away; it waits until nohup has set SIGHUP to ignored, or the hang-up could beat it.)
+    const job = await ssh(alice, aliceKey, [
+      'nohup sleep 300 >/dev/null 2>&1 & pid=$!',
+      "for i in $(seq 100); do grep -Eq '^SigIgn:.*[13579bdf]$' /proc/$pid/status && break; sleep 0.05; done",
+      'echo $pid',
+    ].join('; '));
     expect(job.code, job.stderr).toBe(0);
     const jobPid = Number(job.stdout.trim());
     expect(alive(jobPid)).toBe(true);

@@ -11,6 +11,11 @@ const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('src/agent/leftovers.test.ts skipped: needs root (runs processes as another UID)');
 
 describe.skipIf(!isRoot)('endLeftovers', () => {
+  /** Waits until the processes have exec'd (their environment is theirs, not node's, from then on). */
+  const until = async (check: () => boolean) => {
+    const deadline = Date.now() + 5_000;
+    while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  };
   const detached = (uid: number, home: string, command: string) => {
     const child = spawn('/bin/sh', ['-c', command], { uid, gid: uid, env: { HOME: home, PATH: '/usr/bin:/bin' }, detached: true, stdio: 'ignore' });
     child.unref();
@@ -26,8 +31,8 @@ describe.skipIf(!isRoot)('endLeftovers', () => {
     const stubborn = detached(uid, mine, "trap '' TERM; while :; do sleep 1; done");
     const other = detached(uid, elsewhere, 'exec sleep 60');
     try {
-      await new Promise((r) => setTimeout(r, 200));
-      expect(leftoverPids(uid, mine).sort()).toEqual(expect.arrayContaining([job, stubborn]));
+      await until(() => [job, stubborn].every((p) => leftoverPids(uid, mine).includes(p)) && leftoverPids(uid, elsewhere).includes(other));
+      expect(leftoverPids(uid, mine)).toEqual(expect.arrayContaining([job, stubborn]));
       expect(leftoverPids(uid, mine)).not.toContain(other);
       const found = await endLeftovers(uid, mine, 500, () => true);
       expect(found).toBeGreaterThanOrEqual(2);
@@ -46,7 +51,8 @@ describe.skipIf(!isRoot)('endLeftovers', () => {
     const home = mkdtempSync(join(tmpdir(), 'dspool-leftovers-home-'));
     const job = detached(uid, home, 'exec sleep 60');
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      await until(() => leftoverPids(uid, home).includes(job));
+      expect(leftoverPids(uid, home)).toContain(job);
       expect(await endLeftovers(uid, home, 500, () => false)).toBe(0);
       expect(pidAlive(job)).toBe(true);
     } finally {

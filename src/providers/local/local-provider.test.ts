@@ -7,6 +7,7 @@ import { removeAccount } from '../../agent/account.js';
 import { KernelClient } from '../../agent/kernel-client.js';
 import { FakeHub, pidAlive, testSettings, throwawayUser, traversableTempDir } from '../../agent/testing.js';
 import { createLogger } from '../../lib/log.js';
+import { pidsByHome } from '../../lib/process.js';
 import type { AgentUser } from '../../protocol/agent.js';
 import type { InstanceSpec } from '../provider.js';
 import { InstanceExistsError, InvalidInstanceIdError, ProviderClosedError } from './errors.js';
@@ -141,6 +142,11 @@ describe('LocalProvider', () => {
     const elsewhere = spawn('sleep', ['300'], { detached: true, stdio: 'ignore', env: { PATH: '/usr/bin:/bin', HOME: path.join(root, 'instances', 'i-detached-not', 'home', 'someone') } });
     elsewhere.unref();
     try {
+      // Once both have exec'd, their environments are their own.
+      const started = Date.now() + 5000;
+      while (Date.now() < started && pidsByHome((h) => h.includes('someone')).filter((p) => p === job.pid || p === elsewhere.pid).length < 2) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
       await provider.delete('i-detached', { graceMs: 2000 });
       const deadline = Date.now() + 5000;
       while (pidAlive(job.pid ?? 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));

@@ -27,10 +27,22 @@ function createHashB64(data: Buffer): string {
   return createHash('sha256').update(data).digest('base64').replace(/=+$/, '');
 }
 
-/** A fresh ed25519 key pair in OpenSSH text form. */
+/**
+ * A fresh ed25519 key pair in OpenSSH text form, both halves checked to parse.
+ *
+ * @example
+ * const { privateKey, publicKey } = generateEd25519('dspool host key');
+ */
 export function generateEd25519(comment: string): { privateKey: string; publicKey: string } {
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
-  return { privateKey: pair.private, publicKey: pair.public };
+  // ssh2's generator strips leading zero bytes from the public key, so about one key in 256 comes out malformed
+  // (mscdex/ssh2#1390, #1513): a host key that then cannot be loaded. Keep only a pair whose halves both parse.
+  for (let attempt = 0; attempt < 64; attempt++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    if (!(parseSshKey(pair.private) instanceof Error) && !(parseSshKey(pair.public) instanceof Error)) {
+      return { privateKey: pair.private, publicKey: pair.public };
+    }
+  }
+  throw new Error('could not generate a well-formed ed25519 key');
 }
 
 /**

@@ -1,8 +1,7 @@
 // When a user's session on this instance is over, what it left running goes too: the processes of the user's own
 // account whose HOME is the user's home here (a job detached with `nohup`, a VS Code server). They could hold GPUs
 // the hub has since granted to someone else. Only as root, where the account is the user's alone.
-import { readFileSync } from 'node:fs';
-import { pidsByHome } from '../lib/process.js';
+import { pidAlive, pidsByHome, sendSignal } from '../lib/process.js';
 
 /**
  * Live processes whose real UID is `uid` and whose environment has `HOME=<home>`.
@@ -26,29 +25,14 @@ export async function endLeftovers(uid: number, home: string, graceMs: number, s
   if (!stillOver()) return 0;
   const pids = leftoverPids(uid, home);
   if (pids.length === 0 || !stillOver()) return 0;
-  for (const pid of pids) signal(pid, 'SIGTERM');
+  for (const pid of pids) sendSignal(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
   let left = pids;
   while (left.length > 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 50));
-    left = left.filter(running);
+    left = left.filter(pidAlive);
   }
-  for (const pid of left) signal(pid, 'SIGKILL');
+  for (const pid of left) sendSignal(pid, 'SIGKILL');
   return pids.length;
 }
 
-function running(pid: number): boolean {
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch {
-    // already gone
-  }
-}

@@ -25,6 +25,20 @@ export function pidAlive(pid: number): boolean {
 }
 
 /**
+ * Sends `name` to `pid`, ignoring a process that is already gone (or not ours to signal).
+ *
+ * @example
+ * sendSignal(pid, 'SIGTERM');
+ */
+export function sendSignal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // already gone
+  }
+}
+
+/**
  * Live processes (not zombies) whose environment's `HOME` satisfies `match`, optionally only those whose real UID
  * is `uid`. Reads /proc (empty elsewhere); other users' environments are readable only as root.
  *

@@ -1,6 +1,7 @@
 // Ends every process a session started, found by its session id in /proc (a pty shell puts its jobs in their
 // own process groups, so killing one group is not enough).
 import { readdirSync, readFileSync } from 'node:fs';
+import { sendSignal } from '../../lib/process.js';
 
 /** Pids (other than none) whose session id is `sid`, read from /proc/<pid>/stat. */
 export function sessionPids(sid: number): number[] {
@@ -32,14 +33,6 @@ function ignoresHangup(pid: number): boolean {
   }
 }
 
-function kill(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
-  }
-}
-
 /**
  * Hangs up a session the way a closing terminal does: SIGHUP to every process in session `sid`, then, after
  * `graceMs`, SIGKILL to every one still there that does not ignore SIGHUP. What a user started with `nohup`
@@ -50,12 +43,12 @@ function kill(pid: number, signal: NodeJS.Signals): void {
  */
 export async function hangUpSession(sid: number, graceMs: number): Promise<void> {
   const first = sessionPids(sid);
-  for (const pid of first) kill(pid, 'SIGHUP');
-  kill(sid, 'SIGHUP');
+  for (const pid of first) sendSignal(pid, 'SIGHUP');
+  sendSignal(sid, 'SIGHUP');
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
     if (sessionPids(sid).every(ignoresHangup)) break;
   }
-  for (const pid of sessionPids(sid)) if (!ignoresHangup(pid)) kill(pid, 'SIGKILL');
+  for (const pid of sessionPids(sid)) if (!ignoresHangup(pid)) sendSignal(pid, 'SIGKILL');
 }

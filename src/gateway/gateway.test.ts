@@ -58,7 +58,12 @@ interface Answer {
   json: () => any;
 }
 
-function request(port: number, path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Answer> {
+/** One request on its own connection; `send` writes the body itself (default: `body`, then end). */
+function request(
+  port: number,
+  path: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string; send?: (req: http.ClientRequest) => void } = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -73,7 +78,8 @@ function request(port: number, path: string, options: { method?: string; headers
       });
     });
     req.on('error', reject);
-    req.end(options.body);
+    if (options.send) options.send(req);
+    else req.end(options.body);
   });
 }
 
@@ -236,23 +242,14 @@ describe('gateway', () => {
   });
 
   it('streams a chunked request body sent after Expect: 100-continue', async () => {
-    const answer = await new Promise<Answer>((resolve, reject) => {
-      const req = http.request({
-        host: '127.0.0.1', port, path: '/user/alice/api/contents/b.txt', method: 'PUT', agent: false,
-        headers: { authorization: `token ${ALICE_TOKEN}`, 'transfer-encoding': 'chunked', expect: '100-continue' },
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString();
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) });
-        });
-      });
-      req.on('error', reject);
-      req.on('continue', () => {
-        req.write('one,');
-        setTimeout(() => req.end('two'), 20);
-      });
+    const answer = await request(port, '/user/alice/api/contents/b.txt', {
+      method: 'PUT',
+      headers: { authorization: `token ${ALICE_TOKEN}`, 'transfer-encoding': 'chunked', expect: '100-continue' },
+      send: (req) =>
+        req.on('continue', () => {
+          req.write('one,');
+          setTimeout(() => req.end('two'), 20);
+        }),
     });
     expect(answer.status).toBe(200);
     expect(answer.json().body).toBe('one,two');

@@ -359,7 +359,7 @@ function baseDirs(host: CgroupHost): string[] {
 /** Where cgroup path `own` lies under a mount of the hierarchy whose root is `root`. */
 function within(mount: string, root: string, own: string): string {
   const relative = root !== '/' && (own === root || own.startsWith(`${root}/`)) ? own.slice(root.length) : own;
-  return path.join(mount, relative);
+  return path.join(mount, relative).replace(/(.)\/+$/, '$1');
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal. */

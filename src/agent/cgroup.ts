@@ -135,6 +135,29 @@ export function instanceCgroupDirs(host: CgroupHost, instance: string): string[]
 }
 
 /**
+ * Makes the instance's cgroup folder (v2: with the controllers handed down to it), so a host that cannot give
+ * sessions their cgroups is found at agent start rather than at a user's first start. Throws `CgroupSetupError`.
+ *
+ * @example
+ * prepareInstanceCgroup(host, instanceCgroupName('i-1', dir));
+ */
+export function prepareInstanceCgroup(host: CgroupHost, instance: string): void {
+  try {
+    if (host.version === 1) {
+      for (const dir of instanceCgroupDirs(host, instance)) mkdirSync(dir, { recursive: true });
+      return;
+    }
+    for (const dir of [host.dir, path.join(host.dir, 'dspool'), path.join(host.dir, 'dspool', instance)]) {
+      mkdirSync(dir, { recursive: true });
+      enableControllers(dir, host.controllers);
+    }
+  } catch (error) {
+    if (error instanceof CgroupSetupError) throw error;
+    throw new CgroupSetupError(instance, (error as Error).message, { cause: error });
+  }
+}
+
+/**
  * Creates (or takes over, after an agent restart) the cgroup of one session with its limits. On v2 it first hands
  * the controllers down from the agent's cgroup to the session's parent; that fails (`CgroupSetupError`) when the
  * agent's own cgroup holds processes and is not the root — run the agent in a delegated cgroup of its own

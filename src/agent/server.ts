@@ -193,7 +193,8 @@ export class UserServer {
    * count (idle is "no work", not "no traffic"). Failures leave the previous value.
    */
   async refreshActivity(): Promise<void> {
-    if (this.current !== 'running') return;
+    // The token goes only to the server's own listener (it may have died and its port been taken since).
+    if (this.current !== 'running' || !this.listenerIsOurs()) return;
     const headers = { Authorization: `token ${this.params.token}` };
     const get = async (what: string): Promise<Array<{ last_activity?: string; execution_state?: string }>> => {
       try {

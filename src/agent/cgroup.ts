@@ -258,8 +258,9 @@ async function killDirs(dirs: string[], graceMs: number, killFile: string | unde
   const sweep = (signal: NodeJS.Signals): number[] => {
     const pids = livePids(dirs);
     for (const pid of pids) {
+      // SIGTERM once per process (a second one can cut a graceful shutdown short); SIGKILL every pass.
+      if (signal === 'SIGKILL' || !seen.has(pid)) sendSignal(pid, signal);
       seen.add(pid);
-      sendSignal(pid, signal);
     }
     return pids;
   };

@@ -22,6 +22,7 @@ import { userPaths } from './layout.js';
 import { startInstanceSshServer, type InstanceSshServer, type SshUser } from './ssh/index.js';
 import type { TransitionTable } from '../lib/state.js';
 import { endLeftovers } from './leftovers.js';
+import { detectCgroups, instanceCgroupName, killInstanceCgroup, prepareInstanceCgroup, type CgroupHost } from './cgroup.js';
 
 /**
  * States of the agent.
@@ -58,6 +59,9 @@ export class Agent {
   private readonly options: ResolvedAgentOptions;
   private readonly log: Logger;
   private readonly asRoot = isRoot();
+  /** Where sessions' cgroups go; `undefined` when not root or the host gives none (found at `start()`). */
+  private cgroups: CgroupHost | undefined;
+  private readonly instanceCgroup: string;
   private readonly servers = new Map<string, UserServer>();
   private readonly connection: HubConnection;
   /** The instance-side SSH server (the hop behind the gateway's SSH front door), when settings turn it on. */
@@ -72,6 +76,7 @@ export class Agent {
   constructor(options: AgentOptions) {
     this.options = agentDefaults(options);
     this.log = this.options.log.child({ instance: this.options.instanceId });
+    this.instanceCgroup = instanceCgroupName(this.options.instanceId, this.options.settings.scratchDir);
     this.connection = new HubConnection({
       hubUrl: this.options.hubUrl,
       instanceId: this.options.instanceId,
@@ -104,6 +109,7 @@ export class Agent {
     if (this.current !== 'idle') throw new AgentStateError('start', this.current);
     this.transition('running');
     if (!this.asRoot) this.log.warn('not running as root: servers run as the agent\'s own account (isolation is off)');
+    else this.cgroups = this.setUpCgroups();
     const { ssh, address } = this.options.settings;
     if (ssh) {
       this.ssh = startInstanceSshServer({
@@ -132,6 +138,12 @@ export class Agent {
       }
       // Each stopped server ends its user's session here; the instance may be going away, so wait for that.
       await Promise.allSettled([...this.ending]);
+      // Whatever is still in the instance's cgroup (a session that never finished starting) goes with the agent.
+      if (this.cgroups) {
+        await killInstanceCgroup(this.cgroups, this.instanceCgroup, 0).catch((error: unknown) => {
+          this.log.error({ err: (error as Error).message }, 'clearing the instance cgroup failed');
+        });
+      }
       await this.ssh
         .then((server) => server?.close())
         .catch((error: unknown) => this.log.error({ err: (error as Error).message }, 'closing the SSH server failed'));
@@ -140,6 +152,23 @@ export class Agent {
       this.resolveDone();
     })();
     return this.closePromise;
+  }
+
+  /** Finds the host's cgroups and makes the instance's folder; without them sessions run unlimited (logged). */
+  private setUpCgroups(): CgroupHost | undefined {
+    const host = detectCgroups();
+    if (!host) {
+      this.log.warn('no cgroup controllers on this host: sessions run without memory, CPU and process limits, and what a user detaches is found by its environment');
+      return undefined;
+    }
+    try {
+      prepareInstanceCgroup(host, this.instanceCgroup);
+    } catch (error) {
+      this.log.error({ err: (error as Error).message }, 'cannot make the instance\'s cgroup: sessions run without limits');
+      return undefined;
+    }
+    this.log.info({ version: host.version, cgroup: this.instanceCgroup }, 'sessions get their own cgroups');
+    return host;
   }
 
   private transition(to: AgentState): void {
@@ -176,12 +205,14 @@ export class Agent {
 
   /** SSH lands only where the user's server runs, as the same account, with the environment Jupyter has. */
   private sshUser(name: string): SshUser | undefined {
-    const server = [...this.servers.values()].find((s) => s.user.name === name && s.state !== 'stopping');
+    // With cgroups, only a server whose cgroup exists: the shell joins it (its limits, and it ends with the session).
+    const server = [...this.servers.values()].find((s) => s.user.name === name && s.state !== 'stopping' && (!this.cgroups || s.cgroup));
     if (!server) return undefined;
     const { home } = userPaths(this.options.settings, name);
     const uid = this.asRoot ? server.user.uid : (process.getuid?.() ?? server.user.uid);
     const gid = this.asRoot ? server.user.gid : (process.getgid?.() ?? server.user.gid);
-    return { uid, gid, home, shell: '/bin/bash', env: server.shellEnv() };
+    const spec = server.spawnSpec('/bin/bash', [], {}, home);
+    return { uid, gid, home, shell: '/bin/bash', env: server.shellEnv(), ...(spec.groups ? { groups: spec.groups } : {}), cgroupProcs: spec.cgroupProcs };
   }
 
   private onRequest(request: Request): void {
@@ -240,6 +271,9 @@ export class Agent {
       asRoot: this.asRoot,
       stopGraceMs: this.options.stopGraceMs,
       readinessPollMs: this.options.readinessPollMs,
+      cgroups: this.cgroups,
+      instanceCgroup: this.instanceCgroup,
+      sessionPidsMax: this.options.sessionPidsMax,
       onProgress: (percent, message) => {
         this.connection.send({ type: 'progress', sessionId: params.sessionId, percent, message });
       },
@@ -251,7 +285,7 @@ export class Agent {
     this.servers.set(params.sessionId, server);
     void server.exited.then(() => {
       if (this.servers.get(params.sessionId) === server) this.servers.delete(params.sessionId);
-      const ending = this.endSession(params.user).catch((error: unknown) => {
+      const ending = this.endSession(params.user, server).catch((error: unknown) => {
         this.log.error({ err: (error as Error).message, user: params.user.name }, 'ending the session failed');
       });
       this.ending.add(ending);
@@ -261,18 +295,35 @@ export class Agent {
   }
 
   /**
-   * A user's session on this instance is over (their server exited): their SSH connections go, and, as root, what
-   * they left running under their account here — all of it could hold GPUs the hub now grants to others.
+   * One of a user's sessions on this instance is over (its server exited). When it was their last one here, their SSH
+   * connections go and, as root, everything in the session's cgroup — whatever it detached, under any environment —
+   * all of which could hold GPUs the hub now grants to others. When the user still has another session here, that
+   * session's cgroup takes over what this one left running.
    */
-  private async endSession(user: AgentUser): Promise<void> {
-    const over = (): boolean => ![...this.servers.values()].some((s) => s.user.name === user.name);
-    if (!over()) return;
+  private async endSession(user: AgentUser, ended: UserServer): Promise<void> {
+    const cgroup = ended.cgroup;
+    const mine = (): UserServer[] => [...this.servers.values()].filter((s) => s.user.name === user.name);
+    const heir = mine().find((s) => s.cgroup !== undefined);
+    if (mine().length > 0 && (cgroup === undefined || heir?.cgroup !== undefined)) {
+      if (cgroup && heir?.cgroup) {
+        cgroup.moveTo(heir.cgroup);
+        await cgroup.remove();
+      }
+      return;
+    }
     (await this.ssh)?.endUser(user.name, 'your server on this instance has stopped; this SSH session ends with it');
     if (!this.asRoot) return;
-    const { runtimeDir } = userPaths(this.options.settings, user.name);
     // After the SSH hang-up had its chance, so shells end the usual way first (no waiting when the agent closes).
     if (this.current === 'running') await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const found = await endLeftovers(user.uid, runtimeDir, this.options.stopGraceMs, over);
+    let found: number;
+    if (cgroup) {
+      found = await cgroup.kill(this.options.stopGraceMs);
+      await cgroup.remove();
+    } else {
+      // No cgroups on this host: find them by their instance-local runtime dir (what `env` changes escape).
+      const { runtimeDir } = userPaths(this.options.settings, user.name);
+      found = await endLeftovers(user.uid, runtimeDir, this.options.stopGraceMs, () => mine().length === 0);
+    }
     if (found > 0) this.log.info({ user: user.name, processes: found }, 'ended what the user left running on this instance');
   }
 

@@ -19,12 +19,27 @@ export { HubConnection, type ConnectionOptions, type ConnectionState } from './c
 export { UserServer, nextServerState, type ServerContext, type ServerExit, type ServerState } from './server.js';
 export { ensureAccount, removeAccount, type AccountContext } from './account.js';
 export { JUPYTER_CONFIG_PY, userPaths, type UserPaths } from './layout.js';
+export type { SpawnSpec } from './spawn-spec.js';
+export { spawnAsUser, spawnPlan, type SpawnAsUserOptions, type SpawnPlan } from './spawn.js';
+export {
+  createSessionCgroup,
+  detectCgroups,
+  instanceCgroupDirs,
+  instanceCgroupName,
+  killInstanceCgroup,
+  prepareInstanceCgroup,
+  type CgroupController,
+  type CgroupHost,
+  type CgroupLimits,
+  type SessionCgroup,
+} from './cgroup.js';
 export {
   AccountError,
   AgentEnvError,
   AgentError,
   AgentStateError,
   BadRequestError,
+  CgroupSetupError,
   HomeUnreachableError,
   IllegalServerTransitionError,
   JupyterMissingError,
@@ -32,6 +47,7 @@ export {
   ServerStartTimeoutError,
   SessionExistsError,
   ShareUnavailableError,
+  SpawnToolMissingError,
 } from './errors.js';
 /** @internal for tests and diagnostics */
 export { KernelClient, type ExecuteResult } from './kernel-client.js';

@@ -44,6 +44,12 @@ export interface AgentOptions {
    */
   readonly readinessPollMs?: number;
   /**
+   * Most processes and threads one session may run at once on the instance (its cgroup's pids limit; as root, on a
+   * host with the pids controller): a fork bomb stops there instead of starving everyone. 0: no limit.
+   * @default 4096
+   */
+  readonly sessionPidsMax?: number;
+  /**
    * Version reported in `hello`.
    * @default the `version` of dspool's package.json
    */
@@ -72,6 +78,7 @@ export function agentDefaults(options: AgentOptions): ResolvedAgentOptions {
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 5000,
     stopGraceMs: options.stopGraceMs ?? 5000,
     readinessPollMs: options.readinessPollMs ?? 200,
+    sessionPidsMax: options.sessionPidsMax ?? 4096,
     version: options.version ?? VERSION,
   };
 }

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,6 +61,9 @@ describe('UserServer', () => {
         asRoot: isRoot(),
         stopGraceMs: 3000,
         readinessPollMs: 100,
+        cgroups: undefined,
+        instanceCgroup: 'test',
+        sessionPidsMax: 0,
         onProgress: (percent, message) => progress.push(`${percent} ${message}`),
         onUnexpectedExit: () => {},
         ...overrides,
@@ -268,6 +271,34 @@ describe('UserServer', () => {
     expect(exits[0]?.signal).toBe('SIGKILL');
   });
 
+  it('never sends the token to a squatter that bound the server\'s port first; the start moves to another port', async () => {
+    const record = path.join(root, 'squatter.log');
+    // The squatter reads Jupyter's --port= in /proc; should Jupyter still win the race on a busy machine, try again.
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const user = newUser();
+      writeFileSync(record, '');
+      const squatter = spawn('python3', [path.resolve('test/fixtures/squatter.py'), record, '40', `/user/${user.name}/`], { stdio: 'ignore' });
+      try {
+        const deadline = Date.now() + 10_000;
+        while (!readFileSync(record, 'utf8').includes('watching') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+        const server = newServer({ user });
+        const { url } = await server.start();
+        await server.stop();
+        const seen = readFileSync(record, 'utf8');
+        const bound = /bound \S+ (\d+)/.exec(seen);
+        expect(seen).not.toContain(TOKEN);
+        if (!bound) continue;
+        // The race was real: the squatter held the port Jupyter was told to use, and Jupyter moved on.
+        expect(url).not.toMatch(new RegExp(`:${bound[1] ?? ''}$`));
+        expect(seen.slice(seen.indexOf('bound')).trim().split('\n')).toHaveLength(1); // nothing reached it
+        return;
+      } finally {
+        squatter.kill('SIGKILL');
+      }
+    }
+    throw new Error('the squatter never won the race in 3 attempts: the test proved nothing');
+  });
+
   it('stops a server that is still starting and forgets it', async () => {
     const server = newServer({ user: newUser() });
     const start = server.start().catch((e: unknown) => e);
@@ -288,7 +319,7 @@ describe.skipIf(!isRoot())('UserServer under a closed directory (needs root)', (
     const user = throwawayUser();
     const server = new UserServer(
       { sessionId: 'closed', baseUrl: '/', token: TOKEN, user },
-      { settings, log, asRoot: true, stopGraceMs: 1000, readinessPollMs: 100, onProgress: () => {}, onUnexpectedExit: () => {} },
+      { settings, log, asRoot: true, stopGraceMs: 1000, readinessPollMs: 100, cgroups: undefined, instanceCgroup: 'test', sessionPidsMax: 0, onProgress: () => {}, onUnexpectedExit: () => {} },
     );
     try {
       const error = await server.start().catch((e: unknown) => e);

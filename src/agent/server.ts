@@ -1,5 +1,5 @@
 // One user's Jupyter server on this instance: a small state machine from `starting` to `exited`.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -11,6 +11,10 @@ import { AgentError, IllegalServerTransitionError, JupyterMissingError, ServerSt
 import { findExecutable } from './host.js';
 import { linkNotebooks, prepareLocal, prepareShare, sessionDirsEnv, userPaths, writeJupyterConfig, type UserPaths } from './layout.js';
 import { OutputTail } from './output.js';
+import { createSessionCgroup, type CgroupHost, type SessionCgroup } from './cgroup.js';
+import { listenerOwnedBy } from './listener.js';
+import { spawnAsUser } from './spawn.js';
+import type { SpawnSpec } from './spawn-spec.js';
 import type { TransitionTable } from '../lib/state.js';
 
 /**
@@ -60,6 +64,12 @@ export interface ServerContext {
   readonly stopGraceMs: number;
   /** Readiness poll interval, in milliseconds. */
   readonly readinessPollMs: number;
+  /** Where sessions' cgroups go (as root, on a host with cgroup controllers); `undefined`: no per-session cgroup. */
+  readonly cgroups: CgroupHost | undefined;
+  /** The instance's cgroup folder name (`instanceCgroupName`). */
+  readonly instanceCgroup: string;
+  /** Most processes and threads a session may run at once (its cgroup's pids limit); 0: no limit. */
+  readonly sessionPidsMax: number;
   readonly onProgress: (percent: number, message: string) => void;
   /** Called once when a running server exits without being asked to. */
   readonly onUnexpectedExit: (exit: ServerExit) => void;
@@ -85,6 +95,8 @@ export class UserServer {
   private current: ServerState = 'starting';
   private child: ChildProcess | undefined;
   private url = '';
+  /** The port Jupyter was told to listen on. */
+  private port = 0;
   private tail: OutputTail;
   private logFile: WriteStream | undefined;
   private startPromise: Promise<StartServerResult> | undefined;
@@ -94,6 +106,7 @@ export class UserServer {
   private markExited!: () => void;
   private lastExit: ServerExit | undefined;
   private lastActivity: string | undefined;
+  private sessionCgroup: SessionCgroup | undefined;
   private readonly log: Logger;
 
   constructor(
@@ -114,6 +127,29 @@ export class UserServer {
 
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+
+  /**
+   * The session's cgroup (as root, where the host has cgroups): every process of the session joins it, its SSH
+   * sessions too; the agent ends and removes it when the user's last session here ends.
+   */
+  get cgroup(): SessionCgroup | undefined {
+    return this.sessionCgroup;
+  }
+
+  /**
+   * How to start `file` as a process of this session: the user's IDs and groups (as root), umask 077, the session's
+   * cgroup, `env` as the whole environment, in `cwd`. The one place both Jupyter and SSH get it from.
+   *
+   * @example
+   * spawnAsUser(server.spawnSpec('/bin/bash', ['-l'], env, home));
+   */
+  spawnSpec(file: string, args: readonly string[], env: Readonly<Record<string, string>>, cwd: string): SpawnSpec {
+    const { teamGid } = this.ctx.settings;
+    const ids = this.ctx.asRoot
+      ? { uid: this.user.uid, gid: this.user.gid, groups: [...new Set([this.user.gid, ...(teamGid !== undefined ? [teamGid] : [])])] }
+      : {};
+    return { file, args, env, cwd, ...ids, umask: 0o077, cgroupProcs: this.sessionCgroup?.procsFiles ?? [] };
   }
 
   /** Resolves once the server's process is gone (or its start was abandoned before spawning). */
@@ -157,7 +193,8 @@ export class UserServer {
    * count (idle is "no work", not "no traffic"). Failures leave the previous value.
    */
   async refreshActivity(): Promise<void> {
-    if (this.current !== 'running') return;
+    // The token goes only to the server's own listener (it may have died and its port been taken since).
+    if (this.current !== 'running' || !this.listenerIsOurs()) return;
     const headers = { Authorization: `token ${this.params.token}` };
     const get = async (what: string): Promise<Array<{ last_activity?: string; execution_state?: string }>> => {
       try {
@@ -223,6 +260,14 @@ export class UserServer {
       writeJupyterConfig(paths, this.user, layoutCtx);
       this.openLogFile();
       this.checkNotAborted();
+      if (this.ctx.asRoot && this.ctx.cgroups) {
+        const resources = this.params.resources;
+        this.sessionCgroup = createSessionCgroup(this.ctx.cgroups, this.ctx.instanceCgroup, this.sessionId, {
+          memoryBytes: resources?.memoryBytes ?? 0,
+          cpu: resources?.cpu ?? 0,
+          pids: this.ctx.sessionPidsMax,
+        });
+      }
 
       this.ctx.onProgress(50, 'starting Jupyter');
       for (let attempt = 1; ; attempt++) {
@@ -278,7 +323,7 @@ export class UserServer {
       `--notebook-dir=${paths.home}`,
       ...settings.jupyter.args,
     ];
-    const env: NodeJS.ProcessEnv = {
+    const env: Record<string, string> = {
       HOME: paths.home,
       USER: this.user.name,
       LOGNAME: this.user.name,
@@ -292,14 +337,9 @@ export class UserServer {
       this.log.debug({ line }, 'jupyter');
     });
     this.tail = tail;
-    const child = spawn(executable, args, {
-      cwd: paths.home,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // Same process group as the agent: killing the instance's group kills its servers.
-      detached: false,
-      ...(this.ctx.asRoot ? { uid: this.user.uid, gid: this.user.gid } : {}),
-    });
+    // Same process group as the agent: killing the instance's group kills its servers.
+    const child = spawnAsUser(this.spawnSpec(executable, args, env, paths.home), { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+    this.port = port;
     this.child = child;
     this.log.info({ pid: child.pid, url: this.url }, 'jupyter spawned');
     child.stdout?.on('data', (chunk: Buffer) => tail.push(chunk));
@@ -326,7 +366,11 @@ export class UserServer {
     });
   }
 
-  /** Polls `api/status` until it answers 200 (true) or the process exits (false); throws on timeout. */
+  /**
+   * Polls until Jupyter answers `api/status` with 200 (true) or the process exits (false); throws on timeout. The
+   * token goes out only once the port's listener is a socket held by the server itself (or, as root, by a process
+   * of its session): whatever else bound the port first never sees it.
+   */
   private async waitReady(): Promise<boolean> {
     let closed = false;
     void this.childClosed.then(() => (closed = true));
@@ -335,6 +379,10 @@ export class UserServer {
     while (!closed && this.current === 'starting') {
       if (Date.now() > deadline) {
         throw new ServerStartTimeoutError(this.sessionId, this.ctx.settings.jupyter.startTimeoutMs, this.tail.text());
+      }
+      if (!this.listenerIsOurs()) {
+        await Promise.race([sleep(this.ctx.readinessPollMs), this.childClosed]);
+        continue;
       }
       try {
         const response = await fetch(statusUrl, {
@@ -351,6 +399,14 @@ export class UserServer {
     // The output of an exit is complete once the child is closed: the caller reads the tail next.
     if (closed) await this.childClosed;
     return false;
+  }
+
+  /** The server's port is listened on by the server's own process (or another of its session's). */
+  private listenerIsOurs(): boolean {
+    const pid = this.child?.pid;
+    if (pid === undefined) return false;
+    const pids = [pid, ...(this.sessionCgroup?.pids() ?? []).filter((p) => p !== pid)];
+    return listenerOwnedBy(pids, this.ctx.settings.address, this.port);
   }
 
   private async runStop(): Promise<void> {

@@ -50,6 +50,10 @@ export interface SshUser {
   shell: string;
   /** Extra variables (what a Jupyter terminal gets from the agent); they override the defaults, not the basics. */
   env: Readonly<Record<string, string>>;
+  /** Supplementary groups (the user's own and the pool's team group), when the server runs as root; absent: none. */
+  groups?: readonly number[];
+  /** `cgroup.procs` files of the user's session cgroup, joined before the shell runs; absent: no cgroup. */
+  cgroupProcs?: readonly string[];
 }
 
 /**

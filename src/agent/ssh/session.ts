@@ -1,7 +1,7 @@
 // One SSH session channel on the instance: collects pty/env requests, then runs exactly one thing as the user
 // (login shell, `<shell> -c <command>` or the sftp-server), relays its streams, exit status and signals, and
 // hangs up everything it started when it ends.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import pty from 'node-pty';
 import type { PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
@@ -9,6 +9,8 @@ import type { Logger } from '../../lib/log.js';
 import { endChannel } from '../../ssh/channel.js';
 import { envAccepted, sessionEnv, type SshUser } from './env.js';
 import { hangUpSession } from './processes.js';
+import { spawnAsUser, spawnPlan } from '../spawn.js';
+import type { SpawnSpec } from '../spawn-spec.js';
 
 /** Signals a client may send (RFC 4254 §6.10 names, without `SIG`). */
 const SIGNALS = new Set(['ABRT', 'ALRM', 'FPE', 'HUP', 'ILL', 'INT', 'KILL', 'PIPE', 'QUIT', 'SEGV', 'TERM', 'USR1', 'USR2']);
@@ -118,12 +120,22 @@ export function handleSession(session: Session, ctx: SessionContext): void {
   function start(channel: ServerChannel, kind: SshSessionInfo['kind'], command: string | undefined): Running | undefined {
     const env = sessionEnv(ctx.user, ctx.account, ctx.defaultPath, clientEnv);
     if (ptyInfo !== undefined) env.TERM = ptyInfo.term || 'xterm';
-    const ids = ctx.runAsUser ? { uid: ctx.account.uid, gid: ctx.account.gid } : {};
-    const shell = ctx.account.shell;
+    const { account } = ctx;
+    const shell = account.shell;
     const [file, args] =
       kind === 'sftp' ? [ctx.sftpServerPath, []] : command === undefined ? [shell, ['-l']] : [shell, ['-c', command]];
-    if (ptyInfo !== undefined && kind !== 'sftp') return startPty(channel, kind, file, args, env, ids, ptyInfo);
-    return startPiped(channel, kind, file, args, env, ids);
+    // The same start as every process of the user's session: their IDs and groups, umask 077, the session's cgroup.
+    const spec: SpawnSpec = {
+      file,
+      args,
+      env,
+      cwd: account.home,
+      ...(ctx.runAsUser ? { uid: account.uid, gid: account.gid, groups: account.groups ?? [account.gid] } : {}),
+      umask: 0o077,
+      cgroupProcs: account.cgroupProcs ?? [],
+    };
+    if (ptyInfo !== undefined && kind !== 'sftp') return startPty(channel, kind, spec, ptyInfo);
+    return startPiped(channel, kind, spec);
   }
 
   function track(kind: SshSessionInfo['kind'], pid: number): SshSessionInfo {
@@ -139,17 +151,10 @@ export function handleSession(session: Session, ctx: SessionContext): void {
     void hangUpSession(info.pid, ctx.killGraceMs).finally(() => ctx.track(info, true));
   }
 
-  function startPiped(
-    channel: ServerChannel,
-    kind: SshSessionInfo['kind'],
-    file: string,
-    args: string[],
-    env: Record<string, string>,
-    ids: { uid?: number; gid?: number },
-  ): Running | undefined {
+  function startPiped(channel: ServerChannel, kind: SshSessionInfo['kind'], spec: SpawnSpec): Running | undefined {
     let child: ChildProcess;
     try {
-      child = spawn(file, args, { cwd: ctx.account.home, env, ...ids, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+      child = spawnAsUser(spec, { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
     } catch (error) {
       return failed(channel, error);
     }
@@ -188,25 +193,18 @@ export function handleSession(session: Session, ctx: SessionContext): void {
     };
   }
 
-  function startPty(
-    channel: ServerChannel,
-    kind: SshSessionInfo['kind'],
-    file: string,
-    args: string[],
-    env: Record<string, string>,
-    ids: { uid?: number; gid?: number },
-    tty: PseudoTtyInfo,
-  ): Running | undefined {
+  function startPty(channel: ServerChannel, kind: SshSessionInfo['kind'], spec: SpawnSpec, tty: PseudoTtyInfo): Running | undefined {
     let term: pty.IPty;
     try {
-      term = pty.spawn(file, args, {
-        name: env.TERM ?? 'xterm',
+      // node-pty runs the plan as is (as root: the wrapper joins the cgroup and drops to the user before the shell).
+      const plan = spawnPlan(spec);
+      term = pty.spawn(plan.file, plan.args, {
+        name: spec.env.TERM ?? 'xterm',
         cols: tty.cols || 80,
         rows: tty.rows || 24,
-        cwd: ctx.account.home,
-        env,
+        cwd: plan.cwd,
+        env: plan.env,
         encoding: null,
-        ...ids,
       } as pty.IPtyForkOptions);
     } catch (error) {
       return failed(channel, error);

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { removeAccount } from '../../agent/account.js';
+import { createSessionCgroup, detectCgroups, instanceCgroupDirs, instanceCgroupName, killInstanceCgroup, type CgroupHost } from '../../agent/cgroup.js';
+import { spawnAsUser } from '../../agent/spawn.js';
 import { KernelClient } from '../../agent/kernel-client.js';
 import { FakeHub, pidAlive, testSettings, throwawayUser, traversableTempDir } from '../../agent/testing.js';
 import { createLogger } from '../../lib/log.js';
@@ -18,6 +20,8 @@ const AGENT_MAIN = fileURLToPath(new URL('../../../dist/agent/main.js', import.m
 const JOIN_TOKEN = 'join-token-local-provider-0123';
 const SERVER_TOKEN = 'server-token-local-provider-0123';
 const log = createLogger('local-provider-test', 'silent');
+const isRootHost = process.getuid?.() === 0;
+const cgroupHost = isRootHost ? detectCgroups() : undefined;
 
 function processGroup(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -154,6 +158,30 @@ describe('LocalProvider', () => {
       expect(pidAlive(elsewhere.pid ?? 0)).toBe(true);
     } finally {
       for (const child of [job, elsewhere]) if (pidAlive(child.pid ?? 0)) child.kill('SIGKILL');
+    }
+  });
+  it.skipIf(!isRootHost || !cgroupHost)('as root, takes along everything in the instance\'s cgroup, whatever its environment, and removes the cgroup', async () => {
+    const host = cgroupHost as CgroupHost;
+    provider = new LocalProvider({ scratchDir: path.join(root, 'instances'), agentEntry: AGENT_MAIN, log });
+    await provider.create(spec('i-cgroup'));
+    created.push('i-cgroup');
+    await hub.waitFor((m) => m.type === 'hello' && m.instanceId === 'i-cgroup');
+    const mine = createSessionCgroup(host, instanceCgroupName('i-cgroup', provider.instanceDir('i-cgroup')), 's1', { memoryBytes: 0, cpu: 0, pids: 0 });
+    const other = createSessionCgroup(host, instanceCgroupName('i-cgroup', path.join(root, 'another-pool', 'i-cgroup')), 's1', { memoryBytes: 0, cpu: 0, pids: 0 });
+    const user = throwawayUser();
+    const start = (procs: readonly string[]) =>
+      spawnAsUser({ file: '/usr/bin/env', args: ['-i', 'sleep', '300'], env: {}, cwd: '/', uid: user.uid, gid: user.gid, groups: [user.gid], umask: 0o077, cgroupProcs: procs }, { stdio: 'ignore', detached: true });
+    const job = start(mine.procsFiles);
+    const bystander = start(other.procsFiles);
+    try {
+      const deadline = Date.now() + 5000;
+      while ((mine.pids().length === 0 || other.pids().length === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      await provider.delete('i-cgroup', { graceMs: 2000 });
+      expect(pidAlive(job.pid ?? 0)).toBe(false);
+      expect(pidAlive(bystander.pid ?? 0)).toBe(true);
+      for (const dir of instanceCgroupDirs(host, instanceCgroupName('i-cgroup', provider.instanceDir('i-cgroup')))) expect(existsSync(dir)).toBe(false);
+    } finally {
+      await killInstanceCgroup(host, instanceCgroupName('i-cgroup', path.join(root, 'another-pool', 'i-cgroup')), 0);
     }
   });
 });

@@ -14,6 +14,7 @@ import type { DeleteOptions, InstanceSpec, Provider, ProviderInstance } from '..
 import { AgentEntryMissingError, AgentSpawnError, InstanceExistsError, InvalidInstanceIdError, ProviderClosedError } from './errors.js';
 import { pidAlive, pidsByEnv } from '../../lib/process.js';
 import { commandLine, descendants, signal } from './processes.js';
+import { detectCgroups, instanceCgroupName, killInstanceCgroup } from '../../agent/cgroup.js';
 
 /** Options of `LocalProvider`; `localProviderDefaults` fills them in. */
 export interface LocalProviderOptions {
@@ -260,9 +261,18 @@ export class LocalProvider implements Provider {
       const killDeadline = Date.now() + 5000;
       while ([pid, ...family].some(pidAlive) && Date.now() < killDeadline) await sleep(25);
     }
-    // What users detached from their sessions (nohup) was reparented away from the agent; it still runs with its
-    // runtime dir on this instance's disk. A machine that is deleted takes such processes with it, so this one does too.
+    // What users detached from their sessions (nohup, setsid, any environment) was reparented away from the agent but
+    // stays in its session's cgroup under the instance's: a machine that is deleted takes such processes with it, so
+    // this one does too. Without cgroups (not root), by their runtime dir on this instance's disk.
     const runtime = this.runtimeDir(id);
+    const cgroups = process.getuid?.() === 0 ? detectCgroups() : undefined;
+    if (cgroups) {
+      const found = await killInstanceCgroup(cgroups, instanceCgroupName(id, dir), 0).catch((error: unknown) => {
+        this.log.warn({ instance: id, err: (error as Error).message }, 'clearing the instance cgroup failed');
+        return 0;
+      });
+      if (found > 0) this.log.info({ instance: id, processes: found }, 'killed processes left on the instance');
+    }
     const stragglers = pidsByEnv('XDG_RUNTIME_DIR', (value) => value.startsWith(`${dir}${path.sep}`) || value.startsWith(`${runtime}${path.sep}`));
     if (stragglers.length > 0) this.log.info({ instance: id, processes: stragglers.length }, 'killing processes left on the instance');
     for (const straggler of stragglers) signal(straggler, 'SIGKILL');

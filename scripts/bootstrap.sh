@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-# Debian packages: the real Jupyter Notebook 6 + IPython kernel, and the tools the agent and SSH use.
-packages=(jupyter-notebook python3-ipykernel python3-notebook openssh-client openssh-sftp-server iproute2 procps passwd)
+# Debian packages: the real Jupyter Notebook 6 + IPython kernel, and the tools the agent and SSH use (util-linux:
+# setpriv, which starts a session's processes with the user's groups; coreutils: env -C).
+packages=(jupyter-notebook python3-ipykernel python3-notebook openssh-client openssh-sftp-server iproute2 procps passwd util-linux coreutils)
 if [ "$want_test" = 1 ]; then
   # Debian's Chromium for the browser suite (test/browser.test.ts, driven by playwright-core from npm).
   packages+=(chromium)

@@ -157,3 +157,31 @@ export class AgentEnvError extends Error {
     super(`invalid agent environment: ${problems.join('; ')}`);
   }
 }
+
+/**
+ * Thrown by the agent's cgroup module when a session's cgroup cannot be made, limited or removed (a v2 host whose
+ * agent cgroup cannot hand controllers down, a cgroupfs that refuses a write). A start that meets it fails.
+ */
+export class CgroupSetupError extends AgentError {
+  override readonly name = 'CgroupSetupError';
+  constructor(
+    /** The session id (or cgroup folder name) concerned. */
+    readonly subject: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(AgentErrorCode.startFailed, `cgroup for ${subject}: ${reason}`, options);
+  }
+}
+
+/** Thrown by `spawnPlan` (as root) when a tool that starts a user's process is not installed (setpriv, env -C). */
+export class SpawnToolMissingError extends AgentError {
+  override readonly name = 'SpawnToolMissingError';
+  constructor(
+    readonly tool: string,
+    readonly debianPackage: string,
+    readonly searched: readonly string[],
+  ) {
+    super(AgentErrorCode.startFailed, `${tool} was not found (looked in ${searched.join(', ')}); install Debian's ${debianPackage}`);
+  }
+}

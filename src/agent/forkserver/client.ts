@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, chmodSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../lib/log.js';
@@ -156,6 +157,18 @@ export function forkServerScript(): string {
   return candidates.find((file) => existsSync(file)) ?? (candidates[0] as string);
 }
 
+/**
+ * A root-only folder for the fork server's socket: under the instance's short runtime dir when the provider gives
+ * one (a Unix socket path must fit in ~107 bytes; `.forkserver` cannot clash with a user name), else its scratch dir.
+ *
+ * @example
+ * forkServerSocketDir({ scratchDir: '/s/i-1', runtimeDir: '/run/dspool/i-1' }); // '/run/dspool/i-1/.forkserver'
+ */
+export function forkServerSocketDir(settings: { readonly scratchDir: string; readonly runtimeDir?: string | undefined }): string {
+  const dir = path.join(settings.runtimeDir ?? settings.scratchDir, '.forkserver');
+  return Buffer.byteLength(path.join(dir, 'forkserver.sock')) < 100 ? dir : path.join(os.tmpdir(), `dspool-forkserver-${process.pid}`);
+}
+
 let spawnCounter = 0;
 
 /**
@@ -220,6 +233,8 @@ export class ForkServer {
   private async runStart(): Promise<void> {
     const { log } = this.options;
     this.transition('starting');
+    // Its parent may be the instance's runtime dir, which users traverse to reach their own folders in it.
+    mkdirSync(path.dirname(this.options.socketDir), { recursive: true, mode: 0o711 });
     mkdirSync(this.options.socketDir, { recursive: true, mode: 0o700 });
     chmodSync(this.options.socketDir, 0o700);
     const script = forkServerScript();

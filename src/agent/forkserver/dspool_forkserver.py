@@ -47,6 +47,35 @@ PRELOAD = (
     'jupyter_client.ioloop',
     'jupyter_client.provisioning',
     'IPython.core.completer',
+    # What NotebookApp.initialize and the first kernel start would import otherwise.
+    'jinja2.ext',
+    'notebook.tree.handlers',
+    'notebook.files.handlers',
+    'notebook.view.handlers',
+    'notebook.notebook.handlers',
+    'notebook.nbconvert.handlers',
+    'notebook.bundler.handlers',
+    'notebook.kernelspecs.handlers',
+    'notebook.edit.handlers',
+    'notebook.services.api.handlers',
+    'notebook.services.config.handlers',
+    'notebook.services.kernels.handlers',
+    'notebook.services.contents.handlers',
+    'notebook.services.sessions.handlers',
+    'notebook.services.nbconvert.handlers',
+    'notebook.services.kernelspecs.handlers',
+    'notebook.services.security.handlers',
+    'notebook.services.shutdown',
+    'notebook.terminal',
+    'notebook.terminal.handlers',
+    'terminado',
+    'jupyter_client.asynchronous',
+    'jupyter_client.blocking',
+    'ipykernel.ipkernel',
+    'ipykernel.heartbeat',
+    'ipykernel.iostream',
+    'ipykernel.parentpoller',
+    'ipykernel.kernelspec',
 )
 
 #: The directory this file lives in: removed from children's sys.path.
@@ -166,6 +195,9 @@ def apply_spec(spec, conn_fd, status_fd):
     for name in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1):
         signal.signal(name, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
+    import atexit
+
+    atexit._clear()  # what the fork server's imports registered is not the child's to run
     for procs in spec.get('cgroupProcs', []):
         with open(procs, 'w') as handle:
             handle.write(str(os.getpid()))
@@ -560,8 +592,9 @@ def install_provisioner(zygote):
             return ForkProvisioner
 
     KernelProvisionerFactory.provisioners['dspool-fork'] = EntryPoint()
-    KernelProvisionerFactory.default_provisioner_name.default_value = 'dspool-fork'
-    os.environ.pop('JUPYTER_DEFAULT_PROVISIONER_NAME', None)
+    # The trait's dynamic default (not an environment variable, which every kernel would inherit); a kernelspec
+    # or config naming another provisioner still wins.
+    KernelProvisionerFactory._trait_default_generators['default_provisioner_name'] = lambda self: 'dspool-fork'
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -754,11 +787,14 @@ class Server:
 
 
 def preload():
-    """Imports what every server and kernel would import (the point of this process)."""
+    """Imports what every server and kernel would import (the point of this process); a missing one is skipped."""
     import importlib
 
     for name in PRELOAD:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # another notebook version lays its modules out differently
+            sys.stderr.write('dspool fork server: not preloaded: %s (%s)\n' % (name, error))
 
 
 def main(argv):

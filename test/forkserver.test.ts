@@ -162,3 +162,57 @@ describe.skipIf(!existsSync('/usr/bin/jupyter-notebook') || !IS_ROOT)('fork serv
     expect(Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${again.server}/status`, 'utf8'))?.[1])).not.toBe(forkServer);
   }, 180_000);
 });
+
+describe.skipIf(!existsSync('/usr/bin/jupyter-notebook'))('an instance its provider knows is gone (default repair settings)', () => {
+  const pool = new TestPool({ instances: 2 });
+  const user = `k${rand()}`;
+  let token = '';
+  let adminToken = '';
+
+  beforeAll(async () => {
+    // As above: use the machine's `dspool-team` GID when another pool made the group already.
+    try {
+      const teamGid = Number(execFileSync('getent', ['group', 'dspool-team'], { encoding: 'utf8' }).split(':')[2]);
+      const uidBase = teamGid + 1 + Math.floor(Math.random() * 100_000) * 10;
+      writeFileSync(pool.config, readFileSync(pool.config, 'utf8').replace(/users: \{ uidBase: (\d+) \}/, `users: { uidBase: ${uidBase}, teamGid: ${teamGid} }`));
+    } catch {
+      // no such group yet
+    }
+    await pool.start();
+    token = await pool.addUser(user, `pw-${rand()}-long-enough`);
+    adminToken = readFileSync(`${pool.dir}/state/secrets/admin-token`, 'utf8').trim();
+  }, 120_000);
+
+  afterAll(async () => {
+    await pool.cleanup();
+  }, 90_000);
+
+  it('fails it at once: after kill -9 of its agent the user\'s next request gets a server elsewhere within 10 s', async () => {
+    const { instance } = await pool.startServer(user, token);
+    const instances = (await (await pool.fetch('/hub/api/instances', { token: adminToken })).json()) as Array<{ id: string; provider: { pid: number } }>;
+    const victim = instances.find((i) => i.id === instance);
+    expect(victim?.provider.pid).toBeGreaterThan(0);
+    const killedAt = performance.now();
+    process.kill(victim?.provider.pid as number, 'SIGKILL');
+    let placed: { instance: string } | undefined;
+    while (!placed && performance.now() - killedAt < 30_000) {
+      const response = await pool.fetch(`/hub/api/users/${user}/server`, { method: 'POST', token });
+      const body = (await response.json()) as { instance?: string };
+      if ((response.status === 201 || response.status === 202) && body.instance && body.instance !== instance) placed = { instance: body.instance };
+      else await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(placed).toBeDefined();
+    await pool.startServer(user, token);
+    const kernel = await pool.fetch(`/user/${user}/api/kernels`, {
+      method: 'POST', token, body: JSON.stringify({ name: 'python3' }), headers: { 'content-type': 'application/json' },
+    });
+    const { id } = (await kernel.json()) as { id: string };
+    const { text } = await executeInKernel(`${pool.url.replace(/^http/, 'ws')}/user/${user}/api/kernels/${id}/channels`, '1+1', { authorization: `token ${token}` });
+    const ms = performance.now() - killedAt;
+    expect(text).toBe('2');
+    console.log(`kill -9 → first result on ${placed?.instance}: ${ms.toFixed(0)} ms`);
+    expect(ms).toBeLessThan(10_000);
+    const events = (await (await pool.fetch('/hub/api/events?limit=200', { token: adminToken })).json()) as Array<{ kind: string; message: string }>;
+    expect(events.some((e) => e.kind === 'instance.failed' && e.message.includes('killed by SIGKILL'))).toBe(true);
+  }, 120_000);
+});

@@ -641,7 +641,8 @@ class Server:
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        # Nothing to clean up (the agent removes the socket); its children are the agent's to stop.
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
         self.selector.register(wake_r, selectors.EVENT_READ, ('wake', None))
         parent = os.getppid()
         sys.stdout.write(json.dumps({'listening': self.path, 'pid': os.getpid()}) + '\n')

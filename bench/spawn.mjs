@@ -182,7 +182,7 @@ function prepareCode() {
   const snap = tempDir('dspool-bench-code');
   const ref = process.env.BENCH_REF;
   if (ref) {
-    const archive = spawnSync('git', ['archive', '--format=tar', ref, 'bin', 'src', 'package.json', 'tsconfig.json', 'tsconfig.build.json'], { cwd: ROOT, maxBuffer: 256 << 20 });
+    const archive = spawnSync('git', ['archive', '--format=tar', ref, 'bin', 'src', 'scripts', 'package.json', 'tsconfig.json', 'tsconfig.build.json'], { cwd: ROOT, maxBuffer: 256 << 20 });
     if (archive.status !== 0) throw new Error(`git archive ${ref}: ${archive.stderr}`);
     execFileSync('tar', ['-x', '-C', snap], { input: archive.stdout });
   } else {
@@ -199,6 +199,8 @@ function prepareCode() {
       [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ref ? snap : ROOT, 'tsconfig.build.json'), '--outDir', out, '--tsBuildInfoFile', join(out, '.tsbuildinfo')],
       { cwd: ref ? snap : ROOT, encoding: 'utf8', timeout: 300_000 },
     );
+    // What tsc does not copy (the agent's fork server, Python), from the same source tree.
+    spawnSync(process.execPath, [join(ref ? snap : ROOT, 'scripts/copy-assets.mjs'), out], { cwd: ref ? snap : ROOT, encoding: 'utf8' });
     if (existsSync(join(out, 'cli/main.js'))) how = tsc.status === 0 ? 'src/ compiled' : 'src/ compiled with type errors';
     else if (ref) throw new Error(`tsc emitted nothing for ${ref}: ${tsc.stdout.slice(0, 1000)}`);
     else log(`tsc emitted nothing (${tsc.stdout.slice(0, 500)}); using dist/ as found`);
@@ -343,18 +345,89 @@ async function stopServer(product, user) {
 }
 
 /** Cold start → first kernel result for one user; returns the phases in ms from the POST. */
-async function coldStart(product, user) {
+async function coldStart(product, user, options) {
   try {
-    return await coldStartOnce(product, user);
+    return await coldStartOnce(product, user, options);
   } catch (error) {
     throw new Error(`${product.name}, ${user}: ${error.message}`, { cause: error });
   }
 }
 
-async function coldStartOnce(product, user) {
+/**
+ * Follows a starting server's progress stream (JupyterHub's format, both products) and collects when each step
+ * happened, in ms since `t0`: dspool's events carry `phase` and `elapsed_ms` measured by its hub; JupyterHub's are
+ * stamped on arrival (its "Spawning server" step stands for "placed"). Opened just after the POST is sent; a stream
+ * that opens after the server is ready yields nothing.
+ */
+function followProgress(product, user, t0) {
+  const phases = {};
+  const controller = new AbortController();
+  const done = (async () => {
+    await sleep(15);
+    const token = product.tokens.get(user);
+    try {
+      const response = await fetch(`${product.url}/hub/api/users/${user}/server/progress`, {
+        headers: { authorization: `token ${token}`, accept: 'text/event-stream' },
+        signal: controller.signal,
+      });
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of response.body) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5)).join('');
+          if (!data) continue;
+          let event;
+          try {
+            event = JSON.parse(data);
+          } catch {
+            continue;
+          }
+          const at = typeof event.elapsed_ms === 'number' ? event.elapsed_ms : performance.now() - t0;
+          const phase = event.phase ?? (/spawning/i.test(event.message ?? '') ? 'placed' : event.ready ? 'ready' : event.failed ? 'failed' : undefined);
+          if (phase && phases[phase] === undefined) phases[phase] = at;
+          if (event.ready || event.failed) return;
+        }
+      }
+    } catch {
+      // aborted, or the stream ended
+    }
+  })();
+  // The stream ends by itself after `ready`; give it a moment to get there (the POST may answer first).
+  const stop = async () => {
+    await Promise.race([done, sleep(2000)]);
+    controller.abort();
+    await done;
+  };
+  return { phases, stop };
+}
+
+/** A new kernel in a running server (New → Python 3): ms until `1+1` answers. */
+async function kernelToResult(product, user) {
   const token = product.tokens.get(user);
   const t0 = performance.now();
-  const started = await expectStatus(api(product.url, `/hub/api/users/${user}/server`, { method: 'POST', token }), [201, 202], `${product.name} start ${user}`);
+  const kernel = await expectStatus(
+    api(product.url, `/user/${user}/api/kernels`, { method: 'POST', token, body: { name: 'python3' } }),
+    [201],
+    `${product.name} create kernel for ${user}`,
+  );
+  const channel = await KernelChannel.open(`${product.url.replace(/^http/, 'ws')}/user/${user}/api/kernels/${kernel.json.id}/channels`, token);
+  const text = await channel.execute('1+1');
+  const ms = performance.now() - t0;
+  channel.close();
+  if (text.trim() !== '2') throw new Error(`${product.name}: 1+1 gave ${JSON.stringify(text)}`);
+  return ms;
+}
+
+async function coldStartOnce(product, user, { second = false, follow = false } = {}) {
+  const token = product.tokens.get(user);
+  const t0 = performance.now();
+  const posted = api(product.url, `/hub/api/users/${user}/server`, { method: 'POST', token });
+  const progress = follow ? followProgress(product, user, t0) : undefined;
+  const started = await expectStatus(posted, [201, 202], `${product.name} start ${user}`);
   if (started.status === 202) await waitServer(product, user, true);
   const tReady = performance.now();
   const kernel = await expectStatus(
@@ -369,7 +442,9 @@ async function coldStartOnce(product, user) {
   channel.close();
   if (text.trim() !== '2') throw new Error(`${product.name}: 1+1 gave ${JSON.stringify(text)}`);
   const instance = started.json?.instance ?? null; // dspool only: where the hub placed the server
-  return { total: tResult - t0, ready: tReady - t0, kernel: tKernel - tReady, result: tResult - tKernel, instance };
+  await progress?.stop();
+  const secondKernel = second ? await kernelToResult(product, user) : undefined;
+  return { total: tResult - t0, ready: tReady - t0, kernel: tKernel - tReady, result: tResult - tKernel, instance, secondKernel, progress: progress?.phases ?? {} };
 }
 
 /** `count` sequential executes of a tiny cell on an already running server's fresh kernel. */
@@ -400,7 +475,11 @@ async function executeRoundTrips(product, user, count) {
 async function startDspool(users) {
   const dir = tempDir('dspool-bench');
   const config = join(dir, 'pool.yaml');
-  const uidBase = 40000 + Math.floor(Math.random() * 2000) * 10;
+  let uidBase = 40000 + Math.floor(Math.random() * 2000) * 10;
+  // /etc/group is the machine's: a `dspool-team` another pool left keeps its GID, and the pool must use that one.
+  const team = spawnSync('getent', ['group', 'dspool-team'], { encoding: 'utf8' });
+  const teamGid = team.status === 0 ? Number(team.stdout.split(':')[2]) : undefined;
+  if (teamGid !== undefined) uidBase = teamGid + 1 + Math.floor(Math.random() * 2000) * 10;
   writeFileSync(
     config,
     [
@@ -410,7 +489,7 @@ async function startDspool(users) {
       'hub: { host: 127.0.0.1, port: 0 }',
       'provider: { type: local }',
       'pool: { instances: 2 }',
-      `users: { uidBase: ${uidBase} }`,
+      `users: { uidBase: ${uidBase}${teamGid === undefined ? '' : `, teamGid: ${teamGid}`} }`,
       'log: { level: warn }',
       '',
     ].join('\n'),
@@ -445,6 +524,8 @@ async function startDspool(users) {
     name: 'dspool',
     url,
     tokens,
+    // The hub writes its admin token here for the CLI (mode 0600): the bench reads instances with it.
+    adminToken: readFileSync(join(dir, 'state', 'secrets', 'admin-token'), 'utf8').trim(),
     dir,
     output: () => output,
     stop: () => stopChild(child, 'SIGINT', 60_000),
@@ -543,6 +624,94 @@ async function startJupyterHub(users) {
 // ---------------------------------------------------------------------------------------------------------------
 // Orchestration
 
+/** dspool's fork servers (one per instance) once they run: their PIDs. Waits up to 90 s; [] when forking is off. */
+async function waitForkServers(product, count) {
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const found = [...processTree(new Set([...children].map((c) => c.pid))).keys()].filter((pid) => {
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        return cmd.includes('import dspool_forkserver') && cmd.startsWith('/usr/bin/python3');
+      } catch {
+        return false;
+      }
+    });
+    // Ready once it listens: its socket exists (it imports for a second or two first).
+    const listening = found.filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/net/unix`, 'utf8').includes('forkserver.sock');
+      } catch {
+        return false;
+      }
+    });
+    if (listening.length >= count || Date.now() > deadline) return listening;
+    await sleep(200);
+  }
+}
+
+/** VmRSS of a process in KiB, and its PSS (shared pages divided among their users) from smaps_rollup. */
+function memoryOf(pid) {
+  try {
+    const rss = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    const pss = Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+    return { rss, pss };
+  } catch {
+    return { rss: 0, pss: 0 };
+  }
+}
+
+/** An idle instance's memory: its agent alone, and its fork server on top (medians over the instances). */
+function instanceMemory(product, forkServers) {
+  const agents = forkServers.map((pid) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]));
+  const mib = (kib) => `${(kib / 1024).toFixed(0)} MiB`;
+  const a = median(agents.map((pid) => memoryOf(pid).rss));
+  const f = median(forkServers.map((pid) => memoryOf(pid).rss));
+  const fp = median(forkServers.map((pid) => memoryOf(pid).pss));
+  if (!forkServers.length) return { cell: 'no fork server', line: 'no fork server' };
+  return {
+    cell: `${mib(a)} / +${mib(f)} (${mib(fp)})`,
+    line: `idle instance: agent RSS ${mib(a)}, fork server RSS ${mib(f)} (PSS ${mib(fp)})`,
+  };
+}
+
+/** Waits until the pool has `count` ready instances again. */
+async function waitPoolReady(product, count) {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const { json } = await api(product.url, '/hub/api/instances', { token: product.adminToken });
+    if ((json ?? []).filter((i) => i.state === 'ready').length >= count) return;
+    if (Date.now() > deadline) throw new Error('the pool did not get back to size');
+    await sleep(200);
+  }
+}
+
+/**
+ * Starts `user`'s server, SIGKILLs the agent of the instance it runs on (a lost instance), then asks again as a
+ * user would until a server elsewhere gives a first kernel result. Times from the kill.
+ */
+async function killToResult(product, user) {
+  const first = await coldStart(product, user);
+  const { json: instances } = await api(product.url, '/hub/api/instances', { token: product.adminToken });
+  const victim = (instances ?? []).find((i) => i.id === first.instance);
+  if (!victim?.provider?.pid) throw new Error(`no agent pid for ${first.instance}`);
+  const token = product.tokens.get(user);
+  const t0 = performance.now();
+  process.kill(victim.provider.pid, 'SIGKILL');
+  let attempts = 0;
+  for (;;) {
+    attempts++;
+    const r = await api(product.url, `/hub/api/users/${user}/server`, { method: 'POST', token });
+    if ((r.status === 201 || r.status === 202) && r.json?.instance && r.json.instance !== victim.id) {
+      const placed = performance.now() - t0;
+      if (r.status === 202) await waitServer(product, user, true);
+      await kernelToResult(product, user);
+      return { total: performance.now() - t0, placed, attempts, killed: victim.id, instance: r.json.instance };
+    }
+    if (performance.now() - t0 > 60_000) throw new Error(`no server elsewhere 60 s after the kill (last: HTTP ${r.status} ${r.text.slice(0, 200)})`);
+    await sleep(100);
+  }
+}
+
 /** ` placed: i-a×5 i-b×5` for dspool (from the start responses), '' for JupyterHub. */
 function placement(results) {
   const counts = new Map();
@@ -585,6 +754,9 @@ async function main() {
     products.push(await startJupyterHub(users));
     collectDescendants();
     for (const p of products) log(`  ${p.name.padEnd(10)} ${p.url}`);
+    const forkServers = await waitForkServers(products[0], 2);
+    const memory = instanceMemory(products[0], forkServers);
+    log(`  fork servers: ${forkServers.join(' ') || 'none'}; ${memory.line}`);
 
     // Warm-up (not counted): page cache for Python's imports, dspool's first useradd for the solo user.
     for (const p of products) {
@@ -596,12 +768,16 @@ async function main() {
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? products : [...products].reverse();
       for (const p of order) {
-        const r = await coldStart(p, solo);
+        const r = await coldStart(p, solo, { second: true, follow: true });
         collectDescendants();
         await stopServer(p, solo);
         results[p.name].solo.push(r.total);
         results[p.name].phases.push(r);
-        log(`round ${round + 1} ${p.name.padEnd(10)} 1 user: ${r.total.toFixed(0)} ms (ready ${r.ready.toFixed(0)}, kernel +${r.kernel.toFixed(0)}, 1+1 +${r.result.toFixed(0)})`);
+        const steps = Object.entries(r.progress).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ');
+        log(
+          `round ${round + 1} ${p.name.padEnd(10)} 1 user: ${r.total.toFixed(0)} ms (ready ${r.ready.toFixed(0)}, kernel +${r.kernel.toFixed(0)}, 1+1 +${r.result.toFixed(0)}; ` +
+            `progress: ${steps || '—'}; second kernel → result ${r.secondKernel.toFixed(0)})`,
+        );
       }
     }
 
@@ -638,23 +814,49 @@ async function main() {
     }
     for (const p of products) await stopServer(p, rtt);
 
+    // 4. dspool only: kill -9 the instance a user's server runs on → first result on another instance
+    const killRounds = Number(process.env.BENCH_KILL_ROUNDS ?? 2);
+    const kills = [];
+    for (let round = 0; round < killRounds; round++) {
+      const k = await killToResult(products[0], solo);
+      kills.push(k);
+      log(`kill ${round + 1}: SIGKILL of ${k.killed}'s agent → result on ${k.instance}: ${k.total.toFixed(0)} ms (server elsewhere after ${k.placed.toFixed(0)} ms, ${k.attempts} request(s))`);
+      await stopServer(products[0], solo);
+      await waitPoolReady(products[0], 2);
+      await waitForkServers(products[0], 2);
+    }
+
     // Table
     const d = results.dspool;
     const j = results.JupyterHub;
     const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
     const row = (label, a, b) => `| ${label} | ${fmt(a)} | ${fmt(b)} | ${(a / b).toFixed(2)}× |`;
     const phase = (r, key) => median(r.phases.map((x) => x[key]));
+    /** Median time of a progress step since the POST (only the rounds where the stream saw it); NaN: never seen. */
+    const step = (r, key) => {
+      const seen = r.phases.map((x) => x.progress[key]).filter((v) => v !== undefined);
+      return seen.length ? median(seen) : NaN;
+    };
+    const cell = (ms) => (Number.isFinite(ms) ? fmt(ms) : '—');
+    const stepRow = (label, a, b) => `| ${label} | ${cell(a)} | ${cell(b)} | ${Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(2)}×` : ''} |`;
+    const forked = (r) => (Number.isFinite(step(r, 'forked')) ? step(r, 'forked') : step(r, 'exec'));
     const lines = [
       '| metric | dspool | JupyterHub 3.0 | dspool / JupyterHub |',
       '|---|---:|---:|---:|',
       row(`1 user: start → first kernel result (median of ${ROUNDS})`, median(d.solo), median(j.solo)),
       row('  … of which POST → server ready', phase(d, 'ready'), phase(j, 'ready')),
+      stepRow('    · placed on an instance (JupyterHub: "Spawning server")', step(d, 'placed'), step(j, 'placed')),
+      stepRow('    · server process forked (exec\'d where it says so)', forked(d), NaN),
+      stepRow('    · server ready (hub\'s progress event)', step(d, 'ready'), step(j, 'ready')),
       row('  … of which create kernel (POST api/kernels)', phase(d, 'kernel'), phase(j, 'kernel')),
       row('  … of which WebSocket + `1+1` result', phase(d, 'result'), phase(j, 'result')),
+      row('second kernel in an open server (New → Python 3) → `1+1` result', median(d.phases.map((x) => x.secondKernel)), median(j.phases.map((x) => x.secondKernel))),
       row(`${USERS} users at once: all have a result (median of ${MULTI_ROUNDS})`, median(d.crowd), median(j.crowd)),
       row(`kernel execute round trip p50 (${rttRounds}×${EXECUTES} executes)`, quantile(d.rtt, 0.5), quantile(j.rtt, 0.5)),
       row('kernel execute round trip p99', quantile(d.rtt, 0.99), quantile(j.rtt, 0.99)),
     ];
+    if (kills.length) lines.push(`| kill -9 of the user's instance → first result on another (dspool; ${kills.map((k) => fmt(k.total)).join(', ')}) | ${fmt(median(kills.map((k) => k.total)))} | — | |`);
+    lines.push(`| idle instance memory: agent RSS / + fork server RSS (PSS) | ${memory.cell} | — | |`);
     const notes = [
       '',
       'Lower is better; a ratio below 1× means dspool is faster. Every start is cold (the server is stopped between rounds);',

@@ -23,6 +23,7 @@ import { startInstanceSshServer, type InstanceSshServer, type SshUser } from './
 import type { TransitionTable } from '../lib/state.js';
 import { endLeftovers } from './leftovers.js';
 import { detectCgroups, instanceCgroupName, killInstanceCgroup, prepareInstanceCgroup, type CgroupHost } from './cgroup.js';
+import { ForkServer, forkServerSocketDir } from './forkserver/client.js';
 
 /**
  * States of the agent.
@@ -66,6 +67,8 @@ export class Agent {
   private readonly connection: HubConnection;
   /** The instance-side SSH server (the hop behind the gateway's SSH front door), when settings turn it on. */
   private ssh: Promise<InstanceSshServer | undefined> = Promise.resolve(undefined);
+  /** The instance's fork server (pre-imported Jupyter that forks users' servers); absent when forking is off. */
+  private forks: ForkServer | undefined;
   /** Sessions being ended (SSH hung up, leftovers stopped) after their server exited. */
   private readonly ending = new Set<Promise<void>>();
   private closePromise: Promise<void> | undefined;
@@ -122,6 +125,12 @@ export class Agent {
         return undefined;
       });
     }
+    if (this.options.settings.jupyter.forkServer !== false) {
+      const forks = new ForkServer({ socketDir: forkServerSocketDir(this.options.settings), log: this.log.child({ component: 'forkserver' }) });
+      this.forks = forks;
+      // Starts meanwhile exec; a fork server that dies is restarted by the client itself.
+      forks.start().catch((error: unknown) => this.log.error({ err: (error as Error).message }, 'fork server did not start; servers start by exec'));
+    }
     this.connection.start();
   }
 
@@ -138,6 +147,7 @@ export class Agent {
       }
       // Each stopped server ends its user's session here; the instance may be going away, so wait for that.
       await Promise.allSettled([...this.ending]);
+      await this.forks?.close().catch((error: unknown) => this.log.error({ err: (error as Error).message }, 'closing the fork server failed'));
       // Whatever is still in the instance's cgroup (a session that never finished starting) goes with the agent.
       if (this.cgroups) {
         await killInstanceCgroup(this.cgroups, this.instanceCgroup, 0).catch((error: unknown) => {
@@ -274,9 +284,10 @@ export class Agent {
       cgroups: this.cgroups,
       instanceCgroup: this.instanceCgroup,
       sessionPidsMax: this.options.sessionPidsMax,
-      onProgress: (percent, message) => {
-        this.connection.send({ type: 'progress', sessionId: params.sessionId, percent, message });
+      onProgress: (percent, message, phase) => {
+        this.connection.send({ type: 'progress', sessionId: params.sessionId, percent, message, ...(phase === undefined ? {} : { phase }) });
       },
+      forks: this.forks,
       onUnexpectedExit: (exit) => {
         this.log.warn({ session: params.sessionId, code: exit.code, signal: exit.signal }, 'server exited on its own');
         this.connection.send({ type: 'serverExited', sessionId: params.sessionId, code: exit.code, signal: exit.signal, detail: exit.detail });

@@ -92,7 +92,7 @@ describe('UserServer', () => {
     expect(server.state).toBe('running');
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(pidAlive(pid)).toBe(true);
-    expect(progress).toEqual(['10 creating account', '30 preparing your home on the share', '50 starting Jupyter', '90 waiting for Jupyter']);
+    expect(progress).toEqual(['10 creating account', '30 preparing your home on the share', '50 starting Jupyter', '70 started Jupyter (exec), waiting for it']);
 
     // The token is only in the environment.
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).not.toContain(TOKEN);

@@ -1,5 +1,4 @@
 // One user's Jupyter server on this instance: a small state machine from `starting` to `exited`.
-import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -13,7 +12,8 @@ import { linkNotebooks, prepareLocal, prepareShare, sessionDirsEnv, userPaths, w
 import { OutputTail } from './output.js';
 import { createSessionCgroup, type CgroupHost, type SessionCgroup } from './cgroup.js';
 import { listenerOwnedBy } from './listener.js';
-import { spawnAsUser } from './spawn.js';
+import { ForkServerLostError } from './forkserver/errors.js';
+import { launch, type ForkSource, type LaunchedProcess } from './forkserver/launch.js';
 import type { SpawnSpec } from './spawn-spec.js';
 import type { TransitionTable } from '../lib/state.js';
 
@@ -70,7 +70,10 @@ export interface ServerContext {
   readonly instanceCgroup: string;
   /** Most processes and threads a session may run at once (its cgroup's pids limit); 0: no limit. */
   readonly sessionPidsMax: number;
-  readonly onProgress: (percent: number, message: string) => void;
+  /** `phase` names a step whose time the hub records (`forked`, `exec`). */
+  readonly onProgress: (percent: number, message: string, phase?: string) => void;
+  /** The instance's fork server; absent when forking is off (every start execs). */
+  readonly forks?: ForkSource | undefined;
   /** Called once when a running server exits without being asked to. */
   readonly onUnexpectedExit: (exit: ServerExit) => void;
 }
@@ -93,7 +96,7 @@ export class UserServer {
   readonly baseUrl: string;
   readonly startedAt = new Date().toISOString();
   private current: ServerState = 'starting';
-  private child: ChildProcess | undefined;
+  private child: LaunchedProcess | undefined;
   private url = '';
   /** The port Jupyter was told to listen on. */
   private port = 0;
@@ -102,6 +105,8 @@ export class UserServer {
   private startPromise: Promise<StartServerResult> | undefined;
   private stopPromise: Promise<void> | undefined;
   private childClosed: Promise<void> = Promise.resolve();
+  /** The fork server died before the current forked child was ready (it died with it). */
+  private lostFork = false;
   private readonly exitedPromise: Promise<void>;
   private markExited!: () => void;
   private lastExit: ServerExit | undefined;
@@ -145,7 +150,7 @@ export class UserServer {
    * spawnAsUser(server.spawnSpec('/bin/bash', ['-l'], env, home));
    */
   spawnSpec(file: string, args: readonly string[], env: Readonly<Record<string, string>>, cwd: string): SpawnSpec {
-    const { teamGid } = this.ctx.settings;
+    const teamGid = this.ctx.settings.team?.gid;
     const ids = this.ctx.asRoot
       ? { uid: this.user.uid, gid: this.user.gid, groups: [...new Set([this.user.gid, ...(teamGid !== undefined ? [teamGid] : [])])] }
       : {};
@@ -270,13 +275,21 @@ export class UserServer {
       }
 
       this.ctx.onProgress(50, 'starting Jupyter');
+      let forceExec: string | undefined;
       for (let attempt = 1; ; attempt++) {
         const port = await freePort(settings.address);
         this.checkNotAborted();
-        this.spawnJupyter(executable, commandArgs, paths, port);
-        this.ctx.onProgress(90, 'waiting for Jupyter');
+        const child = await this.spawnJupyter(executable, commandArgs, paths, port, forceExec);
+        if (child.how === 'fork') this.ctx.onProgress(70, 'forked Jupyter, waiting for it', 'forked');
+        else this.ctx.onProgress(70, `started Jupyter (exec${child.execReason ? `: ${child.execReason}` : ''}), waiting for it`, 'exec');
         const ready = await this.waitReady();
         if (ready) break;
+        // The fork server died before the forked server was ready (it died with it): this start execs instead.
+        if (this.lostFork && this.current === 'starting' && forceExec === undefined) {
+          forceExec = `the fork server went away during this start`;
+          this.log.warn({ port }, 'fork server lost during the start; starting Jupyter by exec');
+          continue;
+        }
         // Another process took the port between our probe and Jupyter's bind: try a fresh one.
         if (attempt < PORT_ATTEMPTS && this.current === 'starting' && /already in use|Address already in use|EADDRINUSE/i.test(this.tail.text())) {
           this.log.warn({ port }, 'port taken before Jupyter bound it; retrying on another port');
@@ -295,7 +308,7 @@ export class UserServer {
 
   /** After a failed start: make sure the process is gone and the state is `exited`. */
   private async abandonStart(): Promise<void> {
-    if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
+    if (this.child?.running()) {
       if (this.current === 'starting') this.transition('stopping');
       await this.killChild();
     }
@@ -310,7 +323,13 @@ export class UserServer {
     this.logFile.on('error', (error) => this.log.warn({ err: error.message }, 'cannot write the server log'));
   }
 
-  private spawnJupyter(executable: string, commandArgs: readonly string[], paths: UserPaths, port: number): void {
+  private async spawnJupyter(
+    executable: string,
+    commandArgs: readonly string[],
+    paths: UserPaths,
+    port: number,
+    forceExec: string | undefined,
+  ): Promise<LaunchedProcess> {
     const { settings } = this.ctx;
     const host = settings.address.includes(':') ? `[${settings.address}]` : settings.address;
     this.url = `http://${host}:${port}`;
@@ -337,44 +356,56 @@ export class UserServer {
       this.log.debug({ line }, 'jupyter');
     });
     this.tail = tail;
-    // Same process group as the agent: killing the instance's group kills its servers.
-    const child = spawnAsUser(this.spawnSpec(executable, args, env, paths.home), { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+    // Same process group as the agent either way: killing the instance's group kills its servers.
+    const child = await launch(this.spawnSpec(executable, args, env as Record<string, string>, paths.home), this.ctx.settings.jupyter.forkServer === false ? undefined : this.ctx.forks, forceExec);
     this.port = port;
     this.child = child;
-    this.log.info({ pid: child.pid, url: this.url }, 'jupyter spawned');
-    child.stdout?.on('data', (chunk: Buffer) => tail.push(chunk));
-    child.stderr?.on('data', (chunk: Buffer) => tail.push(chunk));
-    this.childClosed = new Promise<void>((resolve) => {
-      let done = false;
-      const finish = (code: number | null, signal: string | null, error?: Error): void => {
-        if (done) return;
-        done = true;
-        tail.end();
-        if (error) tail.push(`${error.message}\n`);
-        tail.end();
-        this.lastExit = { code, signal, detail: tail.text() };
-        this.log.info({ code, signal, pid: child.pid }, 'jupyter exited');
-        resolve();
-        // While starting, the start itself decides (fail or retry on another port).
-        const previous = this.current;
-        if (this.child !== child || previous === 'starting' || previous === 'exited') return;
-        this.transition('exited');
-        if (previous === 'running') this.ctx.onUnexpectedExit(this.lastExit);
-      };
-      child.once('error', (error) => finish(null, null, error));
-      child.once('close', (code, signal) => finish(code, signal));
+    this.lostFork = false;
+    this.log.info({ pid: child.pid, url: this.url, how: child.how, execReason: child.execReason }, 'jupyter spawned');
+    for (const stream of child.outputs) stream.on('data', (chunk: Buffer) => tail.push(chunk));
+    child.ready?.catch((error: unknown) => {
+      if (error instanceof ForkServerLostError) this.lostFork = true;
     });
+    this.childClosed = child.closed.then(({ code, signal, error }) => {
+      tail.end();
+      if (error) tail.push(`${error.message}\n`);
+      tail.end();
+      this.lastExit = { code, signal, detail: tail.text() };
+      this.log.info({ code, signal, pid: child.pid }, 'jupyter exited');
+      // While starting, the start itself decides (fail, exec instead, or retry on another port).
+      const previous = this.current;
+      if (this.child !== child || previous === 'starting' || previous === 'exited') return;
+      this.transition('exited');
+      if (previous === 'running') this.ctx.onUnexpectedExit(this.lastExit);
+    });
+    return child;
   }
 
   /**
-   * Polls until Jupyter answers `api/status` with 200 (true) or the process exits (false); throws on timeout. The
-   * token goes out only once the port's listener is a socket held by the server itself (or, as root, by a process
-   * of its session): whatever else bound the port first never sees it.
+   * Waits until the server answers: a forked one says so itself (no polling, no token sent); an exec'd one is
+   * polled on `api/status` until it answers 200, and the token goes out only once the port's listener is a socket
+   * held by the server itself (or, as root, by a process of its session): whatever else bound the port first never
+   * sees it. True when ready, false when the process exited (or a forked one could not start); throws on timeout.
    */
   private async waitReady(): Promise<boolean> {
     let closed = false;
     void this.childClosed.then(() => (closed = true));
     const deadline = Date.now() + this.ctx.settings.jupyter.startTimeoutMs;
+    const pushed = this.child?.ready;
+    if (pushed) {
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        pushed.then(() => 'ready' as const, () => 'failed' as const),
+        this.childClosed.then(() => 'closed' as const),
+        new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.ctx.settings.jupyter.startTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') throw new ServerStartTimeoutError(this.sessionId, this.ctx.settings.jupyter.startTimeoutMs, this.tail.text());
+      if (outcome === 'ready' && this.current === 'starting') return true;
+      if (outcome === 'failed' && this.child?.running()) await this.killChild();
+      await this.childClosed;
+      return false;
+    }
     const statusUrl = `${this.url}${this.baseUrl}api/status`;
     while (!closed && this.current === 'starting') {
       if (Date.now() > deadline) {
@@ -420,19 +451,16 @@ export class UserServer {
   private async killChild(): Promise<void> {
     const child = this.child;
     if (!child) return;
-    const gone = new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) resolve();
-      else child.once('close', () => resolve());
-    });
     const finishIfCurrent = (): void => {
       if (this.child === child && this.current !== 'exited') this.transition('exited');
     };
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    const inTime = await Promise.race([gone.then(() => true), sleep(this.ctx.stopGraceMs).then(() => false)]);
+    const closed = this.childClosed;
+    if (child.running()) child.kill('SIGTERM');
+    const inTime = await Promise.race([closed.then(() => true), sleep(this.ctx.stopGraceMs).then(() => false)]);
     if (!inTime) {
       this.log.warn({ pid: child.pid, graceMs: this.ctx.stopGraceMs }, 'server ignored SIGTERM; killing it');
       child.kill('SIGKILL');
-      await gone;
+      await closed;
     }
     finishIfCurrent();
   }

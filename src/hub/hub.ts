@@ -121,6 +121,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       sharePath: config.share.path,
       jupyter: {
         command: config.jupyter.command, args: config.jupyter.args, startTimeoutMs: config.jupyter.startTimeout, path: config.jupyter.path,
+        forkServer: config.jupyter.forkServer,
       },
       logLevel: config.log.level,
       gpuCommand: config.pool.gpuCommand,

@@ -40,6 +40,8 @@ export const agentSettingsSchema = z.strictObject({
     args: z.array(z.string()),
     startTimeoutMs: z.number().int().positive(),
     path: z.string(),
+    /** Fork servers and kernels from the instance's pre-imported fork server; absent: true. */
+    forkServer: z.boolean().optional(),
   }),
   logLevel: z.string(),
   /**
@@ -151,6 +153,8 @@ export const progressSchema = z.strictObject({
   /** 0–100. */
   percent: z.number().min(0).max(100),
   message: z.string(),
+  /** A start step whose time the hub records in its progress events: `forked` or `exec` (the server process exists). */
+  phase: z.string().max(32).optional(),
 });
 
 export const serverExitedSchema = z.strictObject({

@@ -35,6 +35,13 @@ export interface DeleteOptions {
   readonly graceMs?: number;
 }
 
+/** An instance its engine knows is gone without the hub asking (see `Provider.watchGone`). */
+export interface InstanceGone {
+  readonly id: string;
+  /** What the engine saw, for events and logs: `its agent process was killed by SIGKILL`, `job 42 ended`. */
+  readonly reason: string;
+}
+
 export interface Provider {
   /** Engine name as written in pool.yaml `provider.type`. */
   readonly type: string;
@@ -46,4 +53,15 @@ export interface Provider {
   list(): Promise<ProviderInstance[]>;
   /** Releases the provider's own resources; never deletes instances. Safe to call twice. */
   close(): Promise<void>;
+  /**
+   * Optional. Subscribes to instances the engine *knows* are gone (their agent process exited, their job ended,
+   * their VM was deleted) without a `delete` from the hub; returns the unsubscribe function. The hub fails such an
+   * instance at once instead of waiting `pool.repair.failAfter` on its silence. Never called for an instance the
+   * hub is deleting, nor for a mere silence (a network cut): that is the heartbeat rules' to judge. An engine that
+   * cannot tell leaves this out. Listeners are called synchronously and must not throw.
+   *
+   * @example
+   * const stop = provider.watchGone?.(({ id, reason }) => pool.lostByProvider(id, reason));
+   */
+  watchGone?(listener: (gone: InstanceGone) => void): () => void;
 }

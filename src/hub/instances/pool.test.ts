@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../lib/log.js';
-import type { InstanceSpec, Provider, ProviderInstance } from '../../providers/provider.js';
+import type { InstanceGone, InstanceSpec, Provider, ProviderInstance } from '../../providers/provider.js';
 import { AgentRegistry } from '../agents/registry.js';
 import { EventLog } from '../events.js';
 import { openSqliteStore } from '../store/sqlite.js';
@@ -29,6 +29,18 @@ class SilentProvider implements Provider {
 class KeepingProvider extends SilentProvider {
   override async list(): Promise<ProviderInstance[]> {
     return this.created.filter((id) => !this.deleted.includes(id)).map((id) => ({ id, address: '127.0.0.1', details: {} }));
+  }
+}
+
+/** An engine that can tell when an instance is gone (as the local provider does when its agent process exits). */
+class WatchingProvider extends SilentProvider {
+  readonly listeners = new Set<(gone: InstanceGone) => void>();
+  watchGone(listener: (gone: InstanceGone) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  gone(id: string, reason: string): void {
+    for (const listener of this.listeners) listener({ id, reason });
   }
 }
 
@@ -73,6 +85,37 @@ describe('InstancePool repair', () => {
     expect(provider.deleted).toHaveLength(2);
     const events = await store.listEvents({ limit: 50 });
     expect(events.filter((e) => e.kind === 'instance.repair_postponed')).toHaveLength(2);
+  });
+});
+
+describe('InstancePool when the provider knows an instance is gone', () => {
+  it('fails it at once (no failAfter wait), says why, tells its sessions and replaces it', async () => {
+    const provider = new WatchingProvider();
+    const { pool, store } = makePool(provider, 2);
+    await pool.grow();
+    const lost: string[] = [];
+    pool.on('lost', (id, reason) => lost.push(`${id}: ${reason}`));
+    const [first] = provider.created as [string];
+    provider.gone(first, 'its agent process was killed by SIGKILL');
+    expect(lost).toEqual([`${first}: its provider reports it gone: its agent process was killed by SIGKILL`]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(provider.deleted).toEqual([first]);
+    expect(provider.created).toHaveLength(3);
+    expect(pool.list().map((i) => i.id)).not.toContain(first);
+    const events = await store.listEvents({ limit: 50 });
+    expect(events.some((e) => e.kind === 'instance.failed' && e.instanceId === first)).toBe(true);
+  });
+
+  it('leaves alone an instance it is removing, and stops listening once stopped', async () => {
+    const provider = new WatchingProvider();
+    const { pool } = makePool(provider, 1);
+    await pool.grow();
+    const lost: string[] = [];
+    pool.on('lost', (id) => lost.push(id));
+    await pool.stopAll();
+    expect(provider.listeners.size).toBe(0);
+    provider.gone(provider.created[0] as string, 'exited');
+    expect(lost).toEqual([]);
   });
 });
 

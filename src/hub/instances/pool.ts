@@ -153,12 +153,28 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
   private readyCache: InstanceView[] | undefined;
   /** Instances whose postponed repair was already recorded (so the event log is not flooded). */
   private readonly postponed = new Set<string>();
+  private readonly unwatchGone: (() => void) | undefined;
 
   constructor(private readonly ctx: InstancePoolContext) {
     super();
     this.desired = ctx.size;
     ctx.registry.on('joined', (connection) => void this.onJoined(connection));
     ctx.registry.on('left', (instanceId) => this.onLeft(instanceId));
+    this.unwatchGone = ctx.provider.watchGone?.(({ id, reason }) => this.onProviderGone(id, reason));
+  }
+
+  /**
+   * The provider knows an instance is gone (its agent process exited, its job ended): there is nothing to wait
+   * for, so it fails now (its sessions are lost, their users are placed elsewhere on their next request) instead
+   * of after `repair.failAfter` of silence. An instance being removed, or the pool closing, is left alone.
+   */
+  private onProviderGone(id: string, reason: string): void {
+    const entry = this.entries.get(id);
+    if (!entry || entry.removing || this.closing || entry.view.state === 'failed') return;
+    this.ctx.log.warn({ instance: id, reason }, 'the provider says the instance is gone; failing it now');
+    // `unreachable` first (the one way into `failed`), then failed at once rather than after its grace period.
+    this.markUnreachable(entry, Date.now(), `gone: ${reason}`);
+    void this.fail(entry, `its provider reports it gone: ${reason}`);
   }
 
   /** Re-adopts instances the provider still runs and forgets the ones it lost (call before `grow`). */
@@ -393,6 +409,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
   /** Deletes every instance (their agents stop their servers first). Safe to call twice. */
   stopAll(): Promise<void> {
     this.stopMonitor();
+    this.unwatchGone?.();
     this.closing ??= (async () => {
       const results = await Promise.allSettled([...this.entries.keys()].map((id) => this.remove(id)));
       for (const result of results) {

@@ -7,7 +7,8 @@ import { transitions } from '../../lib/state.js';
  * - `unhealthy`: the agent joined but a check failed (no Jupyter, share not writable); takes no sessions.
  * - `unreachable`: the agent's connection dropped; its sessions keep their routes until it returns.
  * - `draining`: takes no new sessions; removed once its sessions end (or its drain deadline passes).
- * - `failed`: unreachable for longer than the grace period; its sessions are lost and it is being replaced.
+ * - `failed`: unreachable for longer than the grace period, or at once when its provider knows it is gone (its agent
+ *   process exited); its sessions are lost and it is being replaced.
  * - `stopping`: being deleted by the provider.
  * - `deleted`: gone (kept only in events).
  */

@@ -26,6 +26,13 @@ export interface ProgressEvent {
   readonly failed?: boolean;
   /** Where the browser goes once ready (`/user/<name>/`). */
   readonly url?: string;
+  /**
+   * The start step this event marks, for timing: `requested`, `queued`, `placed`, `forked` or `exec` (the server's
+   * process exists, forked from the instance's fork server or exec'd), `ready`, `failed`.
+   */
+  readonly phase?: string;
+  /** Milliseconds since the start was requested. */
+  readonly elapsed_ms?: number;
 }
 
 /** What the session manager needs from the hub. */
@@ -278,7 +285,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     let done!: () => void;
     const started = new Promise<void>((resolve) => (done = resolve));
     const live = this.track(record, started);
-    this.report(live, { progress: 0, message: 'Server requested' });
+    this.report(live, { progress: 0, message: 'Server requested', phase: 'requested' });
     void this.run(live, user, { profile, request, sticky }).finally(done);
     return live.record;
   }
@@ -344,11 +351,12 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       }
       await this.update(live, { instanceId: instance.id });
       await this.transition(live, 'starting', `placed on ${instance.id}`);
-      this.report(live, { progress: 10, message: `Placed on instance ${instance.id}` });
+      this.report(live, { progress: 10, message: `Placed on instance ${instance.id}`, phase: 'placed' });
       const connection = this.ctx.registry.get(instance.id);
       if (!connection) throw new ServerStartError(user.name, `instance ${instance.id} lost its agent before the server started`);
-      const onProgress = (p: { sessionId: string; percent: number; message: string }) => {
-        if (p.sessionId === live.record.id) this.report(live, { progress: Math.max(10, Math.min(95, p.percent)), message: p.message });
+      const onProgress = (p: { sessionId: string; percent: number; message: string; phase?: string | undefined }) => {
+        if (p.sessionId !== live.record.id) return;
+        this.report(live, { progress: Math.max(10, Math.min(95, p.percent)), message: p.message, ...(p.phase === undefined ? {} : { phase: p.phase }) });
       };
       connection.on('progress', onProgress);
       this.inFlight.add(live.record.id);
@@ -408,7 +416,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
       this.ctx.events.record('session.queued', `${live.record.user} waits for an instance (position ${waiter.position}): ${decision.reason}`, {
         user: live.record.user, data: { session: live.record.id, position: waiter.position, profile: want.profile, reason: decision.reason },
       });
-      this.report(live, { progress: 5, message: `Waiting for an instance (position ${waiter.position})` });
+      this.report(live, { progress: 5, message: `Waiting for an instance (position ${waiter.position})`, phase: 'queued' });
       if (decision.outcome === 'placed') this.schedulePump();
     });
   }
@@ -491,7 +499,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     this.queue.forEach((waiter, i) => {
       if (waiter.position === i + 1) return;
       waiter.position = i + 1;
-      this.report(waiter.live, { progress: 5, message: `Waiting for an instance (position ${waiter.position})` });
+      this.report(waiter.live, { progress: 5, message: `Waiting for an instance (position ${waiter.position})`, phase: 'queued' });
     });
   }
 
@@ -593,10 +601,10 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     });
     if (to === 'running') {
       this.publish(live);
-      this.report(live, { progress: 100, message: 'Server ready', ready: true, url: userPrefix(live.record.user) });
+      this.report(live, { progress: 100, message: 'Server ready', ready: true, url: userPrefix(live.record.user), phase: 'ready' });
     }
     if (from === 'running') this.ctx.routes.unpublish(live.record.user, live.record.id);
-    if (to === 'failed' && from !== 'running') this.report(live, { progress: 100, message: `Start failed: ${reason}`, failed: true });
+    if (to === 'failed' && from !== 'running') this.report(live, { progress: 100, message: `Start failed: ${reason}`, failed: true, phase: 'failed' });
     if (ended) {
       this.release(live.record.id);
       this.notices.delete(live.record.id);
@@ -616,7 +624,9 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     live.record = await this.ctx.store.updateSession(live.record.id, patch);
   }
 
-  private report(live: Live, event: ProgressEvent): void {
+  private report(live: Live, step: ProgressEvent): void {
+    const startedMs = Date.parse(live.record.started);
+    const event: ProgressEvent = Number.isFinite(startedMs) ? { ...step, elapsed_ms: Math.max(0, Date.now() - startedMs) } : step;
     live.progress.push(event);
     this.emit('progress', live.record.id, event);
   }

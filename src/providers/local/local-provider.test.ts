@@ -11,7 +11,7 @@ import { FakeHub, pidAlive, testSettings, throwawayUser, traversableTempDir } fr
 import { createLogger } from '../../lib/log.js';
 import { pidsByEnv } from '../../lib/process.js';
 import type { AgentUser } from '../../protocol/agent.js';
-import type { InstanceSpec } from '../provider.js';
+import type { InstanceGone, InstanceSpec } from '../provider.js';
 import { InstanceExistsError, InvalidInstanceIdError, ProviderClosedError } from './errors.js';
 import { LocalProvider } from './local-provider.js';
 import { descendants } from './processes.js';
@@ -106,6 +106,25 @@ describe('LocalProvider', () => {
     expect(await provider.list()).toEqual([]);
     await provider.delete('i-del');
     await provider.delete('i-never-existed');
+  });
+
+  it('says at once when an agent process dies without being asked to, and not for an instance it deletes', async () => {
+    const idle = path.join(root, 'idle.mjs');
+    writeFileSync(idle, 'setInterval(() => {}, 1000);\n');
+    provider = new LocalProvider({ scratchDir: path.join(root, 'instances'), agentEntry: idle, log });
+    const gone: InstanceGone[] = [];
+    const unwatch = provider.watchGone((event) => gone.push(event));
+    const killed = await provider.create(spec('i-killed'));
+    const kept = await provider.create(spec('i-deleted'));
+    created.push('i-killed', 'i-deleted');
+    process.kill(killed.details.pid as number, 'SIGKILL');
+    for (let i = 0; i < 100 && gone.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(gone).toEqual([{ id: 'i-killed', reason: 'its agent process was killed by SIGKILL' }]);
+    await provider.delete('i-deleted', { graceMs: 1000 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(pidAlive(kept.details.pid as number)).toBe(false);
+    expect(gone).toHaveLength(1);
+    unwatch();
   });
 
   it('kills the agent\'s whole process group when it ignores SIGTERM past the grace period', async () => {

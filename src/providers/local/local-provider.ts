@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { LocalProviderConfig } from '../../config/schema.js';
 import { createLogger, type Logger } from '../../lib/log.js';
 import { AGENT_ENV, type AgentSettings } from '../../protocol/agent.js';
-import type { DeleteOptions, InstanceSpec, Provider, ProviderInstance } from '../provider.js';
+import type { DeleteOptions, InstanceGone, InstanceSpec, Provider, ProviderInstance } from '../provider.js';
 import { AgentEntryMissingError, AgentSpawnError, InstanceExistsError, InvalidInstanceIdError, ProviderClosedError } from './errors.js';
 import { pidAlive, pidsByEnv } from '../../lib/process.js';
 import { commandLine, descendants, signal } from './processes.js';
@@ -105,6 +105,9 @@ export class LocalProvider implements Provider {
   private readonly log: Logger;
   private current: LocalProviderState = 'open';
   private readonly deleting = new Map<string, Promise<void>>();
+  /** Instances the hub asked to delete (kept: their agent's exit may be seen after the delete has finished). */
+  private readonly deleteRequested = new Set<string>();
+  private readonly goneListeners = new Set<(gone: InstanceGone) => void>();
 
   constructor(options: LocalProviderOptions) {
     this.options = localProviderDefaults(options);
@@ -166,7 +169,14 @@ export class LocalProvider implements Provider {
         child.once('error', reject);
       });
       pid = spawned;
-      child.on('exit', (code, sig) => this.log.info({ instance: spec.id, pid, code, signal: sig }, 'agent exited'));
+      child.on('exit', (code, sig) => {
+        this.log.info({ instance: spec.id, pid, code, signal: sig }, 'agent exited');
+        // Not asked to: the instance is gone, and the hub hears it now rather than after its silence.
+        if (this.current === 'open' && !this.deleteRequested.has(spec.id)) {
+          const reason = sig ? `its agent process was killed by ${sig}` : `its agent process exited with code ${code}`;
+          for (const listener of this.goneListeners) listener({ id: spec.id, reason });
+        }
+      });
       child.unref();
     } catch (error) {
       throw new AgentSpawnError(spec.id, { cause: error });
@@ -184,6 +194,7 @@ export class LocalProvider implements Provider {
   delete(id: string, options: DeleteOptions = {}): Promise<void> {
     this.assertOpen('delete an instance');
     if (!INSTANCE_ID.test(id)) return Promise.resolve();
+    this.deleteRequested.add(id);
     let running = this.deleting.get(id);
     if (!running) {
       running = this.runDelete(id, options.graceMs ?? this.options.deleteGraceMs).finally(() => this.deleting.delete(id));
@@ -211,8 +222,21 @@ export class LocalProvider implements Provider {
   }
 
   /** Marks the provider closed; instances keep running (a restarted hub re-adopts them through `list`). */
+  /**
+   * Calls `listener` when an instance's agent process (a child of this provider) exits without `delete` asked
+   * for it; instances re-adopted after a hub restart are not this process's children and are not watched.
+   *
+   * @example
+   * const stop = provider.watchGone(({ id, reason }) => log.warn({ id }, reason));
+   */
+  watchGone(listener: (gone: InstanceGone) => void): () => void {
+    this.goneListeners.add(listener);
+    return () => this.goneListeners.delete(listener);
+  }
+
   async close(): Promise<void> {
     if (this.current === 'closed') return;
+    this.goneListeners.clear();
     this.current = 'closed';
     this.log.debug('local provider closed');
   }

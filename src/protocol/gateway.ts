@@ -22,8 +22,19 @@ export const routeSchema = z.strictObject({
 });
 export type Route = z.infer<typeof routeSchema>;
 
-/** Who a credential belongs to. */
-export const identitySchema = z.strictObject({ user: z.string(), admin: z.boolean() });
+/** Who a credential belongs to, and what the gateway needs to know about what it may do. */
+export const identitySchema = z.strictObject({
+  user: z.string(),
+  admin: z.boolean(),
+  /**
+   * Whose servers the credential may open at `/user/<name>/` (its `access:servers` scope): `'*'` for everyone's,
+   * else the user names. Absent: the owner's own server, and everyone's for an admin (a credential holding all of
+   * its owner's scopes, like a login cookie).
+   */
+  servers: z.union([z.literal('*'), z.array(z.string()).max(100_000)]).optional(),
+  /** When the credential stops being valid (a token's `expires_at`, a login's end), ms since the epoch; never cached past it. */
+  expiresAtMs: z.number().int().nonnegative().optional(),
+});
 export type Identity = z.infer<typeof identitySchema>;
 
 export const hubToGatewaySchema = z.discriminatedUnion('type', [

@@ -91,14 +91,36 @@ export function createGateway(options: GatewayOptions): Gateway {
     },
   };
 
-  const server = http.createServer({ noDelay: true, requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) =>
-    handleRequest(ctx, req, res),
+  const server = http.createServer(
+    {
+      noDelay: true,
+      headersTimeout: resolved.headersTimeoutMs,
+      requestTimeout: resolved.requestTimeoutMs,
+      keepAliveTimeout: resolved.idleTimeoutMs,
+      // How often Node looks for connections past those limits: often enough that a timeout is one, not thirty seconds late.
+      connectionsCheckingInterval: Math.max(250, Math.min(1_000, Math.floor(resolved.headersTimeoutMs / 4))),
+    },
+    (req, res) => handleRequest(ctx, req, res),
   );
   server.on('upgrade', (req, socket, head) => handleUpgrade(ctx, req, socket, head));
   server.on('clientError', (error, socket) => {
-    log.debug({ err: (error as Error).message }, 'client error');
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    const code = (error as NodeJS.ErrnoException).code;
+    log.debug({ err: (error as Error).message, code }, 'client error');
+    const status = code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
+  });
+  // The connection cap: one past it gets a 503 and is closed before anything is parsed.
+  let connections = 0;
+  server.on('connection', (socket: Socket) => {
+    if (connections >= resolved.maxConnections) {
+      counters.errors++;
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 43\r\nRetry-After: 5\r\n\r\ntoo many connections to the gateway; retry\n');
+      socket.destroySoon();
+      return;
+    }
+    connections++;
+    socket.once('close', () => connections--);
   });
 
   // Counters go to the hub every few seconds; the timer does not keep the process alive.

@@ -8,10 +8,10 @@ import { BadRequestError, CredentialNotFoundError, ServerStartError, UserExistsE
 import { UserExistsError as StoreUserExistsError } from '../store/errors.js';
 import type { UserRecord } from '../store/types.js';
 import { requireCaller, requireScope } from './auth.js';
-import { readJson } from './body.js';
+import { readJson, readQuery } from './body.js';
 import { instanceModel, serverModel, tokenModel, userModel } from './models.js';
 import { buildOpenApi } from './openapi.js';
-import { addSshKeyBody, createTokenBody, createUserBody, patchUserBody } from './schemas.js';
+import { addSshKeyBody, createTokenBody, createUserBody, eventsQuery, patchUserBody } from './schemas.js';
 import { parseSshKey, publicKeyLine } from '../../ssh/keys.js';
 import { registerSshKey } from '../auth/ssh-keys.js';
 import { startServerBodySchema } from './pool-api.js';
@@ -257,8 +257,7 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
 
   api.get('/events', async (c) => {
     requireScope(c, 'admin:events');
-    const limit = Math.min(1000, Math.max(1, Number(c.req.query('limit') ?? 100) || 100));
-    const after = Number(c.req.query('after') ?? 0) || 0;
+    const { limit, after } = readQuery(c, eventsQuery);
     const events = await s.store.listEvents({ limit, afterId: after });
     return c.json(events.map((e) => ({ id: e.id, time: e.time, kind: e.kind, user: e.user, instance: e.instanceId, message: e.message, data: e.data })));
   });

@@ -1,5 +1,6 @@
 // Reads and validates a JSON request body at the boundary; errors name the field at fault.
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { z } from 'zod';
 import { BadRequestError } from '../errors.js';
 
@@ -19,6 +20,20 @@ export async function readJson<T extends z.ZodType>(c: Context, schema: T): Prom
       throw new BadRequestError('the request body is not valid JSON');
     }
   }
+  return validated(schema, raw);
+}
+
+/**
+ * Validates the query string with a zod schema (values arrive as strings: use `z.coerce`); 400 naming the field.
+ *
+ * @example
+ * const { limit } = readQuery(c, z.object({ limit: z.coerce.number().int().max(1000).default(100) }));
+ */
+export function readQuery<T extends z.ZodType>(c: Context, schema: T): z.output<T> {
+  return validated(schema, c.req.query());
+}
+
+function validated<T extends z.ZodType>(schema: T, raw: unknown): z.output<T> {
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
@@ -28,4 +43,23 @@ export async function readJson<T extends z.ZodType>(c: Context, schema: T): Prom
   }
   const field = issue.path.join('.');
   throw new BadRequestError(field ? `${field}: ${issue.message}` : issue.message, field || undefined);
+}
+
+/**
+ * Refuses request bodies over `maxBytes()` with 413 `{status, message}`: at once when `Content-Length` says so,
+ * else as soon as a streamed body passes the limit.
+ *
+ * @example
+ * app.use('/hub/*', limitBody(() => 1024 * 1024));
+ */
+export function limitBody(maxBytes: () => number): MiddlewareHandler {
+  let limiter: MiddlewareHandler | undefined;
+  return (c, next) => {
+    const maxSize = maxBytes();
+    limiter ??= bodyLimit({
+      maxSize,
+      onError: (ctx) => ctx.json({ status: 413, message: `the request body is larger than ${maxSize} bytes (pool.yaml hub.maxBodySize)` }, 413),
+    });
+    return limiter(c, next);
+  };
 }

@@ -24,7 +24,7 @@ export interface PoolApiContext {
 /** Body of `POST /hub/api/instances/{id}/drain`. */
 export const drainBodySchema = z.strictObject({
   deadline: z
-    .union([z.string(), z.number().nonnegative()])
+    .union([z.string().max(32, 'must be at most 32 characters'), z.number().int().nonnegative().max(365 * 24 * 3600 * 1000, 'must be at most a year')])
     .optional()
     .describe('How long sessions may keep running before they are stopped ("30m", "2h" or ms); default pool.yaml pool.drain.deadline.'),
 });

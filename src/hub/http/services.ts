@@ -20,6 +20,8 @@ export interface HubServices {
   readonly cookieMaxAgeMs: number;
   /** How long `POST …/server` waits for the start before answering 202, in ms. */
   readonly spawnWaitMs: number;
+  /** Largest request body read (pool.yaml `hub.maxBodySize`), in bytes; larger gets 413. */
+  readonly maxBodyBytes: number;
 }
 
 /** Per-request values set by the authentication step. */

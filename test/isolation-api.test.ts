@@ -174,8 +174,21 @@ describe.skipIf(!existsSync(JUPYTER))('the API and the front door under attack',
     // Revoked: a token the gateway has cached (it just let it through) is refused right after DELETE.
     const created = (await (await mint(alice, aliceToken, { note: 'soon revoked' })).json()) as { id: string; token: string };
     expect((await pool.fetch(`/user/${alice}/api/status`, { token: created.token })).status).toBe(200);
+    // …and a kernel WebSocket opened with it ends with it.
+    const kernel = await pool.fetch(`/user/${alice}/api/kernels`, { method: 'POST', token: created.token, body: '{}', headers: { 'content-type': 'application/json' } });
+    const { id: kernelId } = (await kernel.json()) as { id: string };
+    const ws = new WebSocket(`${pool.url.replace('http', 'ws')}/user/${alice}/api/kernels/${kernelId}/channels`, { headers: { authorization: `token ${created.token}` } });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const wsClosed = new Promise<number>((resolve) => ws.once('close', () => resolve(performance.now())));
+    const revokedAt = performance.now();
     expect((await api(`/users/${alice}/tokens/${created.id}`, { method: 'DELETE', token: aliceToken })).status).toBe(204);
     const revokedMs = await within(1_000, async () => (await pool.fetch(`/user/${alice}/api/status`, { token: created.token })).status === 401);
+    const wsMs = (await wsClosed) - revokedAt;
+    expect(wsMs).toBeLessThan(1_000);
+    await pool.fetch(`/user/${alice}/api/kernels/${kernelId}`, { method: 'DELETE', token: aliceToken });
 
     // Expired: refused at its expires_at, not a cache lifetime later.
     const expiring = await mintOk(alice, aliceToken, { expires_in: 2 });
@@ -195,7 +208,7 @@ describe.skipIf(!existsSync(JUPYTER))('the API and the front door under attack',
     expect((await pool.fetch(`/user/${dora}/api/status`, { token: doraToken })).status).toBe(503);
     expect((await api(`/users/${dora}`, { method: 'DELETE', token: adminToken })).status).toBe(204);
     const deletedMs = await within(1_000, async () => (await pool.fetch(`/user/${dora}/api/status`, { token: doraToken })).status === 401);
-    console.log(`refused at the gateway after: revoke ${revokedMs.toFixed(0)} ms, expiry ${expiredMs.toFixed(0)} ms, disable ${disabledMs.toFixed(0)} ms, delete ${deletedMs.toFixed(0)} ms`);
+    console.log(`refused at the gateway after: revoke ${revokedMs.toFixed(0)} ms (its open WebSocket closed after ${wsMs.toFixed(0)} ms), expiry ${expiredMs.toFixed(0)} ms, disable ${disabledMs.toFixed(0)} ms, delete ${deletedMs.toFixed(0)} ms`);
   });
 
   it('keeps alice\'s cells under 100 ms p99 while 500 slowloris and 2,000 idle connections are held', async () => {

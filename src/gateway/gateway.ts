@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GATEWAY_PATH } from '../protocol/gateway.js';
 import { GatewayCloseError, InvalidStateError } from './errors.js';
+import { CredentialedSockets } from './credentialed-sockets.js';
 import { HubLink } from './hub-link.js';
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './options.js';
 import { handleRequest, handleUpgrade, type ProxyContext } from './proxy.js';
@@ -80,6 +81,9 @@ export function createGateway(options: GatewayOptions): Gateway {
   const upstream = createUpstream({ connectionsPerBackend: resolved.maxSocketsPerBackend, keepAliveTimeoutMs: 4_000 });
   const upgraded = new Set<Duplex | Socket>();
 
+  // WebSockets end with their credential: at its expiry, and when a revoke for its owner finds it no longer valid.
+  const credentialed = new CredentialedSockets({ lookup: (kind, value) => link.lookup(kind, value), log });
+  link.on('revoke', (user) => credentialed.recheck(user));
   const counters = { requests: 0, errors: 0 };
   const ctx: ProxyContext = {
     hub,
@@ -91,11 +95,12 @@ export function createGateway(options: GatewayOptions): Gateway {
     route: (user) => link.route(user),
     cachedIdentity: (kind, value) => link.cachedIdentity(kind, value),
     lookup: (kind, value) => link.lookup(kind, value),
-    trackUpgrade(client, backend) {
+    trackUpgrade(client, backend, opened) {
       upgraded.add(client);
       upgraded.add(backend);
       client.once('close', () => upgraded.delete(client));
       backend.once('close', () => upgraded.delete(backend));
+      if (opened !== undefined) credentialed.track(client, backend, opened);
     },
   };
 
@@ -165,6 +170,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       ? new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())))
       : Promise.resolve();
     await step('close connections', () => server.closeAllConnections());
+    await step('forget websocket credentials', () => credentialed.clear());
     await step('close websockets', () => {
       for (const socket of upgraded) socket.destroy();
       upgraded.clear();

@@ -4,6 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
+import WebSocket, { WebSocketServer } from 'ws';
 import { createGateway, type Gateway } from './index.js';
 import { startFakeHub, type FakeHub } from './testing.js';
 
@@ -61,7 +62,7 @@ describe('gateway limits', () => {
     await hub.close();
   });
 
-  it('closes a connection that sends its headers too slowly, and one that sends nothing, with 408', async () => {
+  it('closes a connection that sends its headers too slowly (with 408) and one that sends nothing', async () => {
     const slow = await connect(port);
     const silentOne = await connect(port);
     const slowClosed = untilClosed(slow);
@@ -97,5 +98,47 @@ describe('gateway limits', () => {
     await new Promise((r) => setTimeout(r, 1_700));
     expect(gateway.hubLink.cachedIdentity('token', 'expiring')).toBeUndefined();
     expect((await get(port, '/user/alice/api', { authorization: 'token expiring' })).status).toBe(401);
+  });
+
+  it('ends a proxied WebSocket when its token is revoked, and when its token expires', async () => {
+    const backend = http.createServer();
+    const wss = new WebSocketServer({ server: backend });
+    wss.on('connection', (ws) => ws.on('message', (d) => ws.send(d)));
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    const target = `http://127.0.0.1:${(backend.address() as net.AddressInfo).port}`;
+    hub.setRoute({ user: 'alice', sessionId: 's-a2', instanceId: 'i-1', target, token: 't' });
+    hub.identities.set('token:revoked-soon', { user: 'alice', admin: false, servers: ['alice'] });
+    hub.identities.set('token:keeps', { user: 'alice', admin: false, servers: ['alice'] });
+    hub.identities.set('token:expires-soon', { user: 'alice', admin: false, servers: ['alice'], expiresAtMs: Date.now() + 1_500 });
+    await new Promise((r) => setTimeout(r, 100));
+    const open = async (token: string) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/user/alice/api/kernels/k/channels`, { headers: { authorization: `token ${token}` } });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      const closed = new Promise<number>((resolve) => ws.once('close', () => resolve(Date.now())));
+      return { ws, closed };
+    };
+    try {
+      const revoked = await open('revoked-soon');
+      const kept = await open('keeps');
+      const expiring = await open('expires-soon');
+      hub.identities.delete('token:revoked-soon');
+      const revokedAt = Date.now();
+      hub.revoke('alice');
+      expect((await revoked.closed) - revokedAt).toBeLessThan(1_000);
+      expect((await expiring.closed) - revokedAt).toBeLessThan(3_000);
+      expect(kept.ws.readyState).toBe(WebSocket.OPEN);
+      const echoed = new Promise<string>((resolve) => kept.ws.once('message', (d) => resolve(String(d))));
+      kept.ws.send('still here');
+      expect(await echoed).toBe('still here');
+      kept.ws.close();
+    } finally {
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+      backend.closeAllConnections();
+      await new Promise<void>((r) => backend.close(() => r()));
+    }
   });
 });

@@ -45,8 +45,12 @@ function validated<T extends z.ZodType>(schema: T, raw: unknown): z.output<T> {
   throw new BadRequestError(field ? `${field}: ${issue.message}` : issue.message, field || undefined);
 }
 
+/** Most bytes of a refused body read and dropped so that the client gets its 413 (closing early resets the connection). */
+const DRAIN_LIMIT_BYTES = 64 * 1024 * 1024;
+
 /**
- * Refuses request bodies over `maxBytes()` with 413 `{status, message}`: at once when `Content-Length` says so,
+ * Refuses request bodies over `maxBytes()` with 413 `{status, message}`: at once when `Content-Length` says so
+ * (after reading and dropping what the client sends, up to 64 MiB, so it receives the answer instead of a reset),
  * else as soon as a streamed body passes the limit.
  *
  * @example
@@ -54,12 +58,33 @@ function validated<T extends z.ZodType>(schema: T, raw: unknown): z.output<T> {
  */
 export function limitBody(maxBytes: () => number): MiddlewareHandler {
   let limiter: MiddlewareHandler | undefined;
-  return (c, next) => {
+  return async (c, next) => {
     const maxSize = maxBytes();
-    limiter ??= bodyLimit({
-      maxSize,
-      onError: (ctx) => ctx.json({ status: 413, message: `the request body is larger than ${maxSize} bytes (pool.yaml hub.maxBodySize)` }, 413),
-    });
+    const tooLarge = (ctx: Context) =>
+      ctx.json({ status: 413, message: `the request body is larger than ${maxSize} bytes (pool.yaml hub.maxBodySize)` }, 413, { connection: 'close' });
+    const length = Number(c.req.header('content-length') ?? 0);
+    const body = c.req.raw.body;
+    if (body !== null && length > maxSize) {
+      await drain(body, DRAIN_LIMIT_BYTES);
+      return tooLarge(c);
+    }
+    limiter ??= bodyLimit({ maxSize, onError: tooLarge });
     return limiter(c, next);
   };
+}
+
+async function drain(body: ReadableStream<Uint8Array>, limitBytes: number): Promise<void> {
+  const reader = body.getReader();
+  let seen = 0;
+  try {
+    while (seen < limitBytes) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      seen += value.byteLength;
+    }
+  } catch {
+    // The client gave up: nothing to answer.
+  } finally {
+    void reader.cancel().catch(() => undefined);
+  }
 }

@@ -1,5 +1,6 @@
 // pool.yaml as one zod definition: validation, defaults and the published JSON Schema all come from here.
 import { z } from 'zod';
+import { parseSize } from '../lib/size.js';
 import { duration } from './duration.js';
 import { poolSchema } from './pool-schema.js';
 
@@ -17,6 +18,15 @@ export const gatewaySchema = z
       .array(z.string().url())
       .default([])
       .describe('Extra browser origins allowed to send cookie-authenticated requests (the gateway\'s own origin always is).'),
+    headersTimeout: duration('10s').describe('How long a client has to send a request\'s headers before it gets 408 and is closed (slowloris).'),
+    idleTimeout: duration('65s').describe('How long a kept-alive connection may sit idle between requests.'),
+    maxConnections: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .default(10_000)
+      .describe('Most client connections (HTTP and WebSockets) open at once; one more gets 503.'),
   })
   .prefault({});
 
@@ -26,6 +36,18 @@ export const hubSchema = z
     port: port.default(8081).describe('Internal port of the hub (agents and the gateway talk to it); 0 picks a free port.'),
     cookieMaxAge: duration('14d').describe('How long a browser login lasts.'),
     heartbeatInterval: duration('5s').describe('How often agents report their load.'),
+    maxBodySize: z
+      .union([z.string(), z.number()])
+      .default('1Mi')
+      .transform((value, ctx) => {
+        const bytes = parseSize(value);
+        if (bytes === undefined || bytes < 1024 || bytes > 2 ** 30) {
+          ctx.addIssue({ code: 'custom', message: `"${value}" is not a size between 1Ki and 1Gi; write e.g. "1Mi"` });
+          return z.NEVER;
+        }
+        return bytes;
+      })
+      .describe('Largest request body the hub reads (API and pages); a larger one gets 413.'),
   })
   .prefault({});
 

@@ -16,6 +16,17 @@ describe('AuthCache', () => {
     expect(cache.get('token', 'good', 60_000)).toBeUndefined();
   });
 
+  it('never keeps an identity past its credential\'s own expiry, and does not cache one already expired', () => {
+    const cache = new AuthCache({ positiveTtlMs: 60_000, negativeTtlMs: 5_000, maxEntries: 10 });
+    cache.set('token', 'short', { ...alice, expiresAtMs: 1_500 }, cache.generation, 1_000);
+    expect(cache.get('token', 'short', 1_499)).toEqual({ ...alice, expiresAtMs: 1_500 });
+    expect(cache.get('token', 'short', 1_500)).toBeUndefined();
+    cache.set('token', 'gone', { ...alice, expiresAtMs: 900 }, cache.generation, 1_000);
+    expect(cache.size).toBe(0);
+    cache.set('token', 'long', { ...alice, expiresAtMs: 10_000_000 }, cache.generation, 0);
+    expect(cache.get('token', 'long', 60_000)).toBeUndefined();
+  });
+
   it('keeps cookies and tokens apart', () => {
     const cache = new AuthCache({ positiveTtlMs: 1_000, negativeTtlMs: 1_000, maxEntries: 10 });
     cache.set('cookie', 'same', alice, cache.generation);

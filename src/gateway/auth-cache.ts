@@ -22,7 +22,7 @@ export interface AuthCacheLimits {
 
 /**
  * Identities by credential, one map per kind so the hot path builds no key string. Entries expire after their
- * TTL; when a map is full the oldest entry goes. `revoke()` bumps `generation`, so a lookup that started before
+ * TTL or at the credential's own `expiresAtMs`, whichever comes first; when a map is full the oldest entry goes. `revoke()` bumps `generation`, so a lookup that started before
  * a revoke can tell that its answer must not be cached.
  *
  * @example
@@ -70,7 +70,10 @@ export class AuthCache {
       map.delete(oldest.value);
     }
     const ttlMs = identity === null ? this.limits.negativeTtlMs : this.limits.positiveTtlMs;
-    map.set(value, { identity, expiresAtMs: nowMs + ttlMs });
+    // Never past the credential's own end: an expiring token is refused at its `expires_at`, not a TTL later.
+    const expiresAtMs = Math.min(nowMs + ttlMs, identity?.expiresAtMs ?? Number.POSITIVE_INFINITY);
+    if (expiresAtMs <= nowMs) return;
+    map.set(value, { identity, expiresAtMs });
   }
 
   /** Forgets every entry, or only the entries whose identity is `user`'s. */

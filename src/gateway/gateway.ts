@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GATEWAY_PATH } from '../protocol/gateway.js';
 import { GatewayCloseError, InvalidStateError } from './errors.js';
+import { CredentialedSockets } from './credentialed-sockets.js';
 import { HubLink } from './hub-link.js';
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './options.js';
 import { handleRequest, handleUpgrade, type ProxyContext } from './proxy.js';
@@ -28,6 +29,14 @@ const TRANSITIONS: TransitionTable<GatewayState> = {
   closing: ['closed'],
   closed: [],
 };
+
+const closing = (status: string, body = ''): Buffer =>
+  Buffer.from(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${status.startsWith('503') ? 'Retry-After: 5\r\n' : ''}\r\n${body}`);
+/** Answers written straight to a client socket the HTTP parser gave up on (or never handed a request). */
+const TIMEOUT_408 = closing('408 Request Timeout');
+const TOO_LARGE_431 = closing('431 Request Header Fields Too Large');
+const BAD_REQUEST_400 = closing('400 Bad Request');
+const UNAVAILABLE_503 = closing('503 Service Unavailable', 'too many connections to the gateway; retry\n');
 
 /** Where a gateway listens. */
 export interface GatewayAddress {
@@ -72,6 +81,9 @@ export function createGateway(options: GatewayOptions): Gateway {
   const upstream = createUpstream({ connectionsPerBackend: resolved.maxSocketsPerBackend, keepAliveTimeoutMs: 4_000 });
   const upgraded = new Set<Duplex | Socket>();
 
+  // WebSockets end with their credential: at its expiry, and when a revoke for its owner finds it no longer valid.
+  const credentialed = new CredentialedSockets({ lookup: (kind, value) => link.lookup(kind, value), log });
+  link.on('revoke', (user) => credentialed.recheck(user));
   const counters = { requests: 0, errors: 0 };
   const ctx: ProxyContext = {
     hub,
@@ -83,22 +95,49 @@ export function createGateway(options: GatewayOptions): Gateway {
     route: (user) => link.route(user),
     cachedIdentity: (kind, value) => link.cachedIdentity(kind, value),
     lookup: (kind, value) => link.lookup(kind, value),
-    trackUpgrade(client, backend) {
+    trackUpgrade(client, backend, opened) {
       upgraded.add(client);
       upgraded.add(backend);
       client.once('close', () => upgraded.delete(client));
       backend.once('close', () => upgraded.delete(backend));
+      if (opened !== undefined) credentialed.track(client, backend, opened);
     },
   };
 
-  const server = http.createServer({ noDelay: true, requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) =>
-    handleRequest(ctx, req, res),
+  const server = http.createServer(
+    {
+      noDelay: true,
+      headersTimeout: resolved.headersTimeoutMs,
+      requestTimeout: resolved.requestTimeoutMs,
+      keepAliveTimeout: resolved.idleTimeoutMs,
+      // How often Node looks for connections past those limits (a walk over the open connections): often, so that a
+      // timeout is not thirty seconds late and connections opened together by an attacker are closed in small
+      // batches rather than in one burst that stalls everyone else's traffic.
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(resolved.headersTimeoutMs / 100))),
+    },
+    (req, res) => handleRequest(ctx, req, res),
   );
   server.on('upgrade', (req, socket, head) => handleUpgrade(ctx, req, socket, head));
   server.on('clientError', (error, socket) => {
-    log.debug({ err: (error as Error).message }, 'client error');
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    const code = (error as NodeJS.ErrnoException).code;
+    // A connection that never sent a byte gets no answer: closing it is all it costs (thousands may time out at once).
+    if (code === 'ERR_HTTP_REQUEST_TIMEOUT' && (socket as Socket).bytesRead === 0) return void socket.destroy();
+    log.debug({ err: (error as Error).message, code }, 'client error');
+    const answer = code === 'ERR_HTTP_REQUEST_TIMEOUT' ? TIMEOUT_408 : code === 'HPE_HEADER_OVERFLOW' ? TOO_LARGE_431 : BAD_REQUEST_400;
+    if (socket.writable) socket.end(answer);
     else socket.destroy();
+  });
+  // The connection cap: one past it gets a 503 and is closed before anything is parsed.
+  let connections = 0;
+  server.on('connection', (socket: Socket) => {
+    if (connections >= resolved.maxConnections) {
+      counters.errors++;
+      socket.end(UNAVAILABLE_503);
+      socket.destroySoon();
+      return;
+    }
+    connections++;
+    socket.once('close', () => connections--);
   });
 
   // Counters go to the hub every few seconds; the timer does not keep the process alive.
@@ -131,6 +170,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       ? new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())))
       : Promise.resolve();
     await step('close connections', () => server.closeAllConnections());
+    await step('forget websocket credentials', () => credentialed.clear());
     await step('close websockets', () => {
       for (const socket of upgraded) socket.destroy();
       upgraded.clear();

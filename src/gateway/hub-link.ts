@@ -382,6 +382,8 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
           if (resolved !== undefined) next.set(route.user, resolved);
         }
         this.#routes = next;
+        // A revoke sent while the link was down never arrived: what was cached before (re)connecting is asked again.
+        this.#cache.revoke();
         this.options.log.info({ routes: next.size }, 'route table received');
         this.emit('routes', next.size);
         return;

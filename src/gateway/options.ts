@@ -56,6 +56,28 @@ export interface GatewayOptions {
    */
   maxSocketsPerBackend?: number;
   /**
+   * How long a client has to send a whole request head (request line and headers) from when it connects or starts
+   * the next request, in milliseconds; then the connection gets 408 and is closed (slowloris, and connections that
+   * never send anything).
+   * @default 10_000
+   */
+  headersTimeoutMs?: number;
+  /**
+   * How long a client has to send a whole request, body included, in milliseconds (408 after).
+   * @default 300_000
+   */
+  requestTimeoutMs?: number;
+  /**
+   * How long a kept-alive connection may sit idle between requests before the gateway closes it, in milliseconds.
+   * @default 65_000
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Most client connections open at once (HTTP and proxied WebSockets); one more is answered 503 and closed.
+   * @default 10_000
+   */
+  maxConnections?: number;
+  /**
    * How often the gateway reports its request and error counters to the hub (for /hub/metrics), in milliseconds.
    * @default 5000
    */
@@ -78,6 +100,10 @@ export interface ResolvedGatewayOptions {
   readonly link: ResolvedHubLinkOptions;
   readonly trustProxy: boolean;
   readonly maxSocketsPerBackend: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxConnections: number;
   readonly statsIntervalMs: number;
   readonly log: Logger;
 }
@@ -110,6 +136,11 @@ export function resolveGatewayOptions(options: GatewayOptions, gatewayPath: stri
     }),
     trustProxy: options.trustProxy ?? false,
     maxSocketsPerBackend: options.maxSocketsPerBackend ?? 256,
+    headersTimeoutMs: options.headersTimeoutMs ?? 10_000,
+    // Node requires the whole-request limit to be at least the head's.
+    requestTimeoutMs: Math.max(options.requestTimeoutMs ?? 300_000, options.headersTimeoutMs ?? 10_000),
+    idleTimeoutMs: options.idleTimeoutMs ?? 65_000,
+    maxConnections: options.maxConnections ?? 10_000,
     statsIntervalMs: options.statsIntervalMs ?? 5_000,
     log,
   };

@@ -136,7 +136,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   });
   const services: HubServices = {
     store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
-    spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),
+    spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user), maxBodyBytes: config.hub.maxBodySize,
   };
   const scale = {
     configured: config.pool.instances,

@@ -22,8 +22,19 @@ export const routeSchema = z.strictObject({
 });
 export type Route = z.infer<typeof routeSchema>;
 
-/** Who a credential belongs to. */
-export const identitySchema = z.strictObject({ user: z.string(), admin: z.boolean() });
+/** Who a credential belongs to, and what the gateway needs to know about what it may do. */
+export const identitySchema = z.strictObject({
+  user: z.string(),
+  admin: z.boolean(),
+  /**
+   * Whose servers the credential may open at `/user/<name>/` (its `access:servers` scope): `'*'` for everyone's,
+   * else the user names. Absent: the owner's own server, and everyone's for an admin (a credential holding all of
+   * its owner's scopes, like a login cookie).
+   */
+  servers: z.union([z.literal('*'), z.array(z.string()).max(100_000)]).optional(),
+  /** When the credential stops being valid (a token's `expires_at`, a login's end), ms since the epoch; never cached past it. */
+  expiresAtMs: z.number().int().nonnegative().optional(),
+});
 export type Identity = z.infer<typeof identitySchema>;
 
 export const hubToGatewaySchema = z.discriminatedUnion('type', [
@@ -41,7 +52,7 @@ export const gatewayToHubSchema = z.discriminatedUnion('type', [
     type: z.literal('auth'),
     id: z.number().int(),
     kind: z.enum(['cookie', 'token']),
-    value: z.string(),
+    value: z.string().max(4096),
   }),
   /** Counters since the gateway started (sent every few seconds), for the hub's /hub/metrics. */
   z.strictObject({
@@ -60,15 +71,15 @@ export const SSH_LOCATE_PATH = '/hub/internal/ssh/locate';
 
 /** Body of `SSH_AUTH_PATH`: a password, or a public key in wire form (base64). */
 export const sshAuthBody = z.discriminatedUnion('method', [
-  z.strictObject({ method: z.literal('password'), user: z.string(), password: z.string() }),
-  z.strictObject({ method: z.literal('publickey'), user: z.string(), algo: z.string(), key: z.string() }),
+  z.strictObject({ method: z.literal('password'), user: z.string().max(64), password: z.string().max(4096) }),
+  z.strictObject({ method: z.literal('publickey'), user: z.string().max(64), algo: z.string().max(64), key: z.string().max(16_384) }),
 ]);
 export type SshAuthBody = z.infer<typeof sshAuthBody>;
 /** Answer of `SSH_AUTH_PATH`. */
 export const sshAuthResult = z.strictObject({ verdict: z.enum(['allowed', 'denied', 'unknown']) });
 
 /** Body of `SSH_LOCATE_PATH`. */
-export const sshLocateBody = z.strictObject({ user: z.string() });
+export const sshLocateBody = z.strictObject({ user: z.string().max(64) });
 /** One NDJSON line of the `SSH_LOCATE_PATH` answer: progress for the user, then the target or an error. */
 export const locateLineSchema = z.union([
   z.strictObject({ progress: z.string() }),

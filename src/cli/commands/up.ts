@@ -87,6 +87,9 @@ export async function runUp(config: LoadedConfig): Promise<number> {
     hubUrl: hub.url,
     secret: gatewaySecret,
     allowedOrigins: config.gateway.allowedOrigins,
+    headersTimeoutMs: config.gateway.headersTimeout,
+    idleTimeoutMs: config.gateway.idleTimeout,
+    maxConnections: config.gateway.maxConnections,
     log: createLogger('gateway', config.log.level),
   });
   let gatewayPort: number;

@@ -22,10 +22,22 @@ export interface ProxyContext {
   route(user: string): ResolvedRoute | undefined;
   cachedIdentity(kind: CredentialKind, value: string): Identity | null | undefined;
   lookup(kind: CredentialKind, value: string): Promise<Identity | null>;
-  /** Called with both sockets of a WebSocket once it is piped, so `close()` can end it. */
-  trackUpgrade(client: Duplex, backend: Socket): void;
+  /**
+   * Called with both sockets of a WebSocket once it is piped, so `close()` can end it, and with the credential
+   * that opened it (user's servers only), so a revoked or expired credential's WebSockets end too.
+   */
+  trackUpgrade(client: Duplex, backend: Socket, opened?: UpgradeCredential): void;
   /** Requests and upgrades seen, and those answered with a 5xx by the gateway or failed upstream (for metrics). */
   readonly counters: { requests: number; errors: number };
+}
+
+/** The credential a proxied WebSocket was opened with, and the server it reaches. */
+export interface UpgradeCredential {
+  readonly kind: CredentialKind;
+  readonly credential: string;
+  readonly identity: Identity;
+  /** Whose server (`/user/<server>/`). */
+  readonly server: string;
 }
 
 /** A response decided by a step instead of forwarding: an error or a redirect. */

@@ -111,7 +111,7 @@ function forwardUpgrade(ex: Exchange, backend: Backend, headers: string[]): void
     backendSocket.once('end', () => socket.end());
     backendSocket.pipe(socket);
     socket.pipe(backendSocket);
-    ex.ctx.trackUpgrade(socket, backendSocket);
+    ex.ctx.trackUpgrade(socket, backendSocket, ex.identity && ex.user ? { kind: ex.credentialKind, credential: ex.credential, identity: ex.identity, server: ex.user } : undefined);
   });
   upstream.on('response', (answer) => {
     // The backend answered without upgrading (e.g. 403 from Jupyter): pass its answer on and close.

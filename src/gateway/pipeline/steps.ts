@@ -102,11 +102,15 @@ function unauthenticated(ex: Exchange): Reply {
   return { status: 401, code: 'unauthenticated', message: 'authentication required: log in, or send Authorization: token <token>' };
 }
 
-/** Step 3: only the user themself or an admin may reach a user's server; says nothing about whether it runs. */
+/**
+ * Step 3: a user's server only for a credential with `access:servers` on that user (the hub sends whose servers
+ * in `identity.servers`; absent, the user themself or an admin); says nothing about whether the server runs.
+ */
 export function authorize(ex: Exchange): StepResult {
   const identity = ex.identity as Identity;
-  if (identity.user === ex.user || identity.admin) return undefined;
-  return { status: 403, code: 'forbidden', message: `${identity.user} may not access /user/${ex.user}/` };
+  const servers = identity.servers;
+  if (servers === undefined ? identity.user === ex.user || identity.admin : servers === '*' || servers.includes(ex.user)) return undefined;
+  return { status: 403, code: 'forbidden', message: `${identity.user} may not access /user/${ex.user}/ with this credential (it needs access:servers!user=${ex.user})` };
 }
 
 /**

@@ -18,7 +18,11 @@ export function renderApiReference(version: string, routes: readonly RouteDoc[] 
         .map(([status, r]) => `<li><code>${status}</code> ${esc(r.description)}</li>`)
         .join('');
       const body = route.body?.example === undefined ? '' : `<p>Body, e.g.</p><pre>${esc(JSON.stringify(route.body.example, null, 2))}</pre>`;
-      const scopes = route.scopes.length ? route.scopes.map((s) => `<code>${esc(s)}</code>`).join(' ') : 'none (no authentication)';
+      const scopes = route.public
+        ? 'none (no authentication)'
+        : route.scopes.length
+          ? `${route.scopes.map((s) => `<code>${esc(s)}</code>`).join(' or ')}${route.path.includes(':name') ? ' (filtered to the user in the path counts, e.g. <code>!user=alice</code>)' : ''}`
+          : 'any valid credential';
       return `<section id="${esc(`${route.method}-${path}`)}">
 <h2><span class="method">${route.method.toUpperCase()}</span> <code>${esc(path)}</code></h2>
 <p>${esc(route.summary)}</p>

@@ -4,15 +4,14 @@ import { streamSSE } from 'hono/streaming';
 import { usernameProblem } from '../../lib/names.js';
 import { hashPassword } from '../auth/credentials.js';
 import { SERVICE_IDENTITY } from '../auth/identity.js';
-import { expandScopes } from '../auth/scopes.js';
 import { BadRequestError, CredentialNotFoundError, ServerStartError, UserExistsError, UserNotFoundError } from '../errors.js';
 import { UserExistsError as StoreUserExistsError } from '../store/errors.js';
 import type { UserRecord } from '../store/types.js';
-import { requireAdmin, requireIdentity, requireSelfOrAdmin } from './auth.js';
-import { readJson } from './body.js';
+import { requireCaller, requireScope } from './auth.js';
+import { readJson, readQuery } from './body.js';
 import { instanceModel, serverModel, tokenModel, userModel } from './models.js';
 import { buildOpenApi } from './openapi.js';
-import { addSshKeyBody, createTokenBody, createUserBody, patchUserBody } from './schemas.js';
+import { addSshKeyBody, createTokenBody, createUserBody, eventsQuery, patchUserBody } from './schemas.js';
 import { parseSshKey, publicKeyLine } from '../../ssh/keys.js';
 import { registerSshKey } from '../auth/ssh-keys.js';
 import { startServerBodySchema } from './pool-api.js';
@@ -57,37 +56,35 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
   let document: Record<string, unknown> | undefined;
   api.get('/openapi.json', (c) => c.json((document ??= buildOpenApi(s.version))));
 
+  // Any valid credential may ask who it is (JupyterHub's HubAuth does exactly this).
   api.get('/user', async (c) => {
-    const who = requireIdentity(c);
+    const caller = requireCaller(c);
+    const who = caller.identity;
     if (who.user === SERVICE_IDENTITY) {
-      return c.json({ kind: 'service', name: who.user, admin: true, roles: ['admin'], scopes: expandScopes({ name: who.user, admin: true }, ['inherit']), session_id: null, token_id: null });
+      return c.json({ kind: 'service', name: who.user, admin: true, roles: ['admin'], scopes: caller.scopes.toStrings(), session_id: null, token_id: null });
     }
     const user = await loadUser(who.user);
     // JupyterHub's RequestIdentity: the model plus what this very credential may do.
-    const token = c.get('token');
-    const record = token ? await s.identities.findToken(token) : undefined;
-    return c.json({
-      ...model(user),
-      scopes: expandScopes(user, record?.scopes ?? ['inherit']),
-      session_id: null,
-      token_id: record?.id ?? null,
-    });
+    return c.json({ ...model(user), scopes: caller.scopes.toStrings(), session_id: null, token_id: caller.token?.id ?? null });
   });
 
+  // As JupyterHub: the users this credential's `list:users` covers (all of them, or only the filtered ones).
   api.get('/users', async (c) => {
-    requireAdmin(c);
-    return c.json((await s.store.listUsers()).map(model));
+    const caller = requireCaller(c);
+    if (!caller.scopes.holds('list:users')) requireScope(c, 'list:users');
+    const users = await s.store.listUsers();
+    return c.json(users.filter((u) => caller.scopes.allows('list:users', u.name)).map(model));
   });
 
   api.get('/users/:name', async (c) => {
     const name = pathUser(c.req.param('name'));
-    requireSelfOrAdmin(c, name);
+    requireScope(c, ['read:users', 'read:servers'], name);
     return c.json(model(await loadUser(name)));
   });
 
   api.post('/users/:name', async (c) => {
-    requireAdmin(c);
     const name = pathUser(c.req.param('name'));
+    requireScope(c, 'admin:users', name);
     const body = await readJson(c, createUserBody);
     try {
       const user = await s.store.createUser({
@@ -102,8 +99,8 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
   });
 
   api.patch('/users/:name', async (c) => {
-    requireAdmin(c);
     const name = pathUser(c.req.param('name'));
+    requireScope(c, 'admin:users', name);
     const body = await readJson(c, patchUserBody);
     await loadUser(name);
     const user = await s.store.updateUser(name, {
@@ -116,8 +113,8 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
   });
 
   api.delete('/users/:name', async (c) => {
-    requireAdmin(c);
     const name = pathUser(c.req.param('name'));
+    requireScope(c, 'delete:users', name);
     await loadUser(name);
     await s.sessions.stop(name, 'user deleted');
     await s.store.deleteUser(name);
@@ -128,7 +125,7 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
 
   api.post('/users/:name/server', async (c) => {
     const name = pathUser(c.req.param('name'));
-    requireSelfOrAdmin(c, name);
+    requireScope(c, 'servers', name);
     const user = await loadUser(name);
     if (user.disabled) throw new BadRequestError(`user "${name}" is disabled`);
     const body = await readJson(c, startServerBodySchema);
@@ -143,7 +140,7 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
 
   api.delete('/users/:name/server', async (c) => {
     const name = pathUser(c.req.param('name'));
-    requireSelfOrAdmin(c, name);
+    requireScope(c, 'delete:servers', name);
     await loadUser(name);
     await s.sessions.stop(name);
     return c.body(null, 204);
@@ -151,7 +148,7 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
 
   api.get('/users/:name/server/progress', async (c) => {
     const name = pathUser(c.req.param('name'));
-    requireSelfOrAdmin(c, name);
+    requireScope(c, 'read:servers', name);
     await loadUser(name);
     const session = s.sessions.active(name) ?? (await s.store.latestSession(name, ''));
     return streamSSE(c, async (stream) => {
@@ -200,24 +197,26 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
 
   api.get('/users/:name/tokens', async (c) => {
     const name = pathUser(c.req.param('name'));
-    requireSelfOrAdmin(c, name);
+    requireScope(c, 'read:tokens', name);
     await loadUser(name);
     return c.json({ api_tokens: (await s.store.listTokens(name)).map((t) => tokenModel(t)), oauth_tokens: [] });
   });
 
   api.post('/users/:name/tokens', async (c) => {
     const name = pathUser(c.req.param('name'));
-    requireSelfOrAdmin(c, name);
+    const caller = requireScope(c, 'tokens', name);
     await loadUser(name);
     const body = await readJson(c, createTokenBody);
-    const issued = await s.identities.issueToken(name, { note: body.note, scopes: body.scopes, expiresInSeconds: body.expires_in });
+    const issued = await s.identities.issueToken(name, {
+      note: body.note, scopes: body.scopes, expiresInSeconds: body.expires_in, requester: caller.scopes,
+    });
     s.events.record('token.created', `token ${issued.record.id} created for ${name}`, { user: name, data: { id: issued.record.id } });
     return c.json(tokenModel(issued.record, issued.token), 201);
   });
 
   api.delete('/users/:name/tokens/:id', async (c) => {
     const name = pathUser(c.req.param('name'));
-    requireSelfOrAdmin(c, name);
+    requireScope(c, 'tokens', name);
     if (!(await s.store.deleteToken(name, c.req.param('id')))) {
       throw new CredentialNotFoundError(name, 'token', c.req.param('id'));
     }
@@ -228,14 +227,14 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
 
   api.get('/users/:name/keys', async (c) => {
     const name = pathUser(c.req.param('name'));
-    requireSelfOrAdmin(c, name);
+    requireScope(c, 'read:users:keys', name);
     await loadUser(name);
     return c.json((await s.store.listSshKeys(name)).map(sshKeyModel));
   });
 
   api.post('/users/:name/keys', async (c) => {
     const name = pathUser(c.req.param('name'));
-    requireSelfOrAdmin(c, name);
+    requireScope(c, 'users:keys', name);
     await loadUser(name);
     const { key: text } = await readJson(c, addSshKeyBody);
     const record = await registerSshKey(s, name, text);
@@ -244,7 +243,7 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
 
   api.delete('/users/:name/keys/:id', async (c) => {
     const name = pathUser(c.req.param('name'));
-    requireSelfOrAdmin(c, name);
+    requireScope(c, 'users:keys', name);
     if (!(await s.store.deleteSshKey(name, c.req.param('id')))) {
       throw new CredentialNotFoundError(name, 'SSH key', c.req.param('id'));
     }
@@ -252,14 +251,13 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
   });
 
   api.get('/instances', (c) => {
-    requireAdmin(c);
+    requireScope(c, 'read:instances');
     return c.json(s.pool.list().map((v) => instanceModel(v, s.sessions.countOn(v.id))));
   });
 
   api.get('/events', async (c) => {
-    requireAdmin(c);
-    const limit = Math.min(1000, Math.max(1, Number(c.req.query('limit') ?? 100) || 100));
-    const after = Number(c.req.query('after') ?? 0) || 0;
+    requireScope(c, 'admin:events');
+    const { limit, after } = readQuery(c, eventsQuery);
     const events = await s.store.listEvents({ limit, afterId: after });
     return c.json(events.map((e) => ({ id: e.id, time: e.time, kind: e.kind, user: e.user, instance: e.instanceId, message: e.message, data: e.data })));
   });

@@ -6,6 +6,7 @@ import { HTTP_STATUS, HubError } from '../errors.js';
 import { apiRoutes } from './api.js';
 import { renderApiReference } from './api-docs.js';
 import { authenticate } from './auth.js';
+import { limitBody } from './body.js';
 import { pageRoutes } from './pages.js';
 import { metricsRoutes, poolApiRoutes, type PoolApiContext } from './pool-api.js';
 import { INTERNAL_PREFIX, internalRoutes, type InternalContext } from './internal.js';
@@ -41,6 +42,8 @@ export function buildApp(services: HubServices, log: Logger, internal?: Internal
   let reference: string | undefined;
   app.get('/hub/docs/api', (c) => c.html((reference ??= renderApiReference(services.version))));
   app.get('/hub/health', (c) => c.json({ status: 'ok', instances_ready: services.pool.ready().length }));
+  // Before anything reads a body: larger ones are refused with 413, whether announced or streamed.
+  app.use('/hub/*', limitBody(() => services.maxBodyBytes));
   // Before the user authentication step: these routes take the gateway secret, not a user's token.
   if (internal) app.route(INTERNAL_PREFIX, internalRoutes(services, internal));
   app.use('/hub/*', authenticate(services));

@@ -60,7 +60,7 @@ describe('the OpenAPI document', () => {
       components: { schemas: Record<string, unknown> };
     };
     expect(doc.openapi).toBe('3.1.0');
-    expect(doc.paths[openApiPath('/hub/api/users/:name/server')]?.post?.['x-scopes']).toEqual(['servers', 'self']);
+    expect(doc.paths[openApiPath('/hub/api/users/:name/server')]?.post?.['x-scopes']).toEqual(['servers']);
     expect(doc.paths['/hub/api/']?.get?.security).toEqual([]);
     expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['User', 'Server', 'Token', 'Error', 'Instance']));
   });

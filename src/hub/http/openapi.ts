@@ -2,6 +2,7 @@
 // an OpenAPI 3.1 document from the same zod schemas that validate requests. A test checks that this list and
 // the hub's real route table match, and that every example validates against its schema.
 import { z } from 'zod';
+import type { ScopeName } from '../auth/scopes.js';
 import {
   createTokenBody, createUserBody, errorSchema, eventSchema, instanceSchema, patchUserBody, requestIdentitySchema, serverSchema,
   tokenListSchema, tokenSchema, userSchema, versionSchema, sshKeySchema, addSshKeyBody,
@@ -22,8 +23,14 @@ export interface RouteDoc {
   readonly method: 'get' | 'post' | 'patch' | 'put' | 'delete';
   readonly path: string;
   readonly summary: string;
-  /** Token scopes that allow the call (JupyterHub's names where they exist); empty = no authentication. */
-  readonly scopes: readonly string[];
+  /**
+   * Token scopes that allow the call, any one of them (JupyterHub's names where they exist). On a route with
+   * `:name`, a scope filtered to that user (`servers!user=alice`, `servers!server=alice/`) counts. Empty: any
+   * valid credential, or none at all when `public`.
+   */
+  readonly scopes: readonly ScopeName[];
+  /** No credential needed. @default false */
+  readonly public?: boolean;
   readonly body?: { readonly schema: z.ZodType; readonly example?: unknown };
   readonly responses: Readonly<Record<number, ResponseDoc>>;
 }
@@ -48,21 +55,21 @@ const tokenExample = {
 
 /** Every route under /hub/api. */
 export const API_ROUTES: readonly RouteDoc[] = [
-  { method: 'get', path: '/', summary: 'The hub\'s version', scopes: [], responses: { 200: { description: 'version', schema: versionSchema, example: { version: '0.1.0' } } } },
+  { method: 'get', path: '/', summary: 'The hub\'s version', scopes: [], public: true, responses: { 200: { description: 'version', schema: versionSchema, example: { version: '0.1.0' } } } },
   {
-    method: 'get', path: '/openapi.json', summary: 'This document', scopes: [],
+    method: 'get', path: '/openapi.json', summary: 'This document', scopes: [], public: true,
     responses: { 200: { description: 'OpenAPI 3.1 document', schema: z.record(z.string(), z.unknown()) } },
   },
   {
-    method: 'get', path: '/user', summary: 'The caller\'s own model', scopes: ['read:users:name'],
+    method: 'get', path: '/user', summary: 'The caller\'s own model', scopes: [],
     responses: { 200: { description: 'the caller', schema: requestIdentitySchema, example: { ...userExample, scopes: ['access:servers!user=alice', 'read:users!user=alice'], session_id: null, token_id: 'tQ2x9a' } }, 403: err('no valid credential') },
   },
   {
-    method: 'get', path: '/users', summary: 'Every user', scopes: ['admin:users'],
+    method: 'get', path: '/users', summary: 'The users the credential\'s list:users covers (every user for an admin, yourself for a user)', scopes: ['list:users'],
     responses: { 200: { description: 'users', schema: z.array(userSchema), example: [userExample] }, 403: err('no valid credential, or not an admin') },
   },
   {
-    method: 'get', path: '/users/:name', summary: 'One user', scopes: ['read:users', 'self'],
+    method: 'get', path: '/users/:name', summary: 'One user', scopes: ['read:users', 'read:servers'],
     responses: { 200: { description: 'the user', schema: userSchema, example: userExample }, 400: err('invalid username'), 403: err('another user'), 404: err('no such user') },
   },
   {
@@ -76,11 +83,11 @@ export const API_ROUTES: readonly RouteDoc[] = [
     responses: { 200: { description: 'the user', schema: userSchema }, 400: err('bad body'), 403: err('not an admin'), 404: err('no such user') },
   },
   {
-    method: 'delete', path: '/users/:name', summary: 'Stop the user\'s server and delete the user (notebooks stay on the share)', scopes: ['admin:users'],
+    method: 'delete', path: '/users/:name', summary: 'Stop the user\'s server and delete the user (notebooks stay on the share)', scopes: ['delete:users'],
     responses: { 204: { description: 'deleted' }, 403: err('not an admin'), 404: err('no such user') },
   },
   {
-    method: 'post', path: '/users/:name/server', summary: 'Start the user\'s server (optionally with a profile from pool.yaml)', scopes: ['servers', 'self'],
+    method: 'post', path: '/users/:name/server', summary: 'Start the user\'s server (optionally with a profile from pool.yaml)', scopes: ['servers'],
     body: { schema: startServerBodySchema, example: { profile: 'small' } },
     responses: {
       201: { description: 'running (already, or within 10 s)', schema: serverSchema, example: serverExample },
@@ -89,11 +96,11 @@ export const API_ROUTES: readonly RouteDoc[] = [
     },
   },
   {
-    method: 'delete', path: '/users/:name/server', summary: 'Stop the user\'s server', scopes: ['servers', 'self'],
+    method: 'delete', path: '/users/:name/server', summary: 'Stop the user\'s server', scopes: ['delete:servers'],
     responses: { 204: { description: 'stopped (or was not running)' }, 403: err('another user'), 404: err('no such user') },
   },
   {
-    method: 'get', path: '/users/:name/server/progress', summary: 'Start progress as an event stream (JupyterHub\'s format)', scopes: ['read:servers', 'self'],
+    method: 'get', path: '/users/:name/server/progress', summary: 'Start progress as an event stream (JupyterHub\'s format)', scopes: ['read:servers'],
     responses: {
       200: {
         description: 'events `data: {"progress": 0-100, "message", "ready"?, "failed"?, "url"?}` until ready or failed',
@@ -103,33 +110,33 @@ export const API_ROUTES: readonly RouteDoc[] = [
     },
   },
   {
-    method: 'get', path: '/users/:name/tokens', summary: 'The user\'s API tokens (never the secrets)', scopes: ['read:tokens', 'self'],
+    method: 'get', path: '/users/:name/tokens', summary: 'The user\'s API tokens (never the secrets)', scopes: ['read:tokens'],
     responses: { 200: { description: 'tokens', schema: tokenListSchema }, 403: err('another user') },
   },
   {
-    method: 'post', path: '/users/:name/tokens', summary: 'Create an API token; the secret is in this response only', scopes: ['tokens', 'self'],
+    method: 'post', path: '/users/:name/tokens', summary: 'Create an API token; the secret is in this response only', scopes: ['tokens'],
     body: { schema: createTokenBody, example: { note: 'ci', expires_in: 86400 } },
     responses: { 201: { description: 'created', schema: tokenSchema, example: tokenExample }, 400: err('bad body'), 403: err('another user') },
   },
   {
-    method: 'delete', path: '/users/:name/tokens/:id', summary: 'Revoke a token', scopes: ['tokens', 'self'],
+    method: 'delete', path: '/users/:name/tokens/:id', summary: 'Revoke a token', scopes: ['tokens'],
     responses: { 204: { description: 'revoked' }, 403: err('another user'), 404: err('no such token') },
   },
   {
-    method: 'get', path: '/users/:name/keys', summary: 'The user\'s SSH public keys (for the SSH front door)', scopes: ['read:users', 'self'],
+    method: 'get', path: '/users/:name/keys', summary: 'The user\'s SSH public keys (for the SSH front door)', scopes: ['read:users:keys'],
     responses: { 200: { description: 'keys', schema: z.array(sshKeySchema) }, 403: err('another user') },
   },
   {
-    method: 'post', path: '/users/:name/keys', summary: 'Register an SSH public key', scopes: ['admin:users', 'self'],
+    method: 'post', path: '/users/:name/keys', summary: 'Register an SSH public key', scopes: ['users:keys'],
     body: { schema: addSshKeyBody, example: { key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop' } },
     responses: { 201: { description: 'registered', schema: sshKeySchema }, 400: err('not a public key'), 409: err('already registered') },
   },
   {
-    method: 'delete', path: '/users/:name/keys/:id', summary: 'Remove an SSH public key', scopes: ['admin:users', 'self'],
+    method: 'delete', path: '/users/:name/keys/:id', summary: 'Remove an SSH public key', scopes: ['users:keys'],
     responses: { 204: { description: 'removed' }, 404: err('no such key') },
   },
   {
-    method: 'get', path: '/instances/:id', summary: 'One instance with capacity, protection and drain state', scopes: ['admin:instances'],
+    method: 'get', path: '/instances/:id', summary: 'One instance with capacity, protection and drain state', scopes: ['read:instances'],
     responses: { 200: { description: 'the instance', schema: instanceSchema }, 403: err('not an admin'), 404: err('no such instance') },
   },
   {
@@ -143,7 +150,7 @@ export const API_ROUTES: readonly RouteDoc[] = [
     responses: { 200: { description: 'the instance', schema: instanceSchema }, 404: err('no such instance') },
   },
   {
-    method: 'get', path: '/pool', summary: 'The pool\'s size: desired, configured, ready, draining', scopes: ['admin:instances'],
+    method: 'get', path: '/pool', summary: 'The pool\'s size: desired, configured, ready, draining', scopes: ['read:instances'],
     responses: { 200: { description: 'the pool', schema: poolSizeSchema }, 403: err('not an admin') },
   },
   {
@@ -152,15 +159,15 @@ export const API_ROUTES: readonly RouteDoc[] = [
     responses: { 202: { description: 'scaling', schema: poolSizeSchema }, 400: err('not a size between 0 and 1000'), 403: err('not an admin') },
   },
   {
-    method: 'get', path: '/queue', summary: 'Requests waiting for an instance with room, in order', scopes: ['admin:instances'],
+    method: 'get', path: '/queue', summary: 'Requests waiting for an instance with room, in order', scopes: ['read:instances'],
     responses: { 200: { description: 'the queue', schema: z.array(queueEntrySchema) }, 403: err('not an admin') },
   },
   {
-    method: 'get', path: '/profiles', summary: 'Profiles users may pick when starting a server', scopes: ['read:users:name'],
+    method: 'get', path: '/profiles', summary: 'Profiles users may pick when starting a server', scopes: [],
     responses: { 200: { description: 'profiles', schema: z.array(profileJsonSchema) } },
   },
   {
-    method: 'get', path: '/instances', summary: 'The pool\'s instances', scopes: ['admin:instances'],
+    method: 'get', path: '/instances', summary: 'The pool\'s instances', scopes: ['read:instances'],
     responses: { 200: { description: 'instances', schema: z.array(instanceSchema) }, 403: err('not an admin') },
   },
   {
@@ -215,7 +222,7 @@ export function buildOpenApi(version: string, routes: readonly RouteDoc[] = API_
     (paths[openApiPath(full)] ??= {})[route.method] = {
       summary: route.summary,
       ...(params.length ? { parameters: params } : {}),
-      ...(route.scopes.length ? { security: [{ token: [...route.scopes] }], 'x-scopes': [...route.scopes] } : { security: [] }),
+      ...(route.public ? { security: [] } : { security: [{ token: [...route.scopes] }], 'x-scopes': [...route.scopes] }),
       ...(route.body
         ? {
             requestBody: {

@@ -7,7 +7,7 @@ import { BadRequestError, InstanceNotFoundError } from '../errors.js';
 import type { InstancePool, InstanceView } from '../instances/pool.js';
 import type { HubMetrics } from '../metrics.js';
 import type { SessionManager } from '../sessions/manager.js';
-import { requireAdmin, requireIdentity } from './auth.js';
+import { requireCaller, requireScope } from './auth.js';
 import { readJson } from './body.js';
 import { instanceModel } from './models.js';
 import type { HubEnv } from './services.js';
@@ -24,7 +24,7 @@ export interface PoolApiContext {
 /** Body of `POST /hub/api/instances/{id}/drain`. */
 export const drainBodySchema = z.strictObject({
   deadline: z
-    .union([z.string(), z.number().nonnegative()])
+    .union([z.string().max(32, 'must be at most 32 characters'), z.number().int().nonnegative().max(365 * 24 * 3600 * 1000, 'must be at most a year')])
     .optional()
     .describe('How long sessions may keep running before they are stopped ("30m", "2h" or ms); default pool.yaml pool.drain.deadline.'),
 });
@@ -92,12 +92,12 @@ export function poolApiRoutes(ctx: PoolApiContext): Hono<HubEnv> {
   const model = (view: InstanceView) => instanceModel(view, ctx.sessions.countOn(view.id));
 
   api.get('/instances/:id', (c) => {
-    requireAdmin(c);
+    requireScope(c, 'read:instances');
     return c.json(model(instance(c.req.param('id'))));
   });
 
   api.post('/instances/:id/drain', async (c) => {
-    requireAdmin(c);
+    requireScope(c, 'admin:instances');
     const id = c.req.param('id');
     instance(id);
     const body = await readJson(c, drainBodySchema);
@@ -110,7 +110,7 @@ export function poolApiRoutes(ctx: PoolApiContext): Hono<HubEnv> {
   });
 
   api.post('/instances/:id/protect', async (c) => {
-    requireAdmin(c);
+    requireScope(c, 'admin:instances');
     const id = c.req.param('id');
     instance(id);
     const body = await readJson(c, protectBodySchema);
@@ -127,12 +127,12 @@ export function poolApiRoutes(ctx: PoolApiContext): Hono<HubEnv> {
   });
 
   api.get('/pool', (c) => {
-    requireAdmin(c);
+    requireScope(c, 'read:instances');
     return c.json(poolModel());
   });
 
   api.patch('/pool', async (c) => {
-    requireAdmin(c);
+    requireScope(c, 'admin:instances');
     const { instances } = await readJson(c, scaleBodySchema);
     ctx.pool.resize(instances);
     await ctx.scale.save(instances);
@@ -140,7 +140,7 @@ export function poolApiRoutes(ctx: PoolApiContext): Hono<HubEnv> {
   });
 
   api.get('/queue', (c) => {
-    requireAdmin(c);
+    requireScope(c, 'read:instances');
     return c.json(
       ctx.sessions.queued().map((q) => ({
         position: q.position, session: q.sessionId, user: q.user, profile: q.profile, since: q.since, wait_seconds: q.waitedMs / 1000, reason: q.reason,
@@ -149,7 +149,7 @@ export function poolApiRoutes(ctx: PoolApiContext): Hono<HubEnv> {
   });
 
   api.get('/profiles', (c) => {
-    requireIdentity(c);
+    requireCaller(c);
     return c.json(
       Object.entries(ctx.sessions.profiles()).map(([name, p]) => ({
         name, description: p.description ?? null, cpu: p.cpu, memory_bytes: p.memoryBytes, gpus: p.gpus,
@@ -170,7 +170,7 @@ export function poolApiRoutes(ctx: PoolApiContext): Hono<HubEnv> {
 export function metricsRoutes(ctx: Pick<PoolApiContext, 'metrics'>): Hono<HubEnv> {
   const routes = new Hono<HubEnv>();
   routes.get('/metrics', async (c) => {
-    requireAdmin(c);
+    requireScope(c, 'read:metrics');
     return c.body(await ctx.metrics.render(), 200, { 'content-type': ctx.metrics.contentType });
   });
   return routes;

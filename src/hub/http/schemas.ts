@@ -1,6 +1,10 @@
 // The zod schemas of the REST API: request bodies (validated at the boundary) and response models (checked in
 // tests and published in the OpenAPI document). Field names are snake_case, as in JupyterHub.
 import { z } from 'zod';
+import { MAX_SCOPE_LENGTH, MAX_TOKEN_SCOPES } from '../auth/scopes.js';
+
+/** Longest token lifetime `expires_in` accepts: 10 years, in seconds. */
+export const MAX_TOKEN_LIFETIME_SECONDS = 10 * 366 * 24 * 3600;
 
 export const errorSchema = z
   .object({
@@ -142,11 +146,28 @@ export const patchUserBody = z
 
 export const createTokenBody = z
   .strictObject({
-    note: z.string().max(1000).optional(),
-    scopes: z.array(z.string()).optional(),
-    expires_in: z.number().int().positive().nullable().optional().describe('Lifetime in seconds; null = never expires.'),
+    note: z.string().max(1000, 'must be at most 1000 characters').optional(),
+    scopes: z
+      .array(z.string().min(1, 'must not be empty').max(MAX_SCOPE_LENGTH, `must be at most ${MAX_SCOPE_LENGTH} characters`))
+      .max(MAX_TOKEN_SCOPES, `must hold at most ${MAX_TOKEN_SCOPES} scopes`)
+      .optional()
+      .describe('JupyterHub scopes, e.g. ["read:users!user=alice", "access:servers!user=alice"]; default ["inherit"] (all of the owner\'s).'),
+    expires_in: z
+      .number()
+      .int('must be a whole number of seconds')
+      .positive('must be positive')
+      .max(MAX_TOKEN_LIFETIME_SECONDS, `must be at most ${MAX_TOKEN_LIFETIME_SECONDS} (10 years)`)
+      .nullable()
+      .optional()
+      .describe('Lifetime in seconds; null = never expires.'),
   })
   .meta({ id: 'CreateToken' });
+
+/** Query of `GET /hub/api/events`. */
+export const eventsQuery = z.object({
+  limit: z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(1000, 'must be at most 1000').default(100),
+  after: z.coerce.number().int('must be a whole number').min(0, 'must be 0 or more').max(Number.MAX_SAFE_INTEGER).default(0),
+});
 
 export const sshKeySchema = z
   .object({

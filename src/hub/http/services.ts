@@ -1,7 +1,7 @@
 // What the HTTP layer (API and pages) may use from the hub: a narrow view, never the Hub object itself.
 import type { Hono } from 'hono';
 import type { Identity } from '../../protocol/gateway.js';
-import type { IdentityService } from '../auth/identity.js';
+import type { Caller, IdentityService } from '../auth/identity.js';
 import type { EventLog } from '../events.js';
 import type { InstancePool } from '../instances/pool.js';
 import type { SessionManager } from '../sessions/manager.js';
@@ -20,11 +20,16 @@ export interface HubServices {
   readonly cookieMaxAgeMs: number;
   /** How long `POST …/server` waits for the start before answering 202, in ms. */
   readonly spawnWaitMs: number;
+  /** Largest request body read (pool.yaml `hub.maxBodySize`), in bytes; larger gets 413. */
+  readonly maxBodyBytes: number;
 }
 
 /** Per-request values set by the authentication step. */
 export interface HubEnv {
   Variables: {
+    /** Who is calling and what this credential may do; null for no (or, on pages, a restricted) credential. */
+    caller: Caller | null;
+    /** `caller.identity`, for the pages. */
     identity: Identity | null;
     /** True when the identity came from the login cookie (then unsafe methods need a same-origin request). */
     viaCookie: boolean;

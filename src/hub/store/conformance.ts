@@ -26,6 +26,22 @@ export function describeStoreConformance(name: string, open: () => Promise<Store
       await store.close();
     });
 
+    it('never hands a deleted user\'s UID to a new user, not even the newest one\'s', async () => {
+      const store = await open();
+      await store.createUser({ name: 'alice', admin: false, passwordHash: null });
+      const bob = await store.createUser({ name: 'bob', admin: false, passwordHash: null });
+      expect(await store.deleteUser('bob')).toBe(true);
+      const carol = await store.createUser({ name: 'carol', admin: false, passwordHash: null });
+      expect(carol.uid).toBe(bob.uid + 1);
+      await store.deleteUser('carol');
+      await store.deleteUser('alice');
+      const dave = await store.createUser({ name: 'dave', admin: false, passwordHash: null });
+      expect(dave.uid).toBe(bob.uid + 2);
+      const bobAgain = await store.createUser({ name: 'bob', admin: false, passwordHash: null });
+      expect(bobAgain.uid).toBe(bob.uid + 3);
+      await store.close();
+    });
+
     it('refuses a second user with the same name', async () => {
       const store = await open();
       await store.createUser({ name: 'alice', admin: false, passwordHash: null });

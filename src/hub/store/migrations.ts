@@ -1,4 +1,6 @@
 // Ordered schema migrations for the SQLite store; `user_version` records how many have run.
+// Migration 6 keeps the last UID handed out in `counters` (seeded from the users there are), so a deleted user's
+// UID, which still owns their share folder, is never given to anyone else.
 
 export const MIGRATIONS: readonly string[] = [
   `
@@ -88,5 +90,12 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE instances ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
   UPDATE instances SET draining = 1 WHERE state = 'draining' OR drain_deadline IS NOT NULL;
+  `,
+  `
+  CREATE TABLE counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  );
+  INSERT INTO counters (name, value) SELECT 'last_uid', uid FROM users ORDER BY uid DESC LIMIT 1;
   `,
 ];

@@ -93,7 +93,9 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       `INSERT INTO users (name, admin, uid, gid, password_hash, created)
        VALUES (@name, @admin, @uid, @uid, @passwordHash, @created)`,
     ),
-    nextUid: db.prepare('SELECT MAX(uid) AS uid FROM users'),
+    maxUid: db.prepare('SELECT MAX(uid) AS uid FROM users'),
+    lastUid: db.prepare("SELECT value FROM counters WHERE name = 'last_uid'"),
+    putLastUid: db.prepare("INSERT INTO counters (name, value) VALUES ('last_uid', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value"),
     getUser: db.prepare('SELECT * FROM users WHERE name = ?'),
     listUsers: db.prepare('SELECT * FROM users ORDER BY name'),
     deleteUser: db.prepare('DELETE FROM users WHERE name = ?'),
@@ -141,8 +143,11 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
 
   const createUser = db.transaction((user: NewUser): UserRecord => {
     if (q.getUser.get(user.name)) throw new UserExistsError(user.name);
-    const max = (q.nextUid.get() as { uid: number | null }).uid;
-    const uid = max === null ? uidBase : Math.max(uidBase, max + 1);
+    // The counter never goes back: deleting the newest user does not free their UID for the next one.
+    const last = (q.lastUid.get() as { value: number } | undefined)?.value ?? uidBase - 1;
+    const max = (q.maxUid.get() as { uid: number | null }).uid ?? uidBase - 1;
+    const uid = Math.max(uidBase, last + 1, max + 1);
+    q.putLastUid.run(uid);
     q.insertUser.run({ name: user.name, admin: user.admin ? 1 : 0, uid, passwordHash: user.passwordHash, created: new Date().toISOString() });
     return toUser(q.getUser.get(user.name) as Row);
   });

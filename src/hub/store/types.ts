@@ -101,7 +101,7 @@ export type SessionPatch = Partial<Omit<SessionRecord, 'id' | 'user' | 'name' | 
  * Everything the hub persists. Only the hub writes it. Every implementation passes `store.conformance.ts`.
  */
 export interface Store {
-  /** Creates a user with the next free UID/GID (from `uidBase`). Throws `UserExistsError`. */
+  /** Creates a user with the next UID/GID from a counter that never goes back (from `uidBase`; a deleted user's UID is never reused). Throws `UserExistsError`. */
   createUser(user: NewUser): Promise<UserRecord>;
   getUser(name: string): Promise<UserRecord | undefined>;
   listUsers(): Promise<UserRecord[]>;

@@ -13,6 +13,7 @@ import type { Provider } from '../providers/provider.js';
 import { AgentRegistry } from './agents/registry.js';
 import { newSecret } from './auth/credentials.js';
 import { IdentityService } from './auth/identity.js';
+import { LoginGuard } from './auth/login-guard.js';
 import { EventLog } from './events.js';
 import { GatewayFeed } from './gateway-feed.js';
 import { buildApp } from './http/app.js';
@@ -132,8 +133,10 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     ...sessionSettings(config), metrics: metrics.placement,
     routes: { publish: (route) => feed.publish(route), unpublish: (user, id) => feed.unpublish(user, id) },
   });
+  const { window: windowMs, ...loginLimit } = config.hub.loginLimit;
+  const logins = new LoginGuard({ identities, events }, { windowMs, ...loginLimit });
   const services: HubServices = {
-    store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
+    store, identities, logins, gatewaySecret, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),
   };
   const scale = {

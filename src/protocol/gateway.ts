@@ -3,6 +3,7 @@
 // The hub pushes the routing table (a full `routes` snapshot on connect, then `route` / `unroute` changes) and
 // answers the gateway's `auth` lookups. The gateway keeps the table and its auth cache in memory, so a hub
 // restart drops no proxied connection: it reconnects and receives a fresh snapshot.
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 
 export const GATEWAY_PATH = '/hub/internal/gateway';
@@ -60,12 +61,18 @@ export const SSH_LOCATE_PATH = '/hub/internal/ssh/locate';
 
 /** Body of `SSH_AUTH_PATH`: a password, or a public key in wire form (base64). */
 export const sshAuthBody = z.discriminatedUnion('method', [
-  z.strictObject({ method: z.literal('password'), user: z.string(), password: z.string() }),
+  /** `address`: the SSH client's address, for the hub's login limits (per user and address, per address). */
+  z.strictObject({ method: z.literal('password'), user: z.string(), password: z.string(), address: z.string().max(64) }),
   z.strictObject({ method: z.literal('publickey'), user: z.string(), algo: z.string(), key: z.string() }),
 ]);
 export type SshAuthBody = z.infer<typeof sshAuthBody>;
 /** Answer of `SSH_AUTH_PATH`. */
-export const sshAuthResult = z.strictObject({ verdict: z.enum(['allowed', 'denied', 'unknown']) });
+export const sshAuthResult = z.strictObject({
+  /** `limited`: too many recent failures from this user and address (or this address); `busy`: too many checks waiting. */
+  verdict: z.enum(['allowed', 'denied', 'unknown', 'limited', 'busy']),
+  /** With `limited`: milliseconds until an attempt is checked again. */
+  retryAfterMs: z.number().int().nonnegative().optional(),
+});
 
 /** Body of `SSH_LOCATE_PATH`. */
 export const sshLocateBody = z.strictObject({ user: z.string() });
@@ -76,3 +83,40 @@ export const locateLineSchema = z.union([
   z.strictObject({ error: z.string() }),
 ]);
 export type LocateLine = z.infer<typeof locateLineSchema>;
+
+/**
+ * Header the gateway puts on every request it forwards to the hub: the client's address and an HMAC of it with
+ * the gateway secret, so the hub's login limits count the real client and nobody else can claim an address.
+ */
+export const CLIENT_ADDRESS_HEADER = 'x-dspool-client';
+
+function addressMac(secret: string, address: string): string {
+  return createHmac('sha256', secret).update(`client-address:${address}`).digest('base64url');
+}
+
+/**
+ * The value of {@link CLIENT_ADDRESS_HEADER} for `address`.
+ *
+ * @example
+ * headers.push(CLIENT_ADDRESS_HEADER, signClientAddress(secret, req.socket.remoteAddress ?? ''));
+ */
+export function signClientAddress(secret: string, address: string): string {
+  return `${address} ${addressMac(secret, address)}`;
+}
+
+/**
+ * The address in a {@link CLIENT_ADDRESS_HEADER} value, or `undefined` when it is missing or not signed with
+ * `secret`.
+ *
+ * @example
+ * verifyClientAddress(secret, signClientAddress(secret, '10.0.0.5')); // '10.0.0.5'
+ */
+export function verifyClientAddress(secret: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const space = value.lastIndexOf(' ');
+  if (space <= 0) return undefined;
+  const address = value.slice(0, space);
+  const given = Buffer.from(value.slice(space + 1));
+  const expected = Buffer.from(addressMac(secret, address));
+  return given.length === expected.length && timingSafeEqual(given, expected) ? address : undefined;
+}

@@ -34,7 +34,10 @@ export function internalRoutes(s: HubServices, ctx: InternalContext): Hono<HubEn
   internal.post(SSH_AUTH_PATH.slice(INTERNAL_PREFIX.length), async (c) => {
     const body = await readJson(c, sshAuthBody);
     if (usernameProblem(body.user)) return c.json({ verdict: 'unknown' });
-    if (body.method === 'password') return c.json({ verdict: await s.identities.checkPassword(body.user, body.password) });
+    if (body.method === 'password') {
+      const result = await s.logins.login('ssh', body.user, body.password, body.address);
+      return c.json(result.verdict === 'limited' ? { verdict: 'limited', retryAfterMs: result.retryAfterMs } : { verdict: result.verdict });
+    }
     const user = await s.store.getUser(body.user);
     if (!user) return c.json({ verdict: 'unknown' });
     if (user.disabled) return c.json({ verdict: 'denied' });

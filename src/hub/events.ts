@@ -8,7 +8,7 @@ export type EventKind =
   | 'instance.failed' | 'instance.drain' | 'instance.protect' | 'instance.repair_postponed'
   | 'session.placed' | 'session.queued' | 'session.state' | 'session.adopted' | 'session.lost' | 'session.notice'
   | 'user.created' | 'user.deleted' | 'user.key_added' | 'user.login' | 'user.login_failed'
-  | 'user.login_locked' | 'user.login_busy' | 'token.created' | 'token.deleted';
+  | 'user.login_locked' | 'user.login_busy' | 'user.admin_access' | 'token.created' | 'token.deleted';
 
 /** Where an event is about. */
 export interface EventSubject {

@@ -14,6 +14,7 @@ import { AgentRegistry } from './agents/registry.js';
 import { newSecret } from './auth/credentials.js';
 import { IdentityService } from './auth/identity.js';
 import { LoginGuard } from './auth/login-guard.js';
+import { UserHostLogins } from './auth/user-host.js';
 import { EventLog } from './events.js';
 import { GatewayFeed } from './gateway-feed.js';
 import { buildApp } from './http/app.js';
@@ -101,7 +102,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     log,
   });
 
-  const server = createAdaptorServer({ fetch: (request: Request) => app.fetch(request) }) as Server;
+  const server = createAdaptorServer({ fetch: (request: Request, env: unknown) => app.fetch(request, env) }) as Server;
   server.on('upgrade', (request, socket, head) => {
     const path = (request.url ?? '').split('?')[0];
     if (path === AGENT_PATH) void registry.handleUpgrade(request, socket, head);
@@ -136,7 +137,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   const { window: windowMs, ...loginLimit } = config.hub.loginLimit;
   const logins = new LoginGuard({ identities, events }, { windowMs, ...loginLimit });
   const services: HubServices = {
-    store, identities, logins, gatewaySecret, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
+    store, identities, logins, gatewaySecret, sessions, userHost: config.gateway.userHost, hostLogins: new UserHostLogins({ store }), pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),
   };
   const scale = {

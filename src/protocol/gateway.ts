@@ -11,6 +11,36 @@ export const GATEWAY_PATH = '/hub/internal/gateway';
 export const GATEWAY_SECRET_FILE = 'secrets/gateway.key';
 /** Browser login cookie set by the hub and checked by the gateway. */
 export const LOGIN_COOKIE = 'dspool-session';
+/**
+ * Set by the hub (path `/user/<name>/`) once an admin has read the warning about opening another user's server on
+ * the hub's origin; its value is {@link adminAck}, so only the gateway and the hub can make one.
+ */
+export const ACK_COOKIE = 'dspool-ack';
+/**
+ * With `gateway.userHost`: the login cookie of one user host (`alice.pool.example`), host-only, set by the gateway
+ * at the end of the handshake; the hub's own login cookie never reaches a user host.
+ */
+export const USER_HOST_COOKIE = 'dspool-host-session';
+/** On the hub's host: where a user host sends a browser without a login (`?user=&next=`). */
+export const USER_HOST_AUTHORIZE_PATH = '/hub/user-host/authorize';
+/** On a user host: where the hub sends the browser back with a one-time code (`?code=&next=`); the gateway answers it. */
+export const USER_HOST_CALLBACK_PATH = '/hub/user-host/callback';
+/** Internal route the gateway trades a code at (`Authorization: Bearer <gateway secret>`). */
+export const USER_HOST_REDEEM_PATH = '/hub/internal/user-host/redeem';
+/** Body of `USER_HOST_REDEEM_PATH`: the code and the user host it arrived at. */
+export const userHostRedeemBody = z.strictObject({ code: z.string().min(1).max(200), user: z.string().max(64) });
+/** Answer of `USER_HOST_REDEEM_PATH`: the new cookie, or null when the code is unknown, used, expired or for another host. */
+export const userHostRedeemResult = z.strictObject({ cookie: z.string().nullable() });
+
+/**
+ * The value of {@link ACK_COOKIE} for the admin holding `loginCookie` opening `user`'s server.
+ *
+ * @example
+ * adminAck(secret, 'mallory', cookie); // base64url HMAC
+ */
+export function adminAck(secret: string, user: string, loginCookie: string): string {
+  return createHmac('sha256', secret).update(`admin-ack:${user}:${loginCookie}`).digest('base64url');
+}
 
 /** Where one user's server is reachable. `token` is the server's secret, added by the gateway when proxying. */
 export const routeSchema = z.strictObject({

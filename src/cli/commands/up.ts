@@ -87,6 +87,7 @@ export async function runUp(config: LoadedConfig): Promise<number> {
     hubUrl: hub.url,
     secret: gatewaySecret,
     allowedOrigins: config.gateway.allowedOrigins,
+    userHost: config.gateway.userHost,
     log: createLogger('gateway', config.log.level),
   });
   let gatewayPort: number;

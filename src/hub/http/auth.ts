@@ -3,6 +3,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { LOGIN_COOKIE, type Identity } from '../../protocol/gateway.js';
 import { ForbiddenError, UnauthorizedError } from '../errors.js';
+import { requireSameOrigin } from './forms.js';
 import type { HubEnv, HubServices } from './services.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -24,9 +25,8 @@ export function authenticate(services: Pick<HubServices, 'identities'>): Middlew
         viaCookie = identity !== null;
       }
     }
-    if (viaCookie && !SAFE_METHODS.has(c.req.method) && !sameOrigin(c)) {
-      throw new ForbiddenError('cross-origin request refused: the Origin does not match this site');
-    }
+    // Scheme, host and port must all match; a cookie request without Origin (or Referer) is refused as such.
+    if (viaCookie && !SAFE_METHODS.has(c.req.method)) requireSameOrigin(c);
     c.set('identity', identity);
     c.set('viaCookie', viaCookie);
     c.set('token', match?.[1]);
@@ -53,24 +53,4 @@ export function requireSelfOrAdmin(c: Context<HubEnv>, name: string): Identity {
   const identity = requireIdentity(c);
   if (identity.user !== name && !identity.admin) throw new ForbiddenError(`you may only act on your own account, not "${name}"`);
   return identity;
-}
-
-function sameOrigin(c: Context<HubEnv>): boolean {
-  const origin = c.req.header('origin') ?? refererOrigin(c.req.header('referer'));
-  if (!origin) return false;
-  const host = c.req.header('x-forwarded-host') ?? c.req.header('host');
-  try {
-    return new URL(origin).host === host;
-  } catch {
-    return false;
-  }
-}
-
-function refererOrigin(referer: string | undefined): string | undefined {
-  if (!referer) return undefined;
-  try {
-    return new URL(referer).origin;
-  } catch {
-    return undefined;
-  }
 }

@@ -37,6 +37,8 @@ export interface PoolOptions {
   extraYaml?: string;
   /** Turn the SSH front door on (an ephemeral port). */
   ssh?: boolean;
+  /** More keys of the `gateway:` map, as YAML flow items (e.g. `userHost: "{user}.localhost"`). */
+  gateway?: string;
 }
 
 /** A running pool for one suite. */
@@ -66,7 +68,7 @@ export class TestPool {
       [
         'dataDir: ./state',
         'share: { path: ./share }',
-        `gateway: { host: 127.0.0.1, port: 0, sshPort: ${options.ssh ? 0 : 'null'} }`,
+        `gateway: { host: 127.0.0.1, port: 0, sshPort: ${options.ssh ? 0 : 'null'}${options.gateway ? `, ${options.gateway}` : ''} }`,
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
         `pool: { instances: ${options.instances ?? 2} }`,

@@ -37,8 +37,9 @@ export const hubSchema = z
         window: duration('5m').describe('Window failed logins are counted over.'),
         perPair: z.number().int().min(1).max(1000).default(5).describe('Failed logins of one user name from one address within the window before that pair is refused unchecked.'),
         perAddress: z.number().int().min(1).max(100_000).default(30).describe('Failed logins from one address (any names; IPv6 by /64) within the window before the address is refused unchecked.'),
-        maxConcurrent: z.number().int().min(1).max(64).default(2).describe('Password checks (argon2) running at once, web and SSH together.'),
+        maxConcurrent: z.number().int().min(1).max(64).nullable().default(null).describe('Password checks (argon2) running at once, web and SSH together; null: half the CPUs, at least 1.'),
         maxQueued: z.number().int().min(0).max(10_000).default(32).describe('Password checks waiting for a turn; beyond that a login is refused as busy.'),
+        maxWait: duration('10s').describe('Longest a password check waits for its turn before the login is refused as busy.'),
       })
       .prefault({})
       .describe('Login guessing limits, shared by the web login and the SSH front door.'),

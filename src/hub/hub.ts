@@ -134,8 +134,8 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     ...sessionSettings(config), metrics: metrics.placement,
     routes: { publish: (route) => feed.publish(route), unpublish: (user, id) => feed.unpublish(user, id) },
   });
-  const { window: windowMs, ...loginLimit } = config.hub.loginLimit;
-  const logins = new LoginGuard({ identities, events }, { windowMs, ...loginLimit });
+  const { window: windowMs, maxWait: maxWaitMs, maxConcurrent, ...loginLimit } = config.hub.loginLimit;
+  const logins = new LoginGuard({ identities, events }, { windowMs, maxWaitMs, maxConcurrent: maxConcurrent ?? undefined, ...loginLimit });
   const services: HubServices = {
     store, identities, logins, gatewaySecret, sessions, userHost: config.gateway.userHost, hostLogins: new UserHostLogins({ store }), pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),

@@ -36,7 +36,7 @@ describe('LoginLimiter', () => {
   });
 
   it('runs at most maxConcurrent checks at once, queues a bounded number and refuses the rest as busy', async () => {
-    const limiter = new LoginLimiter({ maxConcurrent: 2, maxQueued: 3, perAddressInFlight: 100 });
+    const limiter = new LoginLimiter({ maxConcurrent: 2, maxQueued: 3, perAddressInFlight: 100, maxWaitMs: 60_000 });
     let running = 0;
     let peak = 0;
     const releases: (() => void)[] = [];
@@ -76,6 +76,21 @@ describe('LoginLimiter', () => {
     expect(limiter.load()).toEqual({ running: 1, queued: 2 });
     release();
     expect(await other).toEqual({ outcome: 'checked', value: true, failed: false });
+  });
+
+  it('refuses as busy a check that waited longer than maxWaitMs for its turn, and frees its place in line', async () => {
+    const limiter = new LoginLimiter({ maxConcurrent: 1, maxWaitMs: 50, perAddressInFlight: 100 });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const first = limiter.attempt('a', '10.0.0.1', async () => {
+      await gate;
+      return true;
+    }, isFailure);
+    expect(await limiter.attempt('b', '10.0.0.2', right, isFailure)).toEqual({ outcome: 'busy', by: 'wait' });
+    expect(limiter.load()).toEqual({ running: 1, queued: 0 });
+    release();
+    expect((await first).outcome).toBe('checked');
+    expect(limiter.load()).toEqual({ running: 0, queued: 0 });
   });
 
   it('counts an IPv6 address by its /64 and an IPv4-mapped one as IPv4', () => {

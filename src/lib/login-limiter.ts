@@ -3,6 +3,7 @@
 // small gate (a few at once, a bounded queue, at most a couple per address), so a guessing flood neither locks
 // the real user out from their own address nor takes the hub's CPU.
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 
 /** Limits of a {@link LoginLimiter}. */
 export interface LoginLimitOptions {
@@ -23,8 +24,9 @@ export interface LoginLimitOptions {
    */
   perAddress?: number;
   /**
-   * Password checks (argon2) running at once, for the whole hub.
-   * @default 2
+   * Password checks (argon2) running at once, for the whole hub. Each takes a CPU core while it runs; half of
+   * them leaves the rest for serving everything else.
+   * @default half the CPUs, at least 1
    */
   maxConcurrent?: number;
   /**
@@ -32,6 +34,12 @@ export interface LoginLimitOptions {
    * @default 32
    */
   maxQueued?: number;
+  /**
+   * Longest a check waits for its turn before it is refused as busy, in milliseconds (a login that would take
+   * longer is better told to try again).
+   * @default 10_000
+   */
+  maxWaitMs?: number;
   /**
    * Password checks one address may have running or waiting at once.
    * @default 2
@@ -58,8 +66,9 @@ export function loginLimitDefaults(options: LoginLimitOptions = {}): ResolvedLog
     windowMs: options.windowMs ?? 300_000,
     perPair: options.perPair ?? 5,
     perAddress: options.perAddress ?? 30,
-    maxConcurrent: options.maxConcurrent ?? 2,
+    maxConcurrent: options.maxConcurrent ?? Math.max(1, Math.floor(availableParallelism() / 2)),
     maxQueued: options.maxQueued ?? 32,
+    maxWaitMs: options.maxWaitMs ?? 10_000,
     perAddressInFlight: options.perAddressInFlight ?? 2,
     maxKeys: options.maxKeys ?? 10_000,
   };
@@ -75,7 +84,7 @@ export function loginLimitDefaults(options: LoginLimitOptions = {}): ResolvedLog
 export type LoginAttempt<V> =
   | { readonly outcome: 'checked'; readonly value: V; readonly failed: boolean; readonly locked?: 'pair' | 'address' }
   | { readonly outcome: 'limited'; readonly by: 'pair' | 'address'; readonly retryAfterMs: number }
-  | { readonly outcome: 'busy'; readonly by: 'queue' | 'address' };
+  | { readonly outcome: 'busy'; readonly by: 'queue' | 'address' | 'wait' };
 
 /**
  * The key an address is counted under: IPv4 (also IPv4-mapped IPv6) as it is, IPv6 by its /64 prefix (one host
@@ -148,7 +157,7 @@ export class LoginLimiter {
   readonly #pairs: FailureWindow;
   readonly #addresses: FailureWindow;
   readonly #inFlight = new Map<string, number>();
-  readonly #waiting: (() => void)[] = [];
+  readonly #waiting: ((go: boolean) => void)[] = [];
   #running = 0;
 
   constructor(options: LoginLimitOptions = {}, private readonly now: () => number = Date.now) {
@@ -206,14 +215,14 @@ export class LoginLimiter {
     this.#inFlight.set(key, mine + 1);
     try {
       // A finishing check hands its slot straight to the next in line, so the count never overshoots.
-      if (this.#running >= this.limits.maxConcurrent) await new Promise<void>((resolve) => this.#waiting.push(resolve));
-      else this.#running++;
+      if (this.#running < this.limits.maxConcurrent) this.#running++;
+      else if (!(await this.#turn())) return { outcome: 'busy', by: 'wait' };
       let value: V;
       try {
         value = await verify();
       } finally {
         const next = this.#waiting.shift();
-        if (next !== undefined) next();
+        if (next !== undefined) next(true);
         else this.#running--;
       }
       if (!failed(value)) {
@@ -227,6 +236,22 @@ export class LoginLimiter {
       if (left <= 0) this.#inFlight.delete(key);
       else this.#inFlight.set(key, left);
     }
+  }
+
+  /** Waits in line for a running slot: true once it is handed one, false when `maxWaitMs` passed first. */
+  #turn(): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        const at = this.#waiting.indexOf(wake);
+        if (at !== -1) this.#waiting.splice(at, 1);
+        resolve(false);
+      }, this.limits.maxWaitMs);
+      const wake = (go: boolean): void => {
+        clearTimeout(timer);
+        resolve(go);
+      };
+      this.#waiting.push(wake);
+    });
   }
 }
 

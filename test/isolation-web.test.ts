@@ -291,8 +291,10 @@ describe.skipIf(skipReason !== '')('web and login attacks against a real pool', 
     expect(spreadStatus.filter((s) => s === 503).length).toBeGreaterThan(0);
     latencies.sort((a, b) => a - b);
     console.log(`hub API: quiet median ${quiet[7]?.toFixed(0)} ms, max ${quiet.at(-1)?.toFixed(0)} ms; during a 160-guess flood from 40 addresses median ${latencies[7]?.toFixed(0)} ms, max ${latencies.at(-1)?.toFixed(0)} ms`);
-    // Generous for a loaded 2-core machine shared with other work; the point is that it answers.
-    expect(latencies.at(-1)).toBeLessThan(10_000);
+    // Generous for a loaded 2-core machine shared with other work (the slowest answer is the one queued behind the
+    // flood's 160 connections arriving at once: 4–8 s measured here); the point is that it answers, and mostly fast.
+    expect(latencies[7]).toBeLessThan(2_000);
+    expect(latencies.at(-1)).toBeLessThan(30_000);
     expect((await events('user.login_busy')).length).toBeGreaterThan(0);
     expect((await login(alice, 'alice-pass', '127.0.0.7')).status).toBe(302);
   }, 180_000);

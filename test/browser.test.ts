@@ -100,7 +100,10 @@ describe.skipIf(skipReason !== '')('a user in a real browser', () => {
     await page.fill('input[name=password]', 'alice-browser-pass');
     await page.click('button[type=submit]');
 
-    // No server yet: the progress page starts it, then the browser lands in Jupyter's file list.
+    // No server yet: the hub offers to start it (a POST: a cross-site link cannot), the progress page follows it,
+    // then the browser lands in Jupyter's file list.
+    await page.waitForURL(`**/hub/user/${alice}/tree/notebooks/remote`);
+    await page.click('button[value=start]');
     await page.waitForURL(`**/user/${alice}/tree/notebooks/remote`, { timeout: 60_000 });
     expect(seen).toContain(`/hub/user/${alice}/tree/notebooks/remote`);
     await page.waitForSelector('#notebook_list', { timeout: 30_000 });

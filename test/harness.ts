@@ -37,6 +37,8 @@ export interface PoolOptions {
   extraYaml?: string;
   /** Turn the SSH front door on (an ephemeral port). */
   ssh?: boolean;
+  /** More keys of the `gateway:` map, as YAML flow items (e.g. `userHost: "{user}.localhost"`). */
+  gateway?: string;
 }
 
 /** A running pool for one suite. */
@@ -68,7 +70,7 @@ export class TestPool {
       [
         'dataDir: ./state',
         'share: { path: ./share }',
-        `gateway: { host: 127.0.0.1, port: 0, sshPort: ${options.ssh ? 0 : 'null'} }`,
+        `gateway: { host: 127.0.0.1, port: 0, sshPort: ${options.ssh ? 0 : 'null'}${options.gateway ? `, ${options.gateway}` : ''} }`,
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
         `pool: { instances: ${options.instances ?? 2} }`,
@@ -127,13 +129,33 @@ export class TestPool {
     return fetch(`${this.url}${path}`, { ...init, headers, redirect: 'manual' });
   }
 
+  /**
+   * GETs a page as a browser would and returns the CSRF token of its forms, with the Cookie header to post them
+   * with (`cookie` plus the pre-login CSRF cookie the page may have set).
+   */
+  async formToken(path: string, cookie = '', headers: Record<string, string> = {}): Promise<{ token: string; cookie: string }> {
+    const page = await this.fetch(path, { cookie: cookie || undefined, headers: { accept: 'text/html', ...headers } });
+    const html = await page.text();
+    const token = /name="_xsrf" value="([^"]+)"/.exec(html)?.[1];
+    if (token === undefined) throw new Error(`no CSRF token on ${path} (HTTP ${page.status})`);
+    const set = (page.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    return { token, cookie: [cookie, set].filter((part) => part !== '').join('; ') };
+  }
+
+  /** Posts the login form as a browser would (with its CSRF token and Origin); `headers` are added to the POST. */
+  async postLogin(username: string, password: string, headers: Record<string, string> = {}): Promise<Response> {
+    const form = await this.formToken('/hub/login', '', headers);
+    return this.fetch('/hub/login', {
+      method: 'POST',
+      cookie: form.cookie,
+      body: new URLSearchParams({ username, password, _xsrf: form.token }),
+      headers: { origin: this.url, ...headers },
+    });
+  }
+
   /** Logs in through the form and returns the Cookie header value. */
   async login(username: string, password: string): Promise<string> {
-    const response = await this.fetch('/hub/login', {
-      method: 'POST',
-      body: new URLSearchParams({ username, password }),
-      headers: { origin: this.url },
-    });
+    const response = await this.postLogin(username, password);
     if (response.status !== 302) throw new Error(`login failed: ${response.status}`);
     const cookie = response.headers.get('set-cookie') ?? '';
     return cookie.split(';')[0] ?? '';

@@ -49,10 +49,10 @@ describe.skipIf(!existsSync(JUPYTER))('a local pool of two instances', () => {
   it('logs in with the form, and refuses a wrong password', async () => {
     const cookie = await pool.login(alice, 'alice-pass');
     expect(cookie).toMatch(/^dspool-session=/);
-    const wrong = await pool.fetch('/hub/login', { method: 'POST', body: new URLSearchParams({ username: alice, password: 'nope' }), headers: { origin: pool.url } });
+    const wrong = await pool.postLogin(alice, 'nope');
     expect(wrong.status).toBe(403);
     expect(wrong.headers.get('set-cookie')).toBeNull();
-    const invalid = await pool.fetch('/hub/login', { method: 'POST', body: new URLSearchParams({ username: '../x', password: 'x' }), headers: { origin: pool.url } });
+    const invalid = await pool.postLogin('../x', 'x');
     expect(invalid.status).toBe(400);
   });
 
@@ -132,6 +132,12 @@ describe.skipIf(!existsSync(JUPYTER))('a local pool of two instances', () => {
     const pending = await pool.fetch(`/user/${admin}/tree`, { cookie, headers: { accept: 'text/html' } });
     expect(pending.status).toBe(302);
     expect(pending.headers.get('location')).toBe(`/hub/user/${admin}/tree`);
+    // The GET only offers to start it; the POST (same-origin, with the form's CSRF token) starts it.
+    const form = await pool.formToken(`/hub/user/${admin}/tree`, cookie);
+    const started = await pool.fetch(`/hub/user/${admin}/tree`, {
+      method: 'POST', cookie, headers: { origin: pool.url }, body: new URLSearchParams({ _xsrf: form.token, action: 'start' }),
+    });
+    expect(started.status).toBe(303);
     const page = await pool.fetch(`/hub/user/${admin}/tree`, { cookie, headers: { accept: 'text/html' } });
     expect(await page.text()).toContain('/hub/api/users/' + admin + '/server/progress');
     const progress = await pool.fetch(`/hub/api/users/${admin}/server/progress`, { cookie });
@@ -204,7 +210,7 @@ describe.skipIf(!existsSync(JUPYTER))('a local pool of two instances', () => {
     expect((await pool.fetch(`/user/${alice}/api/status`, { token: aliceToken })).status).not.toBe(200);
     const model = (await (await pool.fetch(`/hub/api/users/${alice}`, { token: adminToken })).json()) as { servers: Record<string, unknown>; disabled: boolean };
     expect(model).toMatchObject({ servers: {}, disabled: true });
-    const wrong = await pool.fetch('/hub/login', { method: 'POST', body: new URLSearchParams({ username: alice, password: 'alice-pass' }), headers: { origin: pool.url } });
+    const wrong = await pool.postLogin(alice, 'alice-pass');
     expect(wrong.status).toBe(403);
     expect((await pool.cli(['users', 'disable', alice, '--enable'])).code).toBe(0);
     expect((await pool.fetch('/hub/api/user', { token: aliceToken })).status).toBe(200);

@@ -117,13 +117,14 @@ describe.skipIf(!ready)('SSH through a running pool', () => {
     const webKey = join(keys, 'bob-web');
     expect((await run('/usr/bin/ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', webKey])).code).toBe(0);
     const cookie = await pool.login(bob, 'bob-pass');
+    const { token } = await pool.formToken('/hub/home', cookie);
     const added = await pool.fetch('/hub/home/keys', {
-      method: 'POST', cookie, headers: { origin: pool.url }, body: new URLSearchParams({ key: readFileSync(`${webKey}.pub`, 'utf8') }),
+      method: 'POST', cookie, headers: { origin: pool.url }, body: new URLSearchParams({ key: readFileSync(`${webKey}.pub`, 'utf8'), _xsrf: token }),
     });
     expect(added.status).toBe(302);
     const fingerprint = (await run('/usr/bin/ssh-keygen', ['-l', '-f', `${webKey}.pub`])).stdout.split(' ')[1] ?? '';
     expect(await (await pool.fetch('/hub/home', { cookie })).text()).toContain(fingerprint);
-    const bad = await pool.fetch('/hub/home/keys', { method: 'POST', cookie, headers: { origin: pool.url }, body: new URLSearchParams({ key: 'not a key' }) });
+    const bad = await pool.fetch('/hub/home/keys', { method: 'POST', cookie, headers: { origin: pool.url }, body: new URLSearchParams({ key: 'not a key', _xsrf: token }) });
     expect(bad.status).toBe(400);
     const viaWebKey = await ssh(bob, webKey, 'whoami');
     expect(viaWebKey.code, viaWebKey.stderr).toBe(0);

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInstanceSshServer, type InstanceSshServer, type SshUser } from '../src/agent/ssh/index.js';
 import { startSshFrontDoor, type SshAuthenticator, type SshFrontDoor, type SessionLocator } from '../src/gateway/ssh/index.js';
 import { createLogger } from '../src/lib/log.js';
+import { LoginLimiter } from '../src/lib/login-limiter.js';
 import { generateEd25519, parseSshKey } from '../src/ssh/keys.js';
 import { run, type RunResult as Run } from './harness.js';
 
@@ -141,6 +142,7 @@ describe.skipIf(skipReason !== '')('SSH front door with the real OpenSSH client'
     DSPOOL_TEST_PASSWORD: password,
     DISPLAY: ':0',
   });
+  let internal: ReturnType<typeof generateEd25519>;
   const passwordOpts = (): string[] => [
     ...base(),
     '-o',
@@ -165,7 +167,7 @@ describe.skipIf(skipReason !== '')('SSH front door with the real OpenSSH client'
     askpass = join(dir, 'askpass.sh');
     writeFileSync(askpass, '#!/bin/sh\nprintf "%s\\n" "$DSPOOL_TEST_PASSWORD"\n', { mode: 0o755 });
 
-    const internal = generateEd25519('dspool-internal');
+    internal = generateEd25519('dspool-internal');
     // Each user has their own instance on its own address; their servers and forwards stay there.
     aliceInstance = await startInstanceSshServer({
       host: '127.0.0.2',
@@ -216,7 +218,7 @@ describe.skipIf(skipReason !== '')('SSH front door with the real OpenSSH client'
       internalKey: internal.privateKey,
       authenticator,
       locator,
-      rateLimit: { perUser: 1000, perAddress: 1000 },
+      rateLimit: { perPair: 1000, perAddress: 1000 },
       waitKeepaliveMs: 100,
       log,
     });
@@ -454,29 +456,42 @@ describe.skipIf(skipReason !== '')('SSH front door with the real OpenSSH client'
     expect(statSync(join(alice.home, 'slow.bin')).size).toBeLessThan(20 * 1024 * 1024);
   });
 
-  it('refuses every login, even a correct one, once a user has too many failures', async () => {
+  it('passes the client address to the password check, so failures from one address never lock the user out of another', async () => {
+    // The hub's side (a process boundary) is played by the same LoginLimiter the hub uses.
+    const limiter = new LoginLimiter({ perPair: 2, perAddress: 100, windowMs: 60_000 });
+    const seen = new Set<string>();
     const strict = await startSshFrontDoor({
       host: '127.0.0.1',
       port: 0,
       hostKeyFile: join(dir, 'gateway', 'ssh_host_ed25519_key'),
-      internalKey: generateEd25519('unused').privateKey,
+      internalKey: internal.privateKey,
       authenticator: {
-        checkPassword: async (user, password) => (user === alice.name && password === alice.password ? 'allowed' : 'denied'),
+        async checkPassword(user, password, address) {
+          seen.add(address);
+          const attempt = await limiter.attempt(user, address, async () => user === alice.name && password === alice.password, (ok) => !ok);
+          if (attempt.outcome === 'limited') return { retryAfterMs: attempt.retryAfterMs };
+          if (attempt.outcome === 'busy') return 'busy';
+          return attempt.value ? 'allowed' : 'denied';
+        },
         checkPublicKey: async () => 'denied',
       },
       locator: { locate: async () => ({ host: '127.0.0.2', port: aliceInstance.port }) },
-      rateLimit: { perUser: 2, perAddress: 100, windowMs: 60_000 },
+      rateLimit: { perPair: 2, perAddress: 100, windowMs: 60_000 },
       log,
     });
     try {
       expect(strict.hostPublicKey).toBe(door.hostPublicKey);
-      const attempt = (password: string): Promise<Run> =>
-        run('ssh', [...passwordOpts(), '-p', String(strict.port), `${alice.name}@127.0.0.1`, 'true'], { env: passwordEnv(password) });
-      expect((await attempt('wrong-1')).code).toBe(255);
-      expect((await attempt('wrong-2')).code).toBe(255);
-      const blocked = await attempt(alice.password);
+      const attempt = (password: string, from: string): Promise<Run> =>
+        run('ssh', [...passwordOpts(), '-b', from, '-p', String(strict.port), `${alice.name}@127.0.0.1`, 'true'], { env: passwordEnv(password) });
+      expect((await attempt('wrong-1', '127.0.0.1')).code).toBe(255);
+      expect((await attempt('wrong-2', '127.0.0.1')).code).toBe(255);
+      const blocked = await attempt(alice.password, '127.0.0.1');
       expect(blocked.code).toBe(255);
       expect(blocked.stderr).toContain('too many failed logins');
+      // The same user from another address is checked and let in.
+      const elsewhere = await attempt(alice.password, '127.0.0.3');
+      expect(elsewhere.code, elsewhere.stderr).toBe(0);
+      expect([...seen].sort()).toEqual(['127.0.0.1', '127.0.0.3']);
     } finally {
       await strict.close();
       await strict.close();

@@ -27,6 +27,12 @@ export const gatewaySchema = z
       .max(1_000_000)
       .default(10_000)
       .describe('Most client connections (HTTP and WebSockets) open at once; one more gets 503.'),
+    userHost: z
+      .string()
+      .regex(/^\{user\}\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'write it as "{user}.<domain>", e.g. "{user}.pool.example"')
+      .nullable()
+      .default(null)
+      .describe('Host name of each user\'s server, as JupyterHub\'s subdomain_host: "{user}.pool.example" serves alice\'s server at alice.pool.example (the hub stays at pool.example), so a user\'s server never runs on the hub\'s origin. null: every server is under /user/<name>/ on the hub\'s origin.'),
   })
   .prefault({});
 
@@ -48,6 +54,17 @@ export const hubSchema = z
         return bytes;
       })
       .describe('Largest request body the hub reads (API and pages); a larger one gets 413.'),
+    loginLimit: z
+      .strictObject({
+        window: duration('5m').describe('Window failed logins are counted over.'),
+        perPair: z.number().int().min(1).max(1000).default(5).describe('Failed logins of one user name from one address within the window before that pair is refused unchecked.'),
+        perAddress: z.number().int().min(1).max(100_000).default(30).describe('Failed logins from one address (any names; IPv6 by /64) within the window before the address is refused unchecked.'),
+        maxConcurrent: z.number().int().min(1).max(64).nullable().default(null).describe('Password checks (argon2) running at once, web and SSH together; null: half the CPUs, at least 1.'),
+        maxQueued: z.number().int().min(0).max(10_000).default(32).describe('Password checks waiting for a turn; beyond that a login is refused as busy.'),
+        maxWait: duration('10s').describe('Longest a password check waits for its turn before the login is refused as busy.'),
+      })
+      .prefault({})
+      .describe('Login guessing limits, shared by the web login and the SSH front door.'),
   })
   .prefault({});
 

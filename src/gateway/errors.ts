@@ -7,6 +7,8 @@ export type GatewayErrorCode =
   | 'unauthenticated'
   | 'forbidden'
   | 'origin_refused'
+  | 'origin_missing'
+  | 'confirmation_required'
   | 'server_not_running'
   | 'hub_unavailable'
   | 'backend_unreachable'
@@ -19,6 +21,8 @@ export const GATEWAY_ERROR_STATUS: Readonly<Record<GatewayErrorCode, number>> = 
   unauthenticated: 401,
   forbidden: 403,
   origin_refused: 403,
+  origin_missing: 403,
+  confirmation_required: 403,
   server_not_running: 503,
   hub_unavailable: 503,
   backend_unreachable: 502,

@@ -3,8 +3,8 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { GATEWAY_PATH } from '../protocol/gateway.js';
-import { GatewayCloseError, InvalidStateError } from './errors.js';
+import { GATEWAY_PATH, USER_HOST_REDEEM_PATH, signClientAddress, userHostRedeemResult } from '../protocol/gateway.js';
+import { GatewayCloseError, HubUnavailableError, InvalidStateError } from './errors.js';
 import { CredentialedSockets } from './credentialed-sockets.js';
 import { HubLink } from './hub-link.js';
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './options.js';
@@ -90,6 +90,24 @@ export function createGateway(options: GatewayOptions): Gateway {
     counters,
     allowedOrigins: resolved.allowedOrigins,
     trustProxy: resolved.trustProxy,
+    signClientAddress: (address) => signClientAddress(resolved.secret, address),
+    userHost: resolved.userHost,
+    secret: resolved.secret,
+    async redeemUserHostCode(code, user) {
+      let response: Response;
+      try {
+        response = await fetch(new URL(USER_HOST_REDEEM_PATH, hubUrl), {
+          method: 'POST',
+          headers: { authorization: `Bearer ${resolved.secret}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ code, user }),
+          signal: AbortSignal.timeout(resolved.link.authTimeoutMs),
+        });
+      } catch (error) {
+        throw new HubUnavailableError('user host handshake', { cause: error });
+      }
+      if (!response.ok) throw new HubUnavailableError(`user host handshake: HTTP ${response.status}`);
+      return userHostRedeemResult.parse(await response.json()).cookie ?? undefined;
+    },
     upstream,
     log,
     route: (user) => link.route(user),

@@ -1,6 +1,7 @@
 // The gateway's options, with their defaults filled in one place.
 import { createLogger, type Logger } from '../lib/log.js';
 import { resolveHubLinkOptions, type ResolvedHubLinkOptions } from './hub-link.js';
+import { userHostLayout, type UserHostLayout } from './pipeline/hosts.js';
 
 /** Options of {@link createGateway}. */
 export interface GatewayOptions {
@@ -29,6 +30,15 @@ export interface GatewayOptions {
    * @default []
    */
   allowedOrigins?: readonly string[];
+  /**
+   * Host name of each user's server, as JupyterHub's `subdomain_host`: `"{user}.pool.example"` serves alice's
+   * server at `alice.pool.example/user/alice/` and the hub at `pool.example` (same scheme and port), so no user's
+   * JavaScript ever runs on the hub's origin. A user host gets its own login cookie through a redirect handshake
+   * with the hub. `null`: every server is under `/user/<name>/` on the hub's origin (admins then see a warning
+   * before opening another user's server).
+   * @default null
+   */
+  userHost?: string | null;
   /**
    * How long a valid credential's identity is reused without asking the hub, in milliseconds.
    * @default 60_000 (see `HubLinkOptions`)
@@ -96,6 +106,7 @@ export interface ResolvedGatewayOptions {
   readonly hubUrl: string;
   readonly secret: string;
   readonly allowedOrigins: ReadonlySet<string>;
+  readonly userHost: UserHostLayout | undefined;
   /** The hub link's options (its URL, the secret, the auth cache and timeouts). */
   readonly link: ResolvedHubLinkOptions;
   readonly trustProxy: boolean;
@@ -126,6 +137,7 @@ export function resolveGatewayOptions(options: GatewayOptions, gatewayPath: stri
     hubUrl: options.hubUrl,
     secret: options.secret,
     allowedOrigins: new Set((options.allowedOrigins ?? []).map((origin) => new URL(origin).origin)),
+    userHost: options.userHost === undefined || options.userHost === null ? undefined : userHostLayout(options.userHost),
     link: resolveHubLinkOptions({
       url: options.hubLinkUrl ?? defaultLink.href,
       secret: options.secret,

@@ -8,6 +8,8 @@ import { Exchange, readHeaders, type ProxyContext, type StepResult } from './pip
 import { forward, ignoreError } from './pipeline/forward.js';
 import { respond } from './pipeline/reply.js';
 import { authenticate, authorize, checkOrigin, classifyPath, findCredential, findRoute, upstreamHeaders } from './pipeline/steps.js';
+import { classifyHost, confirmAdmin, userHostCallback } from './pipeline/hosts.js';
+import { USER_HOST_CALLBACK_PATH } from '../protocol/gateway.js';
 import type { ResolvedRoute } from './hub-link.js';
 
 export type { Backend } from './upstream.js';
@@ -38,6 +40,20 @@ export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: D
 function run(ex: Exchange): void {
   ex.ctx.counters.requests++;
   readHeaders(ex);
+  const onHost = classifyHost(ex);
+  if (onHost !== undefined) return respond(ex, onHost);
+  if (ex.hostUser !== '' && (ex.req.url ?? '').startsWith(`${USER_HOST_CALLBACK_PATH}?`)) {
+    userHostCallback(ex).then(
+      (result) => {
+        if (!ex.gone && result !== undefined) respond(ex, result);
+      },
+      (error: unknown) => {
+        ex.ctx.log.error({ err: error }, 'user host handshake failed');
+        if (!ex.gone) respond(ex, { status: 500, code: 'invalid_state', message: 'internal error' });
+      },
+    );
+    return;
+  }
   const reply = classifyPath(ex);
   if (reply !== undefined) return respond(ex, reply);
   if (ex.user === '') return forward(ex, ex.ctx.hub, upstreamHeaders(ex, undefined), 0);
@@ -60,7 +76,7 @@ function run(ex: Exchange): void {
 }
 
 /** The steps after authentication, in order; each may stop the request with a reply. */
-const STEPS_AFTER_AUTH: readonly ((ex: Exchange) => StepResult)[] = [authorize, checkOrigin, findRoute];
+const STEPS_AFTER_AUTH: readonly ((ex: Exchange) => StepResult)[] = [authorize, confirmAdmin, checkOrigin, findRoute];
 
 function afterAuthentication(ex: Exchange): void {
   for (const step of STEPS_AFTER_AUTH) {

@@ -7,7 +7,8 @@ export type EventKind =
   | 'instance.created' | 'instance.state' | 'instance.deleted'
   | 'instance.failed' | 'instance.drain' | 'instance.protect' | 'instance.repair_postponed'
   | 'session.placed' | 'session.queued' | 'session.state' | 'session.adopted' | 'session.lost' | 'session.notice'
-  | 'user.created' | 'user.deleted' | 'user.key_added' | 'user.login' | 'user.login_failed' | 'token.created' | 'token.deleted';
+  | 'user.created' | 'user.deleted' | 'user.key_added' | 'user.login' | 'user.login_failed'
+  | 'user.login_locked' | 'user.login_busy' | 'user.admin_access' | 'token.created' | 'token.deleted';
 
 /** Where an event is about. */
 export interface EventSubject {

@@ -13,6 +13,8 @@ import type { Provider } from '../providers/provider.js';
 import { AgentRegistry } from './agents/registry.js';
 import { newSecret } from './auth/credentials.js';
 import { IdentityService } from './auth/identity.js';
+import { LoginGuard } from './auth/login-guard.js';
+import { UserHostLogins } from './auth/user-host.js';
 import { EventLog } from './events.js';
 import { GatewayFeed } from './gateway-feed.js';
 import { buildApp } from './http/app.js';
@@ -100,7 +102,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     log,
   });
 
-  const server = createAdaptorServer({ fetch: (request: Request) => app.fetch(request) }) as Server;
+  const server = createAdaptorServer({ fetch: (request: Request, env: unknown) => app.fetch(request, env) }) as Server;
   server.on('upgrade', (request, socket, head) => {
     const path = (request.url ?? '').split('?')[0];
     if (path === AGENT_PATH) void registry.handleUpgrade(request, socket, head);
@@ -134,8 +136,10 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     ...sessionSettings(config), metrics: metrics.placement,
     routes: { publish: (route) => feed.publish(route), unpublish: (user, id) => feed.unpublish(user, id) },
   });
+  const { window: windowMs, maxWait: maxWaitMs, maxConcurrent, ...loginLimit } = config.hub.loginLimit;
+  const logins = new LoginGuard({ identities, events }, { windowMs, maxWaitMs, maxConcurrent: maxConcurrent ?? undefined, ...loginLimit });
   const services: HubServices = {
-    store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
+    store, identities, logins, gatewaySecret, sessions, userHost: config.gateway.userHost, hostLogins: new UserHostLogins({ store }), pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user), maxBodyBytes: config.hub.maxBodySize,
   };
   const scale = {

@@ -3,6 +3,7 @@
 // The hub pushes the routing table (a full `routes` snapshot on connect, then `route` / `unroute` changes) and
 // answers the gateway's `auth` lookups. The gateway keeps the table and its auth cache in memory, so a hub
 // restart drops no proxied connection: it reconnects and receives a fresh snapshot.
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 
 export const GATEWAY_PATH = '/hub/internal/gateway';
@@ -10,6 +11,36 @@ export const GATEWAY_PATH = '/hub/internal/gateway';
 export const GATEWAY_SECRET_FILE = 'secrets/gateway.key';
 /** Browser login cookie set by the hub and checked by the gateway. */
 export const LOGIN_COOKIE = 'dspool-session';
+/**
+ * Set by the hub (path `/user/<name>/`) once an admin has read the warning about opening another user's server on
+ * the hub's origin; its value is {@link adminAck}, so only the gateway and the hub can make one.
+ */
+export const ACK_COOKIE = 'dspool-ack';
+/**
+ * With `gateway.userHost`: the login cookie of one user host (`alice.pool.example`), host-only, set by the gateway
+ * at the end of the handshake; the hub's own login cookie never reaches a user host.
+ */
+export const USER_HOST_COOKIE = 'dspool-host-session';
+/** On the hub's host: where a user host sends a browser without a login (`?user=&next=`). */
+export const USER_HOST_AUTHORIZE_PATH = '/hub/user-host/authorize';
+/** On a user host: where the hub sends the browser back with a one-time code (`?code=&next=`); the gateway answers it. */
+export const USER_HOST_CALLBACK_PATH = '/hub/user-host/callback';
+/** Internal route the gateway trades a code at (`Authorization: Bearer <gateway secret>`). */
+export const USER_HOST_REDEEM_PATH = '/hub/internal/user-host/redeem';
+/** Body of `USER_HOST_REDEEM_PATH`: the code and the user host it arrived at. */
+export const userHostRedeemBody = z.strictObject({ code: z.string().min(1).max(200), user: z.string().max(64) });
+/** Answer of `USER_HOST_REDEEM_PATH`: the new cookie, or null when the code is unknown, used, expired or for another host. */
+export const userHostRedeemResult = z.strictObject({ cookie: z.string().nullable() });
+
+/**
+ * The value of {@link ACK_COOKIE} for the admin holding `loginCookie` opening `user`'s server.
+ *
+ * @example
+ * adminAck(secret, 'mallory', cookie); // base64url HMAC
+ */
+export function adminAck(secret: string, user: string, loginCookie: string): string {
+  return createHmac('sha256', secret).update(`admin-ack:${user}:${loginCookie}`).digest('base64url');
+}
 
 /** Where one user's server is reachable. `token` is the server's secret, added by the gateway when proxying. */
 export const routeSchema = z.strictObject({
@@ -71,12 +102,18 @@ export const SSH_LOCATE_PATH = '/hub/internal/ssh/locate';
 
 /** Body of `SSH_AUTH_PATH`: a password, or a public key in wire form (base64). */
 export const sshAuthBody = z.discriminatedUnion('method', [
-  z.strictObject({ method: z.literal('password'), user: z.string().max(64), password: z.string().max(4096) }),
+  /** `address`: the SSH client's address, for the hub's login limits (per user and address, per address). */
+  z.strictObject({ method: z.literal('password'), user: z.string().max(64), password: z.string().max(4096), address: z.string().max(64) }),
   z.strictObject({ method: z.literal('publickey'), user: z.string().max(64), algo: z.string().max(64), key: z.string().max(16_384) }),
 ]);
 export type SshAuthBody = z.infer<typeof sshAuthBody>;
 /** Answer of `SSH_AUTH_PATH`. */
-export const sshAuthResult = z.strictObject({ verdict: z.enum(['allowed', 'denied', 'unknown']) });
+export const sshAuthResult = z.strictObject({
+  /** `limited`: too many recent failures from this user and address (or this address); `busy`: too many checks waiting. */
+  verdict: z.enum(['allowed', 'denied', 'unknown', 'limited', 'busy']),
+  /** With `limited`: milliseconds until an attempt is checked again. */
+  retryAfterMs: z.number().int().nonnegative().optional(),
+});
 
 /** Body of `SSH_LOCATE_PATH`. */
 export const sshLocateBody = z.strictObject({ user: z.string().max(64) });
@@ -87,3 +124,40 @@ export const locateLineSchema = z.union([
   z.strictObject({ error: z.string() }),
 ]);
 export type LocateLine = z.infer<typeof locateLineSchema>;
+
+/**
+ * Header the gateway puts on every request it forwards to the hub: the client's address and an HMAC of it with
+ * the gateway secret, so the hub's login limits count the real client and nobody else can claim an address.
+ */
+export const CLIENT_ADDRESS_HEADER = 'x-dspool-client';
+
+function addressMac(secret: string, address: string): string {
+  return createHmac('sha256', secret).update(`client-address:${address}`).digest('base64url');
+}
+
+/**
+ * The value of {@link CLIENT_ADDRESS_HEADER} for `address`.
+ *
+ * @example
+ * headers.push(CLIENT_ADDRESS_HEADER, signClientAddress(secret, req.socket.remoteAddress ?? ''));
+ */
+export function signClientAddress(secret: string, address: string): string {
+  return `${address} ${addressMac(secret, address)}`;
+}
+
+/**
+ * The address in a {@link CLIENT_ADDRESS_HEADER} value, or `undefined` when it is missing or not signed with
+ * `secret`.
+ *
+ * @example
+ * verifyClientAddress(secret, signClientAddress(secret, '10.0.0.5')); // '10.0.0.5'
+ */
+export function verifyClientAddress(secret: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const space = value.lastIndexOf(' ');
+  if (space <= 0) return undefined;
+  const address = value.slice(0, space);
+  const given = Buffer.from(value.slice(space + 1));
+  const expected = Buffer.from(addressMac(secret, address));
+  return given.length === expected.length && timingSafeEqual(given, expected) ? address : undefined;
+}

@@ -90,6 +90,7 @@ export async function runUp(config: LoadedConfig): Promise<number> {
     headersTimeoutMs: config.gateway.headersTimeout,
     idleTimeoutMs: config.gateway.idleTimeout,
     maxConnections: config.gateway.maxConnections,
+    userHost: config.gateway.userHost,
     log: createLogger('gateway', config.log.level),
   });
   let gatewayPort: number;

@@ -4,11 +4,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { LOGIN_COOKIE, type Identity } from '../../protocol/gateway.js';
+import { LOGIN_COOKIE, USER_HOST_COOKIE, type Identity } from '../../protocol/gateway.js';
 import type { Logger } from '../../lib/log.js';
 import type { CredentialKind } from '../auth-cache.js';
 import type { GatewayErrorCode } from '../errors.js';
 import type { ResolvedRoute } from '../hub-link.js';
+import type { UserHostLayout } from './hosts.js';
 import type { Backend } from '../upstream.js';
 
 /** What the pipeline needs from its surroundings (the gateway passes itself through this narrow view). */
@@ -16,6 +17,14 @@ export interface ProxyContext {
   readonly hub: Backend;
   readonly allowedOrigins: ReadonlySet<string>;
   readonly trustProxy: boolean;
+  /** With `userHost`: where user hosts and the hub live; `undefined` serves every server on the hub's origin. */
+  readonly userHost: UserHostLayout | undefined;
+  /** The gateway secret (admin warning acknowledgements are HMACs with it). */
+  readonly secret: string;
+  /** Trades a user-host handshake code at the hub for that host's login cookie (`undefined`: refused). */
+  redeemUserHostCode(code: string, user: string): Promise<string | undefined>;
+  /** The signed `CLIENT_ADDRESS_HEADER` value for a client address (sent to the hub only). */
+  signClientAddress(address: string): string;
   /** Pooled keep-alive connections for plain requests (see upstream.ts). */
   readonly upstream: Dispatcher;
   readonly log: Logger;
@@ -46,10 +55,14 @@ export interface Reply {
   readonly code: GatewayErrorCode | 'redirect';
   readonly message: string;
   readonly location?: string;
+  /** A `Set-Cookie` header value to send with it. */
+  readonly setCookie?: string;
 }
 
 /** `<login cookie name>=`, as it appears in a Cookie header. */
 export const LOGIN_PREFIX = `${LOGIN_COOKIE}=`;
+/** `<user host cookie name>=`. */
+export const USER_HOST_PREFIX = `${USER_HOST_COOKIE}=`;
 /** Where users' servers live. */
 export const USER_PREFIX = '/user/';
 
@@ -64,6 +77,8 @@ export class Exchange {
   forwardedFor: string | undefined = undefined;
   forwardedProto: string | undefined = undefined;
   forwardedHost: string | undefined = undefined;
+  /** With `userHost`: the user whose host this request came to (`alice.pool.example`); `''` on the hub's host. */
+  hostUser = '';
   /** The user whose server is addressed (`/user/<user>/…`); `''` for hub paths. */
   user = '';
   credentialKind: CredentialKind = 'token';
@@ -136,4 +151,17 @@ export function readHeaders(ex: Exchange): void {
         break;
     }
   }
+}
+
+/** The value of one cookie (`prefix` is `name=`) in a Cookie header, or `undefined`. */
+export function readCookie(header: string, prefix: string): string | undefined {
+  let at = header.indexOf(prefix);
+  while (at !== -1) {
+    if (at === 0 || header[at - 1] === ' ' || header[at - 1] === ';') {
+      const end = header.indexOf(';', at);
+      return header.slice(at + prefix.length, end === -1 ? undefined : end).trim();
+    }
+    at = header.indexOf(prefix, at + 1);
+  }
+  return undefined;
 }

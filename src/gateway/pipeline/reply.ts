@@ -33,6 +33,7 @@ export function respond(ex: Exchange, reply: Reply): void {
   if (ex.res !== undefined) {
     const headers: string[] = ['Content-Type', type, 'Content-Length', String(Buffer.byteLength(body)), 'Cache-Control', 'no-store'];
     if (reply.location !== undefined) headers.push('Location', reply.location);
+    if (reply.setCookie !== undefined) headers.push('Set-Cookie', reply.setCookie);
     ex.res.writeHead(reply.status, headers);
     ex.res.end(ex.req.method === 'HEAD' ? undefined : body);
     return;

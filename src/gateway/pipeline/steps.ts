@@ -1,9 +1,12 @@
 // Steps 1–6 of the pipeline, in order: classify the path, find and check the credential, authorize, check the
 // origin, find the route, and build the headers sent upstream. Each returns `undefined` to go on or a `Reply`.
-import type { Identity } from '../../protocol/gateway.js';
+import { CLIENT_ADDRESS_HEADER, type Identity } from '../../protocol/gateway.js';
 import { USERNAME_PATTERN } from '../../lib/names.js';
 import { HubUnavailableError } from '../errors.js';
-import { LOGIN_PREFIX, USER_PREFIX, type Exchange, type Reply, type StepResult } from './exchange.js';
+import { LOGIN_PREFIX, USER_HOST_PREFIX, USER_PREFIX, readCookie, type Exchange, type Reply, type StepResult } from './exchange.js';
+
+export { readCookie };
+import { hubLocation, userHostAuthorize } from './hosts.js';
 
 /**
  * Step 1: `/hub[/…]` goes to the hub, `/user/<name>[/…]` to that user's server, `/` redirects to `/hub/`, and
@@ -64,7 +67,8 @@ export function findCredential(ex: Exchange): StepResult {
       }
     }
   }
-  const cookie = ex.cookie === undefined ? undefined : readCookie(ex.cookie, LOGIN_PREFIX);
+  // On a user host only that host's own cookie counts (the hub's never reaches it, by design).
+  const cookie = ex.cookie === undefined ? undefined : readCookie(ex.cookie, ex.hostUser === '' ? LOGIN_PREFIX : USER_HOST_PREFIX);
   if (cookie !== undefined && cookie !== '') {
     ex.credentialKind = 'cookie';
     ex.credential = cookie;
@@ -97,6 +101,7 @@ function identified(ex: Exchange, identity: Identity | null): StepResult {
 
 function unauthenticated(ex: Exchange): Reply {
   if (ex.browserGet) {
+    if (ex.hostUser !== '') return { status: 302, code: 'redirect', message: 'Log in through the hub', location: userHostAuthorize(ex) };
     return { status: 302, code: 'redirect', message: 'Log in first', location: `/hub/login?next=${encodeURIComponent(ex.req.url ?? '/')}` };
   }
   return { status: 401, code: 'unauthenticated', message: 'authentication required: log in, or send Authorization: token <token>' };
@@ -114,14 +119,18 @@ export function authorize(ex: Exchange): StepResult {
 }
 
 /**
- * Step 4: for cookie-authenticated WebSocket upgrades and state-changing requests, a foreign `Origin` is refused
- * (Jupyter skips its own check for the token the gateway injects, so the gateway must do it).
+ * Step 4: for cookie-authenticated WebSocket upgrades and state-changing requests, an `Origin` other than this
+ * one (scheme, host and port) is refused, and so is a missing one (Jupyter skips its own check for the token the
+ * gateway injects, so the gateway must do it).
  */
 export function checkOrigin(ex: Exchange): StepResult {
-  if (ex.credentialKind !== 'cookie' || ex.origin === undefined) return undefined;
+  if (ex.credentialKind !== 'cookie') return undefined;
   const method = ex.req.method;
   if (!ex.upgrade && (method === 'GET' || method === 'HEAD' || method === 'OPTIONS')) return undefined;
   const origin = ex.origin;
+  if (origin === undefined) {
+    return { status: 403, code: 'origin_missing', message: 'the Origin header is missing: a cookie-authenticated request that changes state needs it (or use Authorization: token)' };
+  }
   const proto = ex.ctx.trustProxy && ex.forwardedProto !== undefined ? firstValue(ex.forwardedProto) : 'http';
   const own = `${proto}://${ex.ctx.trustProxy && ex.forwardedHost !== undefined ? firstValue(ex.forwardedHost) : ex.host}`;
   if (origin === own || ex.ctx.allowedOrigins.has(origin)) return undefined;
@@ -140,7 +149,7 @@ export function findRoute(ex: Exchange): StepResult {
   }
   if (ex.browserGet) {
     const rest = (ex.req.url ?? '').slice(USER_PREFIX.length + ex.user.length);
-    return { status: 302, code: 'redirect', message: 'Starting your server', location: `/hub/user/${ex.user}${rest.startsWith('/') ? rest : `/${rest}`}` };
+    return { status: 302, code: 'redirect', message: 'Starting your server', location: hubLocation(ex, `/hub/user/${ex.user}${rest.startsWith('/') ? rest : `/${rest}`}`) };
   }
   return {
     status: 503,
@@ -170,6 +179,7 @@ export function upstreamHeaders(ex: Exchange, authorization: string | undefined)
       case 'x-forwarded-for':
       case 'x-forwarded-proto':
       case 'x-forwarded-host':
+      case CLIENT_ADDRESS_HEADER:
         continue;
       // Framing is the upstream client's own (undici refuses these), and Node already answered `Expect`.
       case 'transfer-encoding':
@@ -203,8 +213,20 @@ export function upstreamHeaders(ex: Exchange, authorization: string | undefined)
     'X-Forwarded-Host',
     trust && ex.forwardedHost !== undefined ? ex.forwardedHost : ex.host,
   );
+  if (authorization === undefined) out.push(CLIENT_ADDRESS_HEADER, ex.ctx.signClientAddress(clientAddress(ex)));
   if (ex.upgrade && upgrade !== undefined) out.push('Connection', 'Upgrade', 'Upgrade', upgrade);
   return out;
+}
+
+/**
+ * The client's address: the peer of the connection, or, behind a trusted proxy, the last address that proxy
+ * added to `X-Forwarded-For`.
+ */
+export function clientAddress(ex: Exchange): string {
+  const remote = ex.req.socket.remoteAddress ?? '';
+  if (!ex.ctx.trustProxy || ex.forwardedFor === undefined) return remote;
+  const last = ex.forwardedFor.slice(ex.forwardedFor.lastIndexOf(',') + 1).trim();
+  return last === '' ? remote : last;
 }
 
 function firstValue(list: string): string {
@@ -220,25 +242,12 @@ function normalOrigin(origin: string): string | undefined {
   }
 }
 
-/** The value of one cookie (`prefix` is `name=`) in a Cookie header, or `undefined`. */
-export function readCookie(header: string, prefix: string): string | undefined {
-  let at = header.indexOf(prefix);
-  while (at !== -1) {
-    if (at === 0 || header[at - 1] === ' ' || header[at - 1] === ';') {
-      const end = header.indexOf(';', at);
-      return header.slice(at + prefix.length, end === -1 ? undefined : end).trim();
-    }
-    at = header.indexOf(prefix, at + 1);
-  }
-  return undefined;
-}
-
-/** A Cookie header without the login cookie (`''` when nothing else is left). */
+/** A Cookie header without the login cookies, the hub's and a user host's (`''` when nothing else is left). */
 export function withoutLoginCookie(header: string): string {
-  if (!header.includes(LOGIN_PREFIX)) return header;
+  if (!header.includes(LOGIN_PREFIX) && !header.includes(USER_HOST_PREFIX)) return header;
   return header
     .split(';')
     .map((part) => part.trim())
-    .filter((part) => part !== '' && !part.startsWith(LOGIN_PREFIX))
+    .filter((part) => part !== '' && !part.startsWith(LOGIN_PREFIX) && !part.startsWith(USER_HOST_PREFIX))
     .join('; ');
 }

@@ -11,7 +11,7 @@ import { sendAuthBanner, sendIgnore } from '../../ssh/wire.js';
 import { SshListenError, SshSessionUnavailableError } from './errors.js';
 import { loadOrCreateHostKey } from './host-key.js';
 import { sshFrontDoorDefaults, type ResolvedSshFrontDoorOptions, type SshFrontDoorOptions, type SshTarget } from './options.js';
-import { FailureLimiter } from './rate-limit.js';
+import { LoginLimiter } from '../../lib/login-limiter.js';
 import { relaySession, relayTcpip } from './relay.js';
 
 const { Server, Client } = ssh2;
@@ -92,7 +92,7 @@ export async function startSshFrontDoor(options: SshFrontDoorOptions): Promise<S
   const life = new Lifecycle<SshFrontDoorState>('ssh front door', 'starting', EDGES, log);
   const hostKey = loadOrCreateHostKey(opts.hostKeyFile);
   if (hostKey.created) log.info({ file: opts.hostKeyFile, fingerprint: hostKey.fingerprint }, 'ssh host key created');
-  const limiter = new FailureLimiter(opts.rateLimit);
+  const limiter = new LoginLimiter(opts.rateLimit);
   const open = new Set<Connection>();
 
   const server = new Server(
@@ -158,7 +158,7 @@ export async function startSshFrontDoor(options: SshFrontDoorOptions): Promise<S
   };
 }
 
-function handleConnection(conn: Connection, ip: string, opts: ResolvedSshFrontDoorOptions, limiter: FailureLimiter): void {
+function handleConnection(conn: Connection, ip: string, opts: ResolvedSshFrontDoorOptions, limiter: LoginLimiter): void {
   const log = opts.log;
   const life = new Lifecycle<SshConnectionState>('ssh connection', 'authenticating', CONNECTION_EDGES, log);
   let tries = 0;
@@ -179,11 +179,10 @@ function handleConnection(conn: Connection, ip: string, opts: ResolvedSshFrontDo
     if (user !== undefined) log.info({ user, ip }, 'ssh connection closed');
   });
 
-  const refuse = (ctx: AuthContext, counted: boolean, why: Record<string, unknown>): void => {
-    if (counted) {
-      limiter.fail(ctx.username, ip);
-      tries += 1;
-    }
+  /** `counted`: a failure the front door counts itself; `tried`: one the hub counted (it still uses up a try). */
+  const refuse = (ctx: AuthContext, counted: boolean, why: Record<string, unknown>, tried = counted): void => {
+    if (counted) limiter.fail(ctx.username, ip);
+    if (tried) tries += 1;
     log.warn({ user: shown(ctx.username), ip, method: ctx.method, ...why }, 'ssh login refused');
     ctx.reject(METHODS);
     if (tries >= opts.maxAuthTries) {
@@ -214,8 +213,17 @@ function handleConnection(conn: Connection, ip: string, opts: ResolvedSshFrontDo
       return refuse(ctx, false, { reason: 'rate_limited', by: limited.by });
     }
     if (ctx.method === 'password') {
-      const verdict = await opts.authenticator.checkPassword(name, ctx.password);
-      if (verdict !== 'allowed') return refuse(ctx, true, { reason: verdict === 'unknown' ? 'unknown_user' : 'bad_password' });
+      // The hub counts password failures (per user and address, per address: the same limiter as the web login).
+      const verdict = await opts.authenticator.checkPassword(name, ctx.password, ip);
+      if (verdict === 'busy') {
+        sendAuthBanner(conn, 'dspool: too many logins are being checked right now; try again in a moment\r\n');
+        return refuse(ctx, false, { reason: 'busy' });
+      }
+      if (typeof verdict === 'object') {
+        sendAuthBanner(conn, `dspool: too many failed logins; try again in ${Math.ceil(verdict.retryAfterMs / 1000)} s\r\n`);
+        return refuse(ctx, false, { reason: 'rate_limited' });
+      }
+      if (verdict !== 'allowed') return refuse(ctx, false, { reason: verdict === 'unknown' ? 'unknown_user' : 'bad_password' }, true);
       return proceed(ctx, name);
     }
     return publicKey(ctx, name);

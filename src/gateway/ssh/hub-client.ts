@@ -4,7 +4,7 @@ import {
   SSH_AUTH_PATH, SSH_LOCATE_PATH, locateLineSchema, sshAuthResult, type SshAuthBody,
 } from '../../protocol/gateway.js';
 import { SshSessionUnavailableError } from './errors.js';
-import type { AuthVerdict, SessionLocator, SshAuthenticator, SshTarget } from './options.js';
+import type { AuthVerdict, PasswordVerdict, SessionLocator, SshAuthenticator, SshTarget } from './options.js';
 
 /** Where the hub is and how to prove we are the gateway. */
 export interface HubSshClientOptions {
@@ -29,15 +29,20 @@ export function hubSshClient(options: HubSshClientOptions): { authenticator: Ssh
       signal,
     });
 
-  const check = async (body: SshAuthBody): Promise<AuthVerdict> => {
+  const check = async (body: SshAuthBody): Promise<PasswordVerdict> => {
     const response = await post(SSH_AUTH_PATH, body);
     if (!response.ok) throw new Error(`hub answered ${response.status} to a credential check`);
-    return sshAuthResult.parse(await response.json()).verdict;
+    const { verdict, retryAfterMs } = sshAuthResult.parse(await response.json());
+    return verdict === 'limited' ? { retryAfterMs: retryAfterMs ?? 0 } : verdict;
   };
 
   const authenticator: SshAuthenticator = {
-    checkPassword: (user, password) => check({ method: 'password', user, password }),
-    checkPublicKey: (user, algo, keyData) => check({ method: 'publickey', user, algo, key: keyData.toString('base64') }),
+    checkPassword: (user, password, address) => check({ method: 'password', user, password, address }),
+    async checkPublicKey(user, algo, keyData): Promise<AuthVerdict> {
+      const verdict = await check({ method: 'publickey', user, algo, key: keyData.toString('base64') });
+      if (typeof verdict !== 'string' || verdict === 'busy') throw new Error('hub answered a key check with a login limit');
+      return verdict;
+    },
   };
 
   const locator: SessionLocator = {

@@ -19,6 +19,7 @@ export { startSshFrontDoor, type SshFrontDoor, type SshFrontDoorState, type SshC
 export {
   sshFrontDoorDefaults,
   type AuthVerdict,
+  type PasswordVerdict,
   type ResolvedSshFrontDoorOptions,
   type SessionLocator,
   type SshAuthenticator,
@@ -27,6 +28,5 @@ export {
   type SshTarget,
 } from './options.js';
 export { loadOrCreateHostKey, type HostKey } from './host-key.js';
-export { FailureLimiter, type RateLimited } from './rate-limit.js';
 export { SshHostKeyError, SshListenError, SshSessionUnavailableError } from './errors.js';
 export { hubSshClient, type HubSshClientOptions } from './hub-client.js';

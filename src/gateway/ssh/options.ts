@@ -8,10 +8,20 @@ import { createLogger, type Logger } from '../../lib/log.js';
  */
 export type AuthVerdict = 'allowed' | 'denied' | 'unknown';
 
+/**
+ * The answer to a password check: a verdict, or refused unchecked by the hub's login limits: `busy` (too many
+ * checks waiting) or `{ retryAfterMs }` (too many recent failures of this user from this address, or of this
+ * address).
+ */
+export type PasswordVerdict = AuthVerdict | 'busy' | { readonly retryAfterMs: number };
+
 /** Checks credentials against the hub's users. The front door never stores or forwards them. */
 export interface SshAuthenticator {
-  /** Checks a password (the hub's password hash). */
-  checkPassword(user: string, password: string): Promise<AuthVerdict>;
+  /**
+   * Checks a password (the hub's password hash) from the client at `address`; the hub limits guessing per
+   * (user, address) pair and per address, with the same limiter as the web login.
+   */
+  checkPassword(user: string, password: string, address: string): Promise<PasswordVerdict>;
   /**
    * Says whether a public key is registered for the user. `algo` is the key type (`ssh-ed25519`, `ssh-rsa`…),
    * `keyData` the key in SSH wire form (what `ssh-ed25519 <base64>` decodes to). The front door verifies the
@@ -41,7 +51,11 @@ export interface SessionLocator {
   locate(user: string, onProgress: (message: string) => void, signal: AbortSignal): Promise<SshTarget>;
 }
 
-/** Failed logins allowed before further attempts are refused without being checked. */
+/**
+ * Limits on the failures the front door sees itself and the hub never does (a key refused or badly signed, an
+ * invalid user name); passwords are limited by the hub. Counted per (user, address) pair and per address, never
+ * per user alone, so a stranger cannot lock a user out.
+ */
 export interface SshRateLimit {
   /**
    * Sliding window the failures are counted over, in milliseconds.
@@ -49,10 +63,10 @@ export interface SshRateLimit {
    */
   windowMs?: number;
   /**
-   * Failures per username within the window.
+   * Failures of one username from one address within the window.
    * @default 10
    */
-  perUser?: number;
+  perPair?: number;
   /**
    * Failures per source address within the window.
    * @default 30
@@ -139,7 +153,7 @@ export function sshFrontDoorDefaults(options: SshFrontDoorOptions): ResolvedSshF
     port: options.port ?? 2222,
     rateLimit: {
       windowMs: options.rateLimit?.windowMs ?? 300_000,
-      perUser: options.rateLimit?.perUser ?? 10,
+      perPair: options.rateLimit?.perPair ?? 10,
       perAddress: options.rateLimit?.perAddress ?? 30,
     },
     subsystems: options.subsystems ?? ['sftp'],

@@ -5,6 +5,7 @@ import { LOGIN_COOKIE, type Identity } from '../../protocol/gateway.js';
 import { ForbiddenError, UnauthorizedError } from '../errors.js';
 import type { Caller } from '../auth/identity.js';
 import type { ScopeName } from '../auth/scopes.js';
+import { requireSameOrigin } from './forms.js';
 import type { HubEnv, HubServices } from './services.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -35,9 +36,8 @@ export function authenticate(services: Pick<HubServices, 'identities'>): Middlew
         viaCookie = caller !== null;
       }
     }
-    if (viaCookie && !SAFE_METHODS.has(c.req.method) && !sameOrigin(c)) {
-      throw new ForbiddenError('cross-origin request refused: the Origin does not match this site');
-    }
+    // Scheme, host and port must all match; a cookie request without Origin (or Referer) is refused as such.
+    if (viaCookie && !SAFE_METHODS.has(c.req.method)) requireSameOrigin(c);
     c.set('caller', caller);
     c.set('identity', caller?.identity ?? null);
     c.set('viaCookie', viaCookie);
@@ -93,24 +93,4 @@ export function requireSelfOrAdmin(c: Context<HubEnv>, name: string): Identity {
   if (!caller.full) throw new ForbiddenError('this needs an unrestricted credential (a login, or a token with all of your scopes)');
   if (caller.identity.user !== name && !caller.identity.admin) throw new ForbiddenError(`you may only act on your own account, not "${name}"`);
   return caller.identity;
-}
-
-function sameOrigin(c: Context<HubEnv>): boolean {
-  const origin = c.req.header('origin') ?? refererOrigin(c.req.header('referer'));
-  if (!origin) return false;
-  const host = c.req.header('x-forwarded-host') ?? c.req.header('host');
-  try {
-    return new URL(origin).host === host;
-  } catch {
-    return false;
-  }
-}
-
-function refererOrigin(referer: string | undefined): string | undefined {
-  if (!referer) return undefined;
-  try {
-    return new URL(referer).origin;
-  } catch {
-    return undefined;
-  }
 }

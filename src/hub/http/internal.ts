@@ -2,7 +2,9 @@
 // finding — or starting — the session a user's SSH connection lands on, with progress for the banner.
 import { Hono } from 'hono';
 import { stream } from 'hono/streaming';
-import { SSH_AUTH_PATH, SSH_LOCATE_PATH, sshAuthBody, sshLocateBody, type LocateLine } from '../../protocol/gateway.js';
+import {
+  SSH_AUTH_PATH, SSH_LOCATE_PATH, USER_HOST_REDEEM_PATH, sshAuthBody, sshLocateBody, userHostRedeemBody, type LocateLine,
+} from '../../protocol/gateway.js';
 import { usernameProblem } from '../../lib/names.js';
 import { sameSecret } from '../auth/credentials.js';
 import { BadRequestError, ForbiddenError } from '../errors.js';
@@ -34,11 +36,20 @@ export function internalRoutes(s: HubServices, ctx: InternalContext): Hono<HubEn
   internal.post(SSH_AUTH_PATH.slice(INTERNAL_PREFIX.length), async (c) => {
     const body = await readJson(c, sshAuthBody);
     if (usernameProblem(body.user)) return c.json({ verdict: 'unknown' });
-    if (body.method === 'password') return c.json({ verdict: await s.identities.checkPassword(body.user, body.password) });
+    if (body.method === 'password') {
+      const result = await s.logins.login('ssh', body.user, body.password, body.address);
+      return c.json(result.verdict === 'limited' ? { verdict: 'limited', retryAfterMs: result.retryAfterMs } : { verdict: result.verdict });
+    }
     const user = await s.store.getUser(body.user);
     if (!user) return c.json({ verdict: 'unknown' });
     if (user.disabled) return c.json({ verdict: 'denied' });
     return c.json({ verdict: (await s.store.hasSshKey(body.user, body.algo, body.key)) ? 'allowed' : 'denied' });
+  });
+
+  // The user-host handshake's last leg: the gateway trades the code that arrived at `user`'s host for a login.
+  internal.post(USER_HOST_REDEEM_PATH.slice(INTERNAL_PREFIX.length), async (c) => {
+    const { code, user } = await readJson(c, userHostRedeemBody);
+    return c.json({ cookie: (await s.hostLogins.redeem(code, user)) ?? null });
   });
 
   internal.post(SSH_LOCATE_PATH.slice(INTERNAL_PREFIX.length), async (c) => {

@@ -1,14 +1,15 @@
 // The plain web pages: login, home (my server: start/stop, status) and the progress page shown while a
 // server starts. No external assets; a page works without JavaScript except for live progress.
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
-import { LOGIN_COOKIE } from '../../protocol/gateway.js';
+import { ACK_COOKIE, LOGIN_COOKIE, USER_HOST_AUTHORIZE_PATH, USER_HOST_CALLBACK_PATH, adminAck } from '../../protocol/gateway.js';
 import { usernameProblem } from '../../lib/names.js';
 import { HubError } from '../errors.js';
 import { userPrefix } from '../sessions/manager.js';
 import { registerSshKey } from '../auth/ssh-keys.js';
 import type { HubEnv, HubServices } from './services.js';
 import { escapeHtml as esc } from '../../lib/html.js';
+import { clientAddress, csrfInput, csrfValid, originProblem, ownOrigin, safeNext } from './forms.js';
 
 
 function page(title: string, body: string, who?: string): string {
@@ -29,32 +30,27 @@ ${body}
 }
 
 /** The home page's SSH section: the user's keys, a form to add one, and how to connect. */
-async function keysSection(s: HubServices, user: string): Promise<string> {
+async function keysSection(s: HubServices, user: string, csrf: string): Promise<string> {
   const keys = await s.store.listSshKeys(user);
   const list = keys.length === 0
     ? '<p class="muted">No keys yet: you can also log in over SSH with your password.</p>'
     : `<ul>${keys
-      .map((k) => `<li><code>${esc(k.algo)} ${esc(k.fingerprint)}</code> ${esc(k.comment)} <form method="post" action="/hub/home/keys" style="display:inline"><button name="remove" value="${esc(k.id)}">Remove</button></form></li>`)
+      .map((k) => `<li><code>${esc(k.algo)} ${esc(k.fingerprint)}</code> ${esc(k.comment)} <form method="post" action="/hub/home/keys" style="display:inline">${csrf}<button name="remove" value="${esc(k.id)}">Remove</button></form></li>`)
       .join('')}</ul>`;
   return `<h2 id="ssh">SSH</h2>
 <p>Terminals, scp/sftp and VS Code Remote-SSH reach your server's instance through the pool's SSH port
 (<code>dspool ssh-config</code> prints a ready <code>~/.ssh/config</code> block).</p>
 ${list}
-<form class="stack" method="post" action="/hub/home/keys">
+<form class="stack" method="post" action="/hub/home/keys">${csrf}
   <label>Add a public key <textarea name="key" rows="3" placeholder="ssh-ed25519 AAAA… you@laptop" required></textarea></label>
   <button type="submit">Add key</button>
 </form>`;
 }
 
-/** Only local paths are accepted as `next`, so the login page cannot be used to send users elsewhere. */
-function safeNext(next: string | undefined): string {
-  return next && next.startsWith('/') && !next.startsWith('//') && !next.includes('\\') ? next : '/hub/home';
-}
-
-function loginPage(next: string, error?: string, username = ''): string {
+function loginPage(next: string, csrf: string, error?: string, username = ''): string {
   return page(
     'Log in',
-    `<form class="stack" method="post" action="/hub/login?next=${encodeURIComponent(next)}">
+    `<form class="stack" method="post" action="/hub/login?next=${encodeURIComponent(next)}">${csrf}
   <label>Username <input name="username" autocomplete="username" autofocus required value="${esc(username)}"></label>
   <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
   ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}
@@ -74,9 +70,20 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
 
   pages.get('/', (c) => c.redirect('/hub/home'));
 
+  // Every form post (login, logout, starting a server, keys) must come from this site (Origin: scheme, host and
+  // port) and carry the CSRF token bound to this browser's cookies; otherwise nothing happens.
+  const formGuard: MiddlewareHandler<HubEnv> = async (c, next) => {
+    if (c.req.method !== 'POST') return next();
+    const problem = originProblem(c) ?? ((await csrfValid(c, s.gatewaySecret)) ? undefined : 'the form is missing its CSRF token, or it has expired');
+    if (problem === undefined) return next();
+    return c.html(page('Refused', `<p class="error" role="alert">Refused: ${esc(problem)}.</p>
+<p>Nothing was changed. <a href="${esc(c.req.path.startsWith('/hub/login') ? '/hub/login' : '/hub/home')}">Go back</a> and submit the form again.</p>`), 403);
+  };
+  for (const path of ['/login', '/logout', '/home/*', '/user/*', '/confirm/*']) pages.use(path, formGuard);
+
   pages.get('/login', (c) => {
     if (c.get('identity')) return c.redirect(safeNext(c.req.query('next')));
-    return c.html(loginPage(safeNext(c.req.query('next'))));
+    return c.html(loginPage(safeNext(c.req.query('next')), csrfInput(c, s.gatewaySecret)));
   });
 
   pages.post('/login', async (c) => {
@@ -84,14 +91,21 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
     const username = typeof form.username === 'string' ? form.username : '';
     const password = typeof form.password === 'string' ? form.password : '';
     const next = safeNext(c.req.query('next') ?? (typeof form.next === 'string' ? form.next : undefined));
+    const again = (status: 400 | 403 | 429 | 503, error: string): Response =>
+      c.html(loginPage(next, csrfInput(c, s.gatewaySecret), error, username), status);
     const problem = usernameProblem(username);
-    if (problem) return c.html(loginPage(next, `Username ${problem}.`, username), 400);
-    const cookie = await s.identities.login(username, password);
-    if (!cookie) {
-      s.events.record('user.login_failed', `failed login for ${username}`, { user: username, data: { from: c.req.header('x-forwarded-for') ?? null } });
-      return c.html(loginPage(next, 'Invalid username or password.', username), 403);
+    if (problem) return again(400, `Username ${problem}.`);
+    const result = await s.logins.login('web', username, password, clientAddress(c, s.gatewaySecret));
+    if (result.verdict === 'limited') {
+      c.header('Retry-After', String(Math.ceil(result.retryAfterMs / 1000)));
+      return again(429, `Too many failed logins from your address; try again in ${Math.ceil(result.retryAfterMs / 1000)} s.`);
     }
-    s.events.record('user.login', `${username} logged in`, { user: username });
+    if (result.verdict === 'busy') {
+      c.header('Retry-After', '5');
+      return again(503, 'Too many logins are being checked right now; try again in a moment.');
+    }
+    const cookie = result.verdict === 'allowed' ? result.cookie : undefined;
+    if (cookie === undefined) return again(403, 'Invalid username or password.');
     setCookie(c, LOGIN_COOKIE, cookie, {
       path: '/', httpOnly: true, sameSite: 'Lax', maxAge: Math.floor(s.cookieMaxAgeMs / 1000),
       secure: c.req.header('x-forwarded-proto') === 'https',
@@ -99,9 +113,20 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
     return c.redirect(next, 302);
   });
 
-  pages.get('/logout', async (c) => {
+  // Logging out takes a POST (a cross-site link or image must not end a session); the GET asks.
+  pages.get('/logout', (c) => {
+    const who = c.get('identity');
+    if (!who) return c.redirect('/hub/login');
+    return c.html(page('Log out', `<form method="post" action="/hub/logout">${csrfInput(c, s.gatewaySecret)}
+  <p>Log out of dspool? Your server keeps running.</p>
+  <button type="submit">Log out</button>
+</form>`, who.user));
+  });
+
+  pages.post('/logout', async (c) => {
     const cookie = getCookie(c, LOGIN_COOKIE);
     if (cookie) {
+      await s.hostLogins.logout(cookie);
       const user = await s.identities.logout(cookie);
       if (user) s.revoke(user);
     }
@@ -120,16 +145,17 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
     const choose = profiles.length === 0 ? '' : `<label>Profile <select name="profile">${profiles
       .map(([name, p]) => `<option value="${esc(name)}">${esc(name)}${p.description ? ` — ${esc(p.description)}` : ''}</option>`)
       .join('')}</select></label> `;
+    const csrf = csrfInput(c, s.gatewaySecret);
     const body = `<h2>My server</h2>
 <p id="status">Status: <strong>${esc(state)}</strong>${session?.instanceId ? ` on instance <code>${esc(session.instanceId)}</code>` : ''}${pool?.queuePosition ? ` · waiting for an instance (position ${pool.queuePosition})` : ''}</p>
 ${pool?.notice ? `<p class="error" role="status">${esc(pool.notice)}</p>` : ''}
 ${running ? `<p><a href="${userPrefix(who.user)}tree">Open my server</a> · your notebooks on the shared drive are in <code>notebooks/remote</code></p>` : ''}
-<form method="post" action="/hub/home/server">
+<form method="post" action="/hub/home/server">${csrf}
   ${running || state === 'starting' || state === 'pending'
     ? '<button name="action" value="stop">Stop my server</button>'
     : `${choose}<button name="action" value="start">Start my server</button>`}
 </form>
-${await keysSection(s, who.user)}`;
+${await keysSection(s, who.user, csrf)}`;
     return c.html(page('Home', body, who.user));
   });
 
@@ -170,13 +196,75 @@ ${await keysSection(s, who.user)}`;
     return c.redirect(`/hub/user/${who.user}/tree`);
   });
 
-  // JupyterHub's "spawn pending" URL: the gateway sends browsers here when a user's server is not running.
-  pages.get('/user/:name/*', (c) => spawnPage(c, s));
-  pages.get('/user/:name', (c) => spawnPage(c, s));
+  // JupyterHub's "spawn pending" URL: the gateway sends browsers here when a user's server is not running. The GET
+  // only shows (a start button, or the progress of a start under way); starting takes the POST.
+  pages.get('/user/:name/*', (c) => spawnPage(c, s, false));
+  pages.get('/user/:name', (c) => spawnPage(c, s, false));
+  pages.post('/user/:name/*', (c) => spawnPage(c, s, true));
+  pages.post('/user/:name', (c) => spawnPage(c, s, true));
+
+  // Without userHost an admin opening another user's server runs that user's JavaScript on the hub's origin: the
+  // gateway sends them here first, and only the POST (with its CSRF token) lets them through, for this server.
+  // With userHost: a user host sends a browser without its own login here; it goes back with a one-time code.
+  pages.get(USER_HOST_AUTHORIZE_PATH.slice('/hub'.length), (c) => authorizeUserHost(c, s));
+
+  pages.get('/confirm/:name', (c) => confirmPage(c, s, false));
+  pages.post('/confirm/:name', (c) => confirmPage(c, s, true));
   return pages;
 }
 
-async function spawnPage(c: Context<HubEnv>, s: HubServices): Promise<Response> {
+async function authorizeUserHost(c: Context<HubEnv>, s: HubServices): Promise<Response> {
+  const who = c.get('identity');
+  const name = c.req.query('user') ?? '';
+  const problem = usernameProblem(name);
+  if (s.userHost === null || problem) return c.html(page('Not found', '<p class="error">No such user host.</p>', who?.user), 404);
+  const prefix = userPrefix(name);
+  const asked = safeNext(c.req.query('next'));
+  const next = asked.startsWith(prefix) ? asked : prefix;
+  const cookie = getCookie(c, LOGIN_COOKIE);
+  if (!who || !c.get('viaCookie') || cookie === undefined) {
+    const here = `${USER_HOST_AUTHORIZE_PATH}?${new URLSearchParams({ user: name, next }).toString()}`;
+    return c.redirect(`/hub/login?next=${encodeURIComponent(here)}`);
+  }
+  if (who.user !== name && !who.admin) return c.html(page('Forbidden', '<p class="error">You may only open your own server.</p>', who.user), 403);
+  const origin = new URL(ownOrigin(c) ?? 'http://localhost');
+  origin.hostname = s.userHost.replace('{user}', name);
+  const code = s.hostLogins.issue(who.user, name, cookie);
+  return c.redirect(`${origin.origin}${USER_HOST_CALLBACK_PATH}?${new URLSearchParams({ code, next }).toString()}`);
+}
+
+async function confirmPage(c: Context<HubEnv>, s: HubServices, confirmed: boolean): Promise<Response> {
+  const name = c.req.param('name') ?? '';
+  const who = c.get('identity');
+  const prefix = userPrefix(name);
+  const asked = safeNext(c.req.query('next'));
+  const next = asked.startsWith(prefix) ? asked : `${prefix}tree`;
+  if (!who) return c.redirect(`/hub/login?next=${encodeURIComponent(`/hub/confirm/${name}?next=${encodeURIComponent(next)}`)}`);
+  const problem = usernameProblem(name);
+  if (problem) return c.html(page('Not found', `<p class="error">Invalid username: ${esc(problem)}.</p>`, who.user), 404);
+  if (who.user === name) return c.redirect(next);
+  if (!who.admin) return c.html(page('Forbidden', `<p class="error">You may only open your own server.</p>`, who.user), 403);
+  const cookie = getCookie(c, LOGIN_COOKIE);
+  if (confirmed && cookie !== undefined) {
+    setCookie(c, ACK_COOKIE, adminAck(s.gatewaySecret, name, cookie), {
+      path: prefix, httpOnly: true, sameSite: 'Strict', secure: c.req.header('x-forwarded-proto') === 'https',
+    });
+    s.events.record('user.admin_access', `${who.user} (admin) opened ${name}'s server after the warning`, { user: name, data: { admin: who.user } });
+    return c.redirect(next, 303);
+  }
+  return c.html(page('Opening another user\'s server', `<h2>You are about to open ${esc(name)}'s server as an admin</h2>
+<p class="error" role="alert">Everything on that server — notebooks, their outputs, extensions, <code>custom.js</code> — was written by
+${esc(name)}, and its JavaScript runs in your browser on the hub's own address (this pool has no
+<code>gateway.userHost</code>). While you look at it, that code can act with your admin login: call the hub's API,
+read other users' servers, create tokens.</p>
+<p>Open it only if you trust what ${esc(name)} may have put there. Setting <code>gateway.userHost</code> gives every server
+its own origin and removes this risk.</p>
+<form method="post" action="/hub/confirm/${esc(name)}?next=${esc(encodeURIComponent(next))}">${csrfInput(c, s.gatewaySecret)}
+  <button type="submit">Continue to ${esc(name)}'s server</button> <a href="/hub/home">Cancel</a>
+</form>`, who.user));
+}
+
+async function spawnPage(c: Context<HubEnv>, s: HubServices, start: boolean): Promise<Response> {
   const name = c.req.param('name') ?? '';
   const who = c.get('identity');
   const here = new URL(c.req.url);
@@ -191,8 +279,19 @@ async function spawnPage(c: Context<HubEnv>, s: HubServices): Promise<Response> 
   const rest = here.pathname.slice(`/hub/user/${name}`.length).replace(/^\//, '');
   const target = `${userPrefix(name)}${rest}${here.search}`;
   const active = s.sessions.active(name);
-  if (active?.state === 'running') return c.redirect(target);
-  if (!active || active.state === 'stopping') await s.sessions.start(user);
+  if (active?.state === 'running') return c.redirect(target, start ? 303 : 302);
+  if (start) {
+    if (!active || active.state === 'stopping') await s.sessions.start(user);
+    // Post/redirect/get: the GET shows the progress of the start now under way.
+    return c.redirect(`${here.pathname}${here.search}`, 303);
+  }
+  if (!active || active.state === 'stopping') {
+    const whose = who.user === name ? 'Your server is' : `${esc(name)}'s server is`;
+    return c.html(page('Start server', `<h2>${whose} not running</h2>
+<form method="post" action="${esc(here.pathname + here.search)}">${csrfInput(c, s.gatewaySecret)}
+  <button type="submit" name="action" value="start">Start ${who.user === name ? 'my' : `${esc(name)}'s`} server</button>
+</form>`, who.user));
+  }
   const progressUrl = `/hub/api/users/${name}/server/progress`;
   const body = `<h2>Starting ${esc(name)}'s server</h2>
 <progress id="bar" max="100" value="0"></progress>

@@ -2,6 +2,8 @@
 import type { Hono } from 'hono';
 import type { Identity } from '../../protocol/gateway.js';
 import type { Caller, IdentityService } from '../auth/identity.js';
+import type { LoginGuard } from '../auth/login-guard.js';
+import type { UserHostLogins } from '../auth/user-host.js';
 import type { EventLog } from '../events.js';
 import type { InstancePool } from '../instances/pool.js';
 import type { SessionManager } from '../sessions/manager.js';
@@ -10,6 +12,14 @@ import type { Store } from '../store/types.js';
 export interface HubServices {
   readonly store: Store;
   readonly identities: IdentityService;
+  /** Every password check (web and SSH) goes through it: limits per user and address, a gate for argon2. */
+  readonly logins: LoginGuard;
+  /** `gateway.userHost` (`"{user}.pool.example"`), or null when every server is on the hub's origin. */
+  readonly userHost: string | null;
+  /** The user-host handshake's codes and logins (used only with `userHost`). */
+  readonly hostLogins: UserHostLogins;
+  /** The gateway secret: proves the client address the gateway forwards (`CLIENT_ADDRESS_HEADER`). */
+  readonly gatewaySecret: string;
   readonly sessions: SessionManager;
   readonly pool: InstancePool;
   readonly events: EventLog;

@@ -37,6 +37,12 @@ export interface PoolOptions {
   extraYaml?: string;
   /** Turn the SSH front door on (an ephemeral port). */
   ssh?: boolean;
+  /**
+   * pool.yaml `users.passwordMinLength`. Suites use short throwaway passwords; the policy's default (8) is tested
+   * where it matters (test/cli.test.ts, test/newcomer.test.ts).
+   * @default 2
+   */
+  passwordMinLength?: number;
 }
 
 /** A running pool for one suite. */
@@ -70,7 +76,7 @@ export class TestPool {
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
         `pool: { instances: ${options.instances ?? 2} }`,
-        `users: { uidBase: ${this.uidBase} }`,
+        `users: { uidBase: ${this.uidBase}, passwordMinLength: ${options.passwordMinLength ?? 2} }`,
         'log: { level: warn }',
         options.extraYaml ?? '',
       ].join('\n'),

@@ -67,6 +67,13 @@ export const usersSchema = z
       .max(2_000_000_000)
       .default(20000)
       .describe('First UID (and GID) the hub assigns; each user keeps theirs on every instance.'),
+    passwordMinLength: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(8)
+      .describe('Shortest password accepted when a user is added or a password set, in characters (the most common passwords are refused whatever their length).'),
   })
   .prefault({});
 

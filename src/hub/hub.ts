@@ -11,6 +11,7 @@ import { AGENT_PATH } from '../protocol/agent.js';
 import { GATEWAY_PATH } from '../protocol/gateway.js';
 import type { Provider } from '../providers/provider.js';
 import { AgentRegistry } from './agents/registry.js';
+import { accountPolicy } from './auth/account-policy.js';
 import { newSecret } from './auth/credentials.js';
 import { IdentityService } from './auth/identity.js';
 import { EventLog } from './events.js';
@@ -135,6 +136,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   const services: HubServices = {
     store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),
+    accounts: accountPolicy({ uidBase: config.users.uidBase, passwordMinLength: config.users.passwordMinLength }),
   };
   const scale = {
     configured: config.pool.instances,

@@ -1,6 +1,7 @@
 // What the HTTP layer (API and pages) may use from the hub: a narrow view, never the Hub object itself.
 import type { Hono } from 'hono';
 import type { Identity } from '../../protocol/gateway.js';
+import type { AccountPolicy } from '../auth/account-policy.js';
 import type { IdentityService } from '../auth/identity.js';
 import type { EventLog } from '../events.js';
 import type { InstancePool } from '../instances/pool.js';
@@ -20,6 +21,8 @@ export interface HubServices {
   readonly cookieMaxAgeMs: number;
   /** How long `POST …/server` waits for the start before answering 202, in ms. */
   readonly spawnWaitMs: number;
+  /** Which new account names and passwords are accepted. */
+  readonly accounts: AccountPolicy;
 }
 
 /** Per-request values set by the authentication step. */

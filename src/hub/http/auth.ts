@@ -24,8 +24,10 @@ export function authenticate(services: Pick<HubServices, 'identities'>): Middlew
         viaCookie = identity !== null;
       }
     }
-    if (viaCookie && !SAFE_METHODS.has(c.req.method) && !sameOrigin(c)) {
-      throw new ForbiddenError('cross-origin request refused: the Origin does not match this site');
+    if (viaCookie && !SAFE_METHODS.has(c.req.method)) {
+      const origin = requestOrigin(c);
+      if (origin === undefined) throw new ForbiddenError('request refused: it has no Origin (or Referer) header, which a request made with the login cookie needs');
+      if (!sameOrigin(c, origin)) throw new ForbiddenError('cross-origin request refused: the Origin does not match this site');
     }
     c.set('identity', identity);
     c.set('viaCookie', viaCookie);
@@ -55,9 +57,12 @@ export function requireSelfOrAdmin(c: Context<HubEnv>, name: string): Identity {
   return identity;
 }
 
-function sameOrigin(c: Context<HubEnv>): boolean {
-  const origin = c.req.header('origin') ?? refererOrigin(c.req.header('referer'));
-  if (!origin) return false;
+/** The request's Origin, else its Referer's origin; `undefined` when it has neither. */
+function requestOrigin(c: Context<HubEnv>): string | undefined {
+  return c.req.header('origin') || refererOrigin(c.req.header('referer')) || undefined;
+}
+
+function sameOrigin(c: Context<HubEnv>, origin: string): boolean {
   const host = c.req.header('x-forwarded-host') ?? c.req.header('host');
   try {
     return new URL(origin).host === host;

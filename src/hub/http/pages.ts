@@ -9,22 +9,21 @@ import { userPrefix } from '../sessions/manager.js';
 import { registerSshKey } from '../auth/ssh-keys.js';
 import type { HubEnv, HubServices } from './services.js';
 import { escapeHtml as esc } from '../../lib/html.js';
-
+import { POOL_CSS, STYLESHEET_PATH } from '../../lib/style.js';
 
 function page(title: string, body: string, who?: string): string {
+  const nav = who
+    ? `<nav><span>${esc(who)}</span><a href="/hub/home">Home</a><a href="/hub/logout">Log out</a></nav>`
+    : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)} · dspool</title>
-<style>
-body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#1b1f24}
-header{display:flex;justify-content:space-between;align-items:center;margin-bottom:2rem}
-h1{font-size:1.4rem;margin:0} a{color:#0b5cad} .muted{color:#57606a}
-form.stack{display:grid;gap:.6rem;max-width:20rem} input{padding:.45rem;font-size:1rem}
-button{padding:.5rem 1rem;font-size:1rem;cursor:pointer} .error{color:#b3261e}
-progress{width:100%;height:1rem} ol#log{color:#57606a;font-size:.9rem}
-</style></head><body>
-<header><h1>dspool</h1>${who ? `<span class="muted">${esc(who)} · <a href="/hub/logout">log out</a></span>` : ''}</header>
+<link rel="stylesheet" href="${STYLESHEET_PATH}">
+</head><body>
+<header class="bar"><div class="wrap"><a class="brand" href="/hub/home">ds<b>pool</b></a>${nav}</div></header>
+<main class="wrap">
 ${body}
+</main>
 </body></html>`;
 }
 
@@ -33,33 +32,54 @@ async function keysSection(s: HubServices, user: string): Promise<string> {
   const keys = await s.store.listSshKeys(user);
   const list = keys.length === 0
     ? '<p class="muted">No keys yet: you can also log in over SSH with your password.</p>'
-    : `<ul>${keys
-      .map((k) => `<li><code>${esc(k.algo)} ${esc(k.fingerprint)}</code> ${esc(k.comment)} <form method="post" action="/hub/home/keys" style="display:inline"><button name="remove" value="${esc(k.id)}">Remove</button></form></li>`)
+    : `<ul class="keys">${keys
+      .map((k) => `<li><code>${esc(k.algo)} ${esc(k.fingerprint)}</code> <span>${esc(k.comment)}</span> <form method="post" action="/hub/home/keys"><button name="remove" value="${esc(k.id)}">Remove</button></form></li>`)
       .join('')}</ul>`;
   return `<h2 id="ssh">SSH</h2>
 <p>Terminals, scp/sftp and VS Code Remote-SSH reach your server's instance through the pool's SSH port
-(<code>dspool ssh-config</code> prints a ready <code>~/.ssh/config</code> block).</p>
+(<code>dspool ssh-config --install</code> sets up <code>~/.ssh/config</code> and <code>known_hosts</code> for <code>ssh dspool</code>).</p>
 ${list}
 <form class="stack" method="post" action="/hub/home/keys">
   <label>Add a public key <textarea name="key" rows="3" placeholder="ssh-ed25519 AAAA… you@laptop" required></textarea></label>
-  <button type="submit">Add key</button>
+  <button type="submit" class="primary">Add key</button>
 </form>`;
 }
 
+/** Where a login with no `next` goes: the user's server, started if need be (as JupyterHub does). */
+const SPAWN_PATH = '/hub/spawn';
+
 /** Only local paths are accepted as `next`, so the login page cannot be used to send users elsewhere. */
 function safeNext(next: string | undefined): string {
-  return next && next.startsWith('/') && !next.startsWith('//') && !next.includes('\\') ? next : '/hub/home';
+  return next && next.startsWith('/') && !next.startsWith('//') && !next.includes('\\') ? next : SPAWN_PATH;
 }
 
 function loginPage(next: string, error?: string, username = ''): string {
   return page(
     'Log in',
-    `<form class="stack" method="post" action="/hub/login?next=${encodeURIComponent(next)}">
-  <label>Username <input name="username" autocomplete="username" autofocus required value="${esc(username)}"></label>
+    `<div class="panel narrow"><h1>Log in</h1>
+<form class="stack" method="post" action="/hub/login?next=${encodeURIComponent(next)}">
+  <label>Username <input name="username" autocomplete="username" autocapitalize="none" autofocus required value="${esc(username)}"></label>
   <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-  ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}
-  <button type="submit">Log in</button>
+  ${error ? `<p class="alert alert-danger" role="alert">${esc(error)}</p>` : ''}
+  <button type="submit" class="primary">Log in</button>
+</form></div>`,
+  );
+}
+
+/** The profile picker: shown before a start when pool.yaml has profiles (JupyterHub's spawn form). */
+function pickerPage(s: HubServices, who: string, next: string): string {
+  const options = Object.entries(s.sessions.profiles())
+    .map(([name, p]) => `<option value="${esc(name)}">${esc(name)}${p.description ? ` — ${esc(p.description)}` : ''}</option>`)
+    .join('');
+  return page(
+    'Start',
+    `<h1>Start my server</h1>
+<form class="stack" method="post" action="/hub/home/server">
+  <input type="hidden" name="next" value="${esc(next)}">
+  <label>Profile <select name="profile">${options}</select></label>
+  <button name="action" value="start" class="primary">Start</button>
 </form>`,
+    who,
   );
 }
 
@@ -73,6 +93,21 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
   const pages = new Hono<HubEnv>();
 
   pages.get('/', (c) => c.redirect('/hub/home'));
+
+  pages.get('/static/dspool.css', (c) => {
+    c.header('content-type', 'text/css; charset=utf-8');
+    c.header('cache-control', 'public, max-age=3600');
+    return c.body(POOL_CSS);
+  });
+
+  // After login: straight to the user's server, started with progress; a profile picker first when there are profiles.
+  pages.get('/spawn', (c) => {
+    const who = c.get('identity');
+    if (!who) return c.redirect(`/hub/login?next=${encodeURIComponent(SPAWN_PATH)}`);
+    const target = `/hub/user/${who.user}/tree`;
+    if (!s.sessions.active(who.user) && Object.keys(s.sessions.profiles()).length > 0) return c.html(pickerPage(s, who.user, target));
+    return c.redirect(target);
+  });
 
   pages.get('/login', (c) => {
     if (c.get('identity')) return c.redirect(safeNext(c.req.query('next')));
@@ -120,15 +155,16 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
     const choose = profiles.length === 0 ? '' : `<label>Profile <select name="profile">${profiles
       .map(([name, p]) => `<option value="${esc(name)}">${esc(name)}${p.description ? ` — ${esc(p.description)}` : ''}</option>`)
       .join('')}</select></label> `;
-    const body = `<h2>My server</h2>
+    const body = `<h1>My server</h1>
 <p id="status">Status: <strong>${esc(state)}</strong>${session?.instanceId ? ` on instance <code>${esc(session.instanceId)}</code>` : ''}${pool?.queuePosition ? ` · waiting for an instance (position ${pool.queuePosition})` : ''}</p>
-${pool?.notice ? `<p class="error" role="status">${esc(pool.notice)}</p>` : ''}
-${running ? `<p><a href="${userPrefix(who.user)}tree">Open my server</a> · your notebooks on the shared drive are in <code>notebooks/remote</code></p>` : ''}
-<form method="post" action="/hub/home/server">
+${pool?.notice ? `<p class="alert alert-warning" role="status">${esc(pool.notice)}</p>` : ''}
+<form class="row" method="post" action="/hub/home/server">
+  ${running ? `<a class="btn primary" href="${userPrefix(who.user)}tree">Open my server</a>` : ''}
   ${running || state === 'starting' || state === 'pending'
-    ? '<button name="action" value="stop">Stop my server</button>'
-    : `${choose}<button name="action" value="start">Start my server</button>`}
+    ? '<button name="action" value="stop" class="danger">Stop my server</button>'
+    : `${choose}<button name="action" value="start" class="primary">Start my server</button>`}
 </form>
+${running ? '<p class="muted">Your notebooks on the shared drive are in <code>notebooks/remote</code>.</p>' : ''}
 ${await keysSection(s, who.user)}`;
     return c.html(page('Home', body, who.user));
   });
@@ -145,7 +181,7 @@ ${await keysSection(s, who.user)}`;
       await registerSshKey(s, who.user, typeof form.key === 'string' ? form.key : '');
     } catch (error) {
       if (!(error instanceof HubError)) throw error;
-      return c.html(page('Home', `<p class="error" role="alert">${esc(error.message)}</p><p><a href="/hub/home#ssh">Back</a></p>`, who.user), 400);
+      return c.html(page('Home', `<p class="alert alert-danger" role="alert">${esc(error.message)}</p><p><a href="/hub/home#ssh">Back</a></p>`, who.user), 400);
     }
     return c.redirect('/hub/home#ssh');
   });
@@ -164,10 +200,11 @@ ${await keysSection(s, who.user)}`;
         await s.sessions.start(user, { profile: form.profile });
       } catch (error) {
         if (!(error instanceof HubError)) throw error;
-        return c.html(page('Home', `<p class="error" role="alert">${esc(error.message)}</p><p><a href="/hub/home">Back</a></p>`, who.user), 400);
+        return c.html(page('Home', `<p class="alert alert-danger" role="alert">${esc(error.message)}</p><p><a href="/hub/home">Back</a></p>`, who.user), 400);
       }
     }
-    return c.redirect(`/hub/user/${who.user}/tree`);
+    // The picker sends where the user was going; the home page's button, their server's file list.
+    return c.redirect(typeof form.next === 'string' ? safeNext(form.next) : `/hub/user/${who.user}/tree`);
   });
 
   // JupyterHub's "spawn pending" URL: the gateway sends browsers here when a user's server is not running.
@@ -182,19 +219,22 @@ async function spawnPage(c: Context<HubEnv>, s: HubServices): Promise<Response> 
   const here = new URL(c.req.url);
   if (!who) return c.redirect(`/hub/login?next=${encodeURIComponent(here.pathname + here.search)}`);
   const problem = usernameProblem(name);
-  if (problem) return c.html(page('Not found', `<p class="error">Invalid username: ${esc(problem)}.</p>`, who.user), 404);
+  if (problem) return c.html(page('Not found', `<h1>Not found</h1><p class="alert alert-danger">Invalid username: ${esc(problem)}.</p>`, who.user), 404);
   if (who.user !== name && !who.admin) {
-    return c.html(page('Forbidden', `<p class="error">You may only open your own server.</p>`, who.user), 403);
+    return c.html(page('Forbidden', `<h1>Not your server</h1><p class="alert alert-danger">You are logged in as <strong>${esc(who.user)}</strong> and may only open your own server, not ${esc(name)}'s.</p><p><a href="${userPrefix(who.user)}tree">Open my server</a> · <a href="/hub/home">Home</a></p>`, who.user), 403);
   }
   const user = await s.store.getUser(name);
-  if (!user) return c.html(page('Not found', `<p class="error">No user named ${esc(name)}.</p>`, who.user), 404);
+  if (!user) return c.html(page('Not found', `<h1>Not found</h1><p class="alert alert-danger">No user named ${esc(name)}.</p>`, who.user), 404);
   const rest = here.pathname.slice(`/hub/user/${name}`.length).replace(/^\//, '');
   const target = `${userPrefix(name)}${rest}${here.search}`;
   const active = s.sessions.active(name);
   if (active?.state === 'running') return c.redirect(target);
-  if (!active || active.state === 'stopping') await s.sessions.start(user);
+  const startable = !active || active.state === 'stopping';
+  // Your own server with profiles to choose from: the picker first (it posts back and comes here again).
+  if (startable && who.user === name && Object.keys(s.sessions.profiles()).length > 0) return c.html(pickerPage(s, who.user, here.pathname + here.search));
+  if (startable) await s.sessions.start(user);
   const progressUrl = `/hub/api/users/${name}/server/progress`;
-  const body = `<h2>Starting ${esc(name)}'s server</h2>
+  const body = `<h1>Starting ${esc(name)}'s server</h1>
 <progress id="bar" max="100" value="0"></progress>
 <p id="message">Server requested…</p>
 <ol id="log"></ol>
@@ -209,7 +249,7 @@ async function spawnPage(c: Context<HubEnv>, s: HubServices): Promise<Response> 
     document.getElementById('message').textContent = ev.message || '';
     var li = document.createElement('li'); li.textContent = ev.message || ''; document.getElementById('log').appendChild(li);
     if (ev.ready) { source.close(); window.location.replace(target); }
-    if (ev.failed) { source.close(); document.getElementById('message').className = 'error'; }
+    if (ev.failed) { source.close(); document.getElementById('message').className = 'alert alert-danger'; }
   };
   source.onerror = function () { setTimeout(function () { window.location.reload(); }, 3000); source.close(); };
 })();

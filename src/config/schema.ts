@@ -74,7 +74,18 @@ export const usersSchema = z
       .max(1024)
       .default(8)
       .describe('Shortest password accepted when a user is added or a password set, in characters (the most common passwords are refused whatever their length).'),
+    teamGid: z
+      .number()
+      .int()
+      .min(1000)
+      .optional()
+      .describe('GID of the pool\'s team group `dspool-team` (every account is a member; `<share>/team` is theirs). Default: `uidBase - 1`.'),
   })
+  .refine((users) => users.teamGid === undefined || users.teamGid < users.uidBase, {
+    path: ['teamGid'],
+    message: 'must be below users.uidBase (user IDs count up from there)',
+  })
+  .transform((users) => ({ ...users, teamGid: users.teamGid ?? users.uidBase - 1 }))
   .prefault({});
 
 export const logSchema = z

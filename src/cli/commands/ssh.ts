@@ -9,7 +9,7 @@ import { HubClient } from '../client.js';
 import { resolveConfig } from '../config.js';
 import { OperationError, UsageError } from '../errors.js';
 import { note, printJson, printTable } from '../output.js';
-import { blockMarkers, ensureSshDir, readOrEmpty, upsertConfigBlock, upsertKnownHost, writeIfChanged } from '../ssh-install.js';
+import { blockMarkers, ensureSshDir, type FileChange, readOrEmpty, upsertConfigBlock, upsertKnownHost, writeIfChanged } from '../ssh-install.js';
 
 interface KeyJson {
   id: string;
@@ -34,6 +34,10 @@ async function readKeyText(source: string): Promise<string> {
 interface SshSetup {
   readonly block: string[];
   readonly hostKeyAlias: string;
+  /** How OpenSSH names the address without the alias (`[host]:port`), for `ssh -p <port> user@host`. */
+  readonly address: string;
+  /** `<type> <base64>` of the pool's host key, once the pool has run. */
+  readonly hostKey: string | undefined;
   readonly knownHostsLine: string | undefined;
 }
 
@@ -49,7 +53,9 @@ function sshSetup(opts: SshConfigOptions): SshSetup {
   const block = [`Host ${opts.host}`, `  HostName ${host}`, `  Port ${port}`, `  User ${user}`, `  HostKeyAlias ${alias}`, '  ServerAliveInterval 30'];
   if (opts.identityFile !== undefined) block.push(`  IdentityFile ${identityFile(opts.identityFile)}`, '  IdentitiesOnly yes');
   const key = running?.ssh_host_key?.trim();
-  return { block, hostKeyAlias: alias, knownHostsLine: key ? `${alias} ${key.split(/\s+/).slice(0, 2).join(' ')}` : undefined };
+  const hostKey = key ? key.split(/\s+/).slice(0, 2).join(' ') : undefined;
+  const address = port === 22 ? host : `[${host}]:${port}`;
+  return { block, hostKeyAlias: alias, address, hostKey, knownHostsLine: hostKey ? `${alias} ${hostKey}` : undefined };
 }
 
 /** The private key file, as an absolute path; a `.pub` given by mistake is taken for its private half. */
@@ -70,7 +76,7 @@ interface SshConfigOptions {
 
 /** Writes the block into ~/.ssh/config and the host key into ~/.ssh/known_hosts; reports what changed on stdout. */
 function install(setup: SshSetup, alias: string): void {
-  if (setup.knownHostsLine === undefined) {
+  if (setup.hostKey === undefined) {
     throw new OperationError('the pool\'s SSH host key is not known yet: start the pool (dspool up) once, then run this again');
   }
   const dir = join(homedir(), '.ssh');
@@ -85,13 +91,22 @@ function install(setup: SshSetup, alias: string): void {
   }
   const config = upsertConfigBlock(before, alias, setup.block.join('\n'));
   writeIfChanged(configFile, config.text, 0o600);
-  const known = upsertKnownHost(readOrEmpty(knownFile), setup.hostKeyAlias, setup.knownHostsLine);
+  // Under the alias (for `ssh <alias>`) and the address (for `ssh -p <port> user@host`, as the README shows).
+  const byAlias = upsertKnownHost(readOrEmpty(knownFile), setup.hostKeyAlias, `${setup.hostKeyAlias} ${setup.hostKey}`);
+  const byAddress = upsertKnownHost(byAlias.text, setup.address, `${setup.address} ${setup.hostKey}`);
+  const known = { text: byAddress.text, change: combine(byAlias.change, byAddress.change) };
   writeIfChanged(knownFile, known.text, 0o600);
   process.stdout.write(
     `${configFile}: ${config.change === 'unchanged' ? 'unchanged' : `${config.change} Host ${alias}`}\n` +
-      `${knownFile}: ${known.change === 'unchanged' ? 'unchanged' : `${known.change} the pool's host key (${setup.hostKeyAlias})`}\n` +
+      `${knownFile}: ${known.change === 'unchanged' ? 'unchanged' : `${known.change} the pool's host key (${setup.hostKeyAlias}, ${setup.address})`}\n` +
       `then: ssh ${alias}   (also scp, sftp and VS Code Remote-SSH with host "${alias}")\n`,
   );
+}
+
+function combine(a: FileChange, b: FileChange): FileChange {
+  if (a === 'unchanged') return b;
+  if (b === 'unchanged') return a;
+  return a === 'added' && b === 'added' ? 'added' : 'updated';
 }
 
 export function registerSshCommands(program: Command, users: Command): void {

@@ -51,6 +51,8 @@ export class TestPool {
   readonly config: string;
   readonly share: string;
   readonly uidBase: number;
+  /** GID of the machine's existing `dspool-team` group, when there is one. */
+  readonly teamGid: number | undefined;
   url = '';
   /** Port of the SSH front door, when `ssh` was asked for. */
   sshPort = 0;
@@ -66,7 +68,11 @@ export class TestPool {
     chmodSync(this.dir, 0o755);
     this.share = join(this.dir, 'share');
     this.config = join(this.dir, 'pool.yaml');
-    this.uidBase = 40000 + Math.floor(Math.random() * 20000) * 10;
+    // One `dspool-team` group serves every pool on this machine (the first pool made it, with its own GID):
+    // reuse its GID and count users up from above it, or every start would refuse the group's other GID.
+    const team = Number(spawnSync('getent', ['group', 'dspool-team'], { encoding: 'utf8' }).stdout.split(':')[2] || NaN);
+    this.teamGid = Number.isInteger(team) ? team : undefined;
+    this.uidBase = (this.teamGid ?? 40000) + 10 + Math.floor(Math.random() * 20000) * 10;
     writeFileSync(
       this.config,
       [
@@ -76,7 +82,7 @@ export class TestPool {
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
         `pool: { instances: ${options.instances ?? 2} }`,
-        `users: { uidBase: ${this.uidBase}, passwordMinLength: ${options.passwordMinLength ?? 2} }`,
+        `users: { uidBase: ${this.uidBase}, passwordMinLength: ${options.passwordMinLength ?? 2}${this.teamGid === undefined ? '' : `, teamGid: ${this.teamGid}`} }`,
         'log: { level: warn }',
         options.extraYaml ?? '',
       ].join('\n'),

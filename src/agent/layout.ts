@@ -321,6 +321,7 @@ def _dspool_logout_handler():
     from notebook.auth.logout import LogoutHandler
     class DspoolLogoutHandler(LogoutHandler):
         def get(self):
+            self.clear_login_cookie()
             self.redirect('/hub/logout')
     return DspoolLogoutHandler
 

@@ -245,6 +245,50 @@ describe.skipIf(skipReason !== '')('a newcomer\'s first visit in a real browser'
   }, 120_000);
 });
 
+describe.skipIf(skipReason !== '')('a pool with profiles in a real browser', () => {
+  const pool = new TestPool({
+    instances: 1,
+    extraYaml: ['pool:', '  instances: 1', '  profiles: { small: { cpu: 0.1, description: a small one }, other: { cpu: 0.2 } }'].join('\n'),
+  });
+  const erin = `e${rand()}`;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    await pool.start();
+    await pool.addUser(erin, 'erin-browser-pass');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await pool.cleanup();
+  }, 90_000);
+
+  it('shows a profile picker after login, then starts the chosen profile with progress and lands in Jupyter', async () => {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    const page = await context.newPage();
+    await page.goto(`${pool.url}/hub/login`);
+    await page.fill('input[name=username]', erin);
+    await page.fill('input[name=password]', 'erin-browser-pass');
+    await page.click('button[type=submit]');
+    await page.waitForURL('**/hub/spawn');
+    const options = await page.locator('select[name=profile] option').allTextContents();
+    expect(options).toEqual(['small — a small one', 'other']);
+    await page.screenshot({ path: join(tmpdir(), 'dspool-browser-screenshots', 'picker.png') });
+    await page.selectOption('select[name=profile]', 'other');
+    await page.click('button[value=start]');
+    await page.waitForURL(`**/user/${erin}/tree`, { timeout: 90_000 });
+    await page.waitForSelector('#notebook_list', { timeout: 30_000 });
+    // The placement used the profile she picked (the audit trail, read with the pool's admin token).
+    const adminToken = readFileSync(join(pool.dir, 'state', 'secrets', 'admin-token'), 'utf8').trim();
+    const events = (await (await pool.fetch('/hub/api/events?limit=100', { token: adminToken })).json()) as Array<{ kind: string; user: string | null; data: { profile?: string } }>;
+    expect(events.find((e) => e.kind === 'session.placed' && e.user === erin)?.data.profile).toBe('other');
+    await page.goto(`${pool.url}/hub/home`);
+    await expect(page.locator('#status').textContent()).resolves.toMatch(/Status: running/);
+    await context.close();
+  }, 180_000);
+});
+
 /** Types `code` into the notebook's first cell, runs it with Shift+Enter and waits for `expected` in its output. */
 async function runCell(notebook: Page, code: string, expected: string): Promise<void> {
   // The kernel is up once Jupyter shows it idle (its WebSocket runs through the gateway with the login cookie).

@@ -81,7 +81,8 @@ export class TestPool {
         `gateway: { host: 127.0.0.1, port: 0, sshPort: ${options.ssh ? 0 : 'null'} }`,
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
-        `pool: { instances: ${options.instances ?? 2} }`,
+        // A suite's own `pool:` section (profiles, repair, …) replaces this one: YAML refuses a key given twice.
+        /^pool:/m.test(options.extraYaml ?? '') ? '' : `pool: { instances: ${options.instances ?? 2} }`,
         `users: { uidBase: ${this.uidBase}, passwordMinLength: ${options.passwordMinLength ?? 2}${this.teamGid === undefined ? '' : `, teamGid: ${this.teamGid}`} }`,
         'log: { level: warn }',
         options.extraYaml ?? '',

@@ -30,7 +30,7 @@ p{margin:0 0 10px}
 form.stack{display:grid;gap:12px;max-width:340px}
 form.stack label{display:grid;gap:4px;font-weight:700}
 form.row{display:flex;gap:8px;align-items:center;flex-wrap:wrap;margin:0 0 10px}
-input,select,textarea{font:inherit;font-size:13px;width:100%;min-height:32px;padding:6px 12px;color:#555;background:#fff;border:1px solid #ccc;border-radius:2px;box-shadow:inset 0 1px 1px rgba(0,0,0,.075)}
+input,select,textarea{font:inherit;font-size:13px;font-weight:400;width:100%;min-height:32px;padding:6px 12px;color:#555;background:#fff;border:1px solid #ccc;border-radius:2px;box-shadow:inset 0 1px 1px rgba(0,0,0,.075)}
 form.row select{width:auto}
 input:focus,select:focus,textarea:focus{border-color:#66afe9;outline:0;box-shadow:inset 0 1px 1px rgba(0,0,0,.075),0 0 8px rgba(102,175,233,.6)}
 textarea{font-family:Menlo,Monaco,Consolas,monospace;resize:vertical}

@@ -164,7 +164,14 @@ describe.skipIf(skipReason !== '')('a newcomer following the README', () => {
     const changed = await pool.cli(['users', 'passwd', erin, '--password-stdin'], 'second-password\n');
     expect(changed.code, changed.stderr).toBe(0);
     await expect(pool.login(erin, 'first-password')).rejects.toThrow(/403/);
-    expect(await pool.login(erin, 'second-password')).toMatch(/=/);
+    const cookie = await pool.login(erin, 'second-password');
+    expect(cookie).toMatch(/=/);
+    // A write with the login cookie and no Origin is refused, saying the Origin is missing (not that it differs).
+    const noOrigin = await pool.fetch(`/hub/api/users/${erin}/tokens`, { method: 'POST', cookie, body: '{}', headers: { 'content-type': 'application/json' } });
+    expect(noOrigin.status).toBe(403);
+    expect(((await noOrigin.json()) as { message: string }).message).toMatch(/has no Origin \(or Referer\) header/);
+    const foreign = await pool.fetch(`/hub/api/users/${erin}/tokens`, { method: 'POST', cookie, body: '{}', headers: { 'content-type': 'application/json', origin: 'http://evil.example' } });
+    expect(((await foreign.json()) as { message: string }).message).toMatch(/Origin does not match/);
     const removed = await pool.cli(['users', 'rm', erin]);
     expect(removed.code, removed.stderr).toBe(0);
     expect(removed.stdout).toMatch(/files stay on the share/);

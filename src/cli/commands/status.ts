@@ -34,7 +34,7 @@ async function fetchStatus(configFlag: string | undefined) {
 }
 
 /** "1 user", "2 users". */
-export function plural(count: number, noun: string): string {
+function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 

@@ -137,7 +137,11 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   const services: HubServices = {
     store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),
-    accounts: accountPolicy({ uidBase: config.users.uidBase, passwordMinLength: config.users.passwordMinLength }),
+    accounts: accountPolicy({
+      uidBase: config.users.uidBase, passwordMinLength: config.users.passwordMinLength,
+      // Only a pool run as root makes Unix accounts on this machine (its local instances run servers as them).
+      checkSystemAccounts: process.getuid?.() === 0,
+    }),
   };
   const scale = {
     configured: config.pool.instances,

@@ -64,6 +64,12 @@ describe('account names', () => {
     expect(await accountNameProblem('carol', policy(undefined, undefined))).toBeUndefined();
   });
 
+  it('leaves this machine\'s accounts alone when the pool makes none (not run as root), but still refuses reserved names', async () => {
+    const policy = accountPolicy({ uidBase: 20000, checkSystemAccounts: false, lookup: async () => ({ uid: 1000, gid: 1000 }) });
+    expect(await accountNameProblem('carol', policy)).toBeUndefined();
+    expect(await accountNameProblem('root', policy)).toMatch(/system account or group name/);
+  });
+
   it('finds real accounts and groups of this machine through getent', async () => {
     expect(await lookupSystemAccount('root')).toEqual({ uid: 0, gid: 0 });
     expect(await lookupSystemAccount('no-such-account-here')).toEqual({ uid: undefined, gid: undefined });

@@ -19,6 +19,12 @@ export interface AccountPolicyOptions {
    * @default `lookupSystemAccount` (getent, else /etc/passwd and /etc/group)
    */
   readonly lookup?: (name: string) => Promise<SystemAccount>;
+  /**
+   * Look up this machine's accounts at all. Only a pool run as root makes Unix accounts here (its local instances
+   * run servers as them); without root everything runs as the invoking user, who may well add themself by name.
+   * @default true
+   */
+  readonly checkSystemAccounts?: boolean;
 }
 
 /** An account and group of one name on this machine; a field is `undefined` when there is none. */
@@ -32,6 +38,7 @@ export interface AccountPolicy {
   readonly uidBase: number;
   readonly passwordMinLength: number;
   readonly lookup: (name: string) => Promise<SystemAccount>;
+  readonly checkSystemAccounts: boolean;
 }
 
 /** Default shortest password, in characters (pool.yaml `users.passwordMinLength`). */
@@ -48,6 +55,7 @@ export function accountPolicy(options: AccountPolicyOptions): AccountPolicy {
     uidBase: options.uidBase,
     passwordMinLength: options.passwordMinLength ?? DEFAULT_PASSWORD_MIN_LENGTH,
     lookup: options.lookup ?? lookupSystemAccount,
+    checkSystemAccounts: options.checkSystemAccounts ?? true,
   };
 }
 
@@ -102,8 +110,9 @@ export function passwordProblem(password: string, user: string, minLength: numbe
 }
 
 /**
- * Says why `name` may not become a pool account, or `undefined` when it may: a reserved system name, or an account
- * or group of that name already on this machine with an ID below `uidBase` (outside the pool's range). An account
+ * Says why `name` may not become a pool account, or `undefined` when it may: a reserved system name, or (when
+ * `checkSystemAccounts`) an account or group of that name already on this machine with an ID below `uidBase`
+ * (outside the pool's range). An account
  * in the pool's range is accepted (it may be this pool's from before, with the same UID).
  *
  * @example
@@ -112,6 +121,7 @@ export function passwordProblem(password: string, user: string, minLength: numbe
 export async function accountNameProblem(name: string, policy: AccountPolicy): Promise<string | undefined> {
   const range = `the pool's UIDs start at ${policy.uidBase} (users.uidBase)`;
   if (RESERVED_NAMES.has(name)) return `is a system account or group name; pool users need a name of their own (${range})`;
+  if (!policy.checkSystemAccounts) return undefined;
   const found = await policy.lookup(name);
   if (found.uid !== undefined && found.uid < policy.uidBase) {
     return `is an existing system account (UID ${found.uid}) outside the pool's UID range (${range})`;

@@ -4,7 +4,7 @@
 // — and the file is on the share. When an admin drains the instance, the notebook page shows the notice. And the
 // home page: start, open, stop a server, register an SSH key.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -140,6 +140,156 @@ describe.skipIf(skipReason !== '')('a user in a real browser', () => {
     await expect(notebook.locator('#dspool-notice').textContent({ timeout: 30_000 })).resolves.toMatch(/being drained for maintenance.*Save your work/);
     await context.close();
   }, 150_000);
+});
+
+describe.skipIf(skipReason !== '')('a newcomer\'s first visit in a real browser', () => {
+  const pool = new TestPool({ instances: 1 });
+  const carol = `c${rand()}`;
+  const dave = `d${rand()}`;
+  const shots = join(tmpdir(), 'dspool-browser-screenshots');
+  let browser: Browser;
+
+  beforeAll(async () => {
+    mkdirSync(shots, { recursive: true });
+    await pool.start();
+    await pool.addUser(carol, 'carol-browser-pass');
+    await pool.addUser(dave, 'dave-browser-pass');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await pool.cleanup();
+  }, 90_000);
+
+  it('logs in on a styled form and lands in Jupyter with the server started at once, no click needed', async () => {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    const page = await context.newPage();
+    // Every page the browser asked for, redirects included.
+    const seen: string[] = [];
+    page.on('request', (request) => {
+      if (request.isNavigationRequest() && request.frame() === page.mainFrame()) seen.push(new URL(request.url()).pathname);
+    });
+    await page.goto(`${pool.url}/hub/login`);
+    // The pool's stylesheet is served by the hub (no CDN) and applied: inputs and button are one width.
+    const css = await pool.fetch('/hub/static/dspool.css');
+    expect(css.status).toBe(200);
+    expect(css.headers.get('content-type')).toMatch(/^text\/css/);
+    expect(await page.evaluate('getComputedStyle(document.body).fontFamily')).toMatch(/Helvetica/);
+    const widths = await Promise.all(['input[name=username]', 'input[name=password]', 'button[type=submit]'].map(async (sel) => (await page.locator(sel).boundingBox())?.width ?? 0));
+    expect(widths[0]).toBeGreaterThan(200);
+    expect(new Set(widths.map((w) => Math.round(w))).size, `widths ${widths.join(', ')}`).toBe(1);
+    await page.screenshot({ path: join(shots, 'login.png') });
+
+    await page.fill('input[name=username]', carol);
+    await page.fill('input[name=password]', 'carol-browser-pass');
+    await page.click('button[type=submit]');
+    await page.waitForURL(`**/user/${carol}/tree`, { timeout: 90_000 });
+    await page.waitForSelector('#notebook_list', { timeout: 30_000 });
+    // Login → /hub/spawn → the start-with-progress page → Jupyter; never the home page's "Start" button.
+    expect(seen.slice(seen.indexOf('/hub/spawn'))).toEqual(['/hub/spawn', `/hub/user/${carol}/tree`, `/user/${carol}/tree`]);
+    expect(seen).not.toContain('/hub/home');
+
+    // Jupyter's page links back to the pool's home page.
+    await page.waitForSelector('#dspool-home', { timeout: 15_000 });
+    expect(await page.getAttribute('#dspool-home', 'href')).toBe('/hub/home');
+    await page.screenshot({ path: join(shots, 'jupyter-tree.png') });
+    await page.click('#dspool-home');
+    await page.waitForURL('**/hub/home');
+    await expect(page.locator('#status').textContent()).resolves.toMatch(/Status: running on instance i-/);
+    await page.screenshot({ path: join(shots, 'home.png'), fullPage: true });
+    await context.close();
+  }, 180_000);
+
+  it('shows another user\'s server as a page saying why, and keeps JSON for API clients', async () => {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    const page = await context.newPage();
+    await page.goto(`${pool.url}/hub/login?next=${encodeURIComponent('/hub/home')}`);
+    await page.fill('input[name=username]', dave);
+    await page.fill('input[name=password]', 'dave-browser-pass');
+    await page.click('button[type=submit]');
+    await page.waitForURL('**/hub/home');
+    const response = await page.goto(`${pool.url}/user/${carol}/tree`);
+    expect(response?.status()).toBe(403);
+    expect(response?.headers()['content-type']).toMatch(/^text\/html/);
+    await expect(page.locator('h1').textContent()).resolves.toBe('Not your server');
+    await expect(page.locator('body').textContent()).resolves.toContain(`You are logged in as ${dave}: only ${carol} (or an admin) may open ${carol}'s server.`);
+    expect(await page.evaluate("getComputedStyle(document.querySelector('.alert')).backgroundColor")).toBe('rgb(242, 222, 222)');
+    await page.screenshot({ path: join(shots, 'forbidden.png') });
+    const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+    const api = await pool.fetch(`/user/${carol}/api/contents`, { cookie });
+    expect(api.status).toBe(403);
+    expect(await api.json()).toEqual({ status: 403, message: `${dave} may not access /user/${carol}/` });
+    await context.close();
+  }, 120_000);
+
+  it('ends the pool login with Jupyter\'s own Logout, so the server\'s address asks for a login again', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${pool.url}/user/${carol}/tree`);
+    await page.fill('input[name=username]', carol);
+    await page.fill('input[name=password]', 'carol-browser-pass');
+    await page.click('button[type=submit]');
+    await page.waitForURL(`**/user/${carol}/tree`, { timeout: 60_000 });
+    await page.waitForSelector('#logout', { timeout: 30_000 });
+    await page.click('#logout');
+    await page.waitForURL('**/hub/login**');
+    expect((await context.cookies()).map((c) => c.name)).not.toContain('dspool-session');
+    // Jupyter's own login URL and the tree now send the browser to the pool's login, not back in.
+    for (const path of [`/user/${carol}/login`, `/user/${carol}/tree`]) {
+      await page.goto(`${pool.url}${path}`);
+      expect(new URL(page.url()).pathname, path).toBe('/hub/login');
+    }
+    // The server itself keeps running (logging out is not stopping).
+    const token = (await pool.cli(['token', carol])).stdout.trim();
+    const model = (await (await pool.fetch(`/hub/api/users/${carol}`, { token })).json()) as { servers: Record<string, { ready: boolean }> };
+    expect(model.servers['']?.ready).toBe(true);
+    await context.close();
+  }, 120_000);
+});
+
+describe.skipIf(skipReason !== '')('a pool with profiles in a real browser', () => {
+  const pool = new TestPool({
+    instances: 1,
+    extraYaml: ['pool:', '  instances: 1', '  profiles: { small: { cpu: 0.1, description: a small one }, other: { cpu: 0.2 } }'].join('\n'),
+  });
+  const erin = `e${rand()}`;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    await pool.start();
+    await pool.addUser(erin, 'erin-browser-pass');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await pool.cleanup();
+  }, 90_000);
+
+  it('shows a profile picker after login, then starts the chosen profile with progress and lands in Jupyter', async () => {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    const page = await context.newPage();
+    await page.goto(`${pool.url}/hub/login`);
+    await page.fill('input[name=username]', erin);
+    await page.fill('input[name=password]', 'erin-browser-pass');
+    await page.click('button[type=submit]');
+    await page.waitForURL('**/hub/spawn');
+    const options = await page.locator('select[name=profile] option').allTextContents();
+    expect(options).toEqual(['small — a small one', 'other']);
+    await page.screenshot({ path: join(tmpdir(), 'dspool-browser-screenshots', 'picker.png') });
+    await page.selectOption('select[name=profile]', 'other');
+    await page.click('button[value=start]');
+    await page.waitForURL(`**/user/${erin}/tree`, { timeout: 90_000 });
+    await page.waitForSelector('#notebook_list', { timeout: 30_000 });
+    // The placement used the profile she picked (the audit trail, read with the pool's admin token).
+    const adminToken = readFileSync(join(pool.dir, 'state', 'secrets', 'admin-token'), 'utf8').trim();
+    const events = (await (await pool.fetch('/hub/api/events?limit=100', { token: adminToken })).json()) as Array<{ kind: string; user: string | null; data: { profile?: string } }>;
+    expect(events.find((e) => e.kind === 'session.placed' && e.user === erin)?.data.profile).toBe('other');
+    await page.goto(`${pool.url}/hub/home`);
+    await expect(page.locator('#status').textContent()).resolves.toMatch(/Status: running/);
+    await context.close();
+  }, 180_000);
 });
 
 /** Types `code` into the notebook's first cell, runs it with Shift+Enter and waits for `expected` in its output. */

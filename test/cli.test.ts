@@ -1,5 +1,5 @@
 // The CLI as a user meets it: bad config, missing Jupyter, no running pool, usage errors — clear messages, no hangs.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -61,6 +61,50 @@ describe('dspool CLI without a running pool', () => {
     const result = await cli(['users', 'add', '../x']);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/invalid username "\.\.\/x"/);
+  });
+
+  it('prints the resolved config with config check, every default filled in, also without --json', async () => {
+    const file = write('check.yaml', 'share: { path: ./share }\npool: { instances: 3 }\n');
+    const result = await cli(['config', 'check', '--config', file]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`# ${file}: valid`);
+    expect(result.stdout).toMatch(/^pool:\n {2}instances: 3$/m);
+    expect(result.stdout).toMatch(/^ {2}passwordMinLength: 8$/m);
+    expect(result.stdout).toMatch(/^ {2}sshPort: 2222$/m);
+  });
+
+  it('needs --password-stdin or --no-password to add a user, saying so before contacting anything', async () => {
+    const file = write('nopw.yaml', 'share: { path: ./share }\n');
+    const none = await cli(['users', 'add', 'dave', '--config', file]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/a password is needed .*--password-stdin.*--no-password/);
+    const both = await cli(['users', 'add', 'dave', '--password-stdin', '--no-password', '--config', file], { stdin: 'x\n' });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/contradict/);
+  });
+
+  it('says the pool must have run before ssh-config --install, and writes nothing', async () => {
+    const file = write('ssh.yaml', 'share: { path: ./share }\ndataDir: ./never-ran\n');
+    const home = join(dir, 'home');
+    const result = await cli(['ssh-config', '--install', '--user', 'alice', '--config', file], { env: { HOME: home } });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/host key is not known yet: start the pool \(dspool up\) once/);
+    expect(existsSync(join(home, '.ssh'))).toBe(false);
+  });
+
+  it('refuses a missing identity file and an alias that is not a plain word, with exit code 2', async () => {
+    const file = write('ssh2.yaml', 'share: { path: ./share }\n');
+    const key = await cli(['ssh-config', '--user', 'alice', '--identity-file', join(dir, 'no-such-key'), '--config', file]);
+    expect(key.code).toBe(2);
+    expect(key.stderr).toMatch(/--identity-file: .* does not exist/);
+    const alias = await cli(['ssh-config', '--user', 'alice', '--host', 'a b', '--config', file]);
+    expect(alias.code).toBe(2);
+    expect(alias.stderr).toMatch(/--host: "a b" is not a plain alias/);
+    writeFileSync(join(dir, 'id_test'), 'private');
+    writeFileSync(join(dir, 'id_test.pub'), 'public');
+    const printed = await cli(['ssh-config', '--user', 'alice', '--identity-file', join(dir, 'id_test.pub'), '--config', file]);
+    expect(printed.code, printed.stderr).toBe(0);
+    expect(printed.stdout).toContain(`  IdentityFile ${join(dir, 'id_test')}\n  IdentitiesOnly yes\n`);
   });
 
   it('reads --config from DSPOOL_CONFIG', async () => {

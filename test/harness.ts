@@ -39,6 +39,12 @@ export interface PoolOptions {
   ssh?: boolean;
   /** More keys of the `gateway:` map, as YAML flow items (e.g. `userHost: "{user}.localhost"`). */
   gateway?: string;
+  /**
+   * pool.yaml `users.passwordMinLength`. Suites use short throwaway passwords; the policy's default (8) is tested
+   * where it matters (test/cli.test.ts, test/newcomer.test.ts).
+   * @default 2
+   */
+  passwordMinLength?: number;
 }
 
 /** A running pool for one suite. */
@@ -73,8 +79,9 @@ export class TestPool {
         `gateway: { host: 127.0.0.1, port: 0, sshPort: ${options.ssh ? 0 : 'null'}${options.gateway ? `, ${options.gateway}` : ''} }`,
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
-        `pool: { instances: ${options.instances ?? 2} }`,
-        `users: { uidBase: ${this.uidBase}, teamGroup: ${this.teamGroup} }`,
+        // A suite's own `pool:` section (profiles, repair, …) replaces this one: YAML refuses a key given twice.
+        /^pool:/m.test(options.extraYaml ?? '') ? '' : `pool: { instances: ${options.instances ?? 2} }`,
+        `users: { uidBase: ${this.uidBase}, teamGroup: ${this.teamGroup}, passwordMinLength: ${options.passwordMinLength ?? 2} }`,
         'log: { level: warn }',
         options.extraYaml ?? '',
       ].join('\n'),

@@ -86,7 +86,7 @@ describe('documented --json outputs', () => {
       const args = command.text
         .replace(/\[--json\]/, '--json')
         .replace(/\[[^\]]*\]/g, '')
-        .replace('users add <name>', `users add ${fresh}`)
+        .replace('users add <name>', `users add ${fresh} --no-password`)
         .replace(/<name>/g, user)
         .replace(/<id>/g, instance)
         .replace(/<instances>/g, '1')

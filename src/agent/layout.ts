@@ -314,11 +314,28 @@ try:
 except Exception as error:
     import sys
     print('dspool: token-hiding patch not applied: %r' % (error,), file=sys.stderr)
+
+# Jupyter's Logout ends the pool's login (as JupyterHub's single-user server does): notebook 6 would only say
+# "Successfully logged out" while the pool's cookie, which is what lets the browser in, stays valid.
+def _dspool_logout_handler():
+    from notebook.auth.logout import LogoutHandler
+    class DspoolLogoutHandler(LogoutHandler):
+        def get(self):
+            self.clear_login_cookie()
+            self.redirect('/hub/logout')
+    return DspoolLogoutHandler
+
+try:
+    c.NotebookApp.logout_handler_class = _dspool_logout_handler()
+except Exception as error:
+    import sys
+    print('dspool: logout handler not installed: %r' % (error,), file=sys.stderr)
 `;
 
 /**
  * Loaded by notebook 6 on every page (`<config dir>/custom/custom.js`): shows the hub's notice for this server
- * (e.g. "this instance is being drained") as a banner. It reads the user's model from the hub with the login cookie.
+ * (e.g. "this instance is being drained") as a banner (it reads the user's model from the hub with the login
+ * cookie), adds a "Pool home" link beside Jupyter's Logout, and makes Logout end the pool's login.
  */
 export const JUPYTER_CUSTOM_JS = `// Written by the dspool agent; edits are overwritten.
 (function () {
@@ -345,6 +362,29 @@ export const JUPYTER_CUSTOM_JS = `// Written by the dspool agent; edits are over
   }
   poll();
   setInterval(poll, 30000);
+  // A way back to the pool's home page (stop the server, SSH keys) beside Jupyter's Logout, which ends the
+  // pool's login (the server's logout handler sends the browser to /hub/logout; the click goes there directly).
+  function addHomeLink() {
+    var widget = document.getElementById('login_widget');
+    if (!widget || document.getElementById('dspool-home')) return;
+    var home = document.createElement('a');
+    home.id = 'dspool-home';
+    home.href = '/hub/home';
+    home.className = 'btn btn-default btn-sm navbar-btn';
+    home.title = 'The pool\\'s home page: start or stop your server, SSH keys';
+    home.style.marginRight = '4px';
+    home.textContent = 'Pool home';
+    widget.parentNode.insertBefore(home, widget);
+  }
+  document.addEventListener('click', function (e) {
+    if (e.target && e.target.closest && e.target.closest('#logout')) {
+      e.preventDefault();
+      e.stopImmediatePropagation();
+      window.location.href = '/hub/logout';
+    }
+  }, true);
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', addHomeLink);
+  else addHomeLink();
 })();
 `;
 

@@ -20,3 +20,31 @@ export async function readStdin(): Promise<string> {
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }
+
+/**
+ * Asks for a secret on the terminal without echoing it (for `users passwd` typed by hand); the prompt goes to stderr.
+ *
+ * @example
+ * const password = await promptHidden('New password: ');
+ */
+export async function promptHidden(question: string): Promise<string> {
+  const { createInterface } = await import('node:readline');
+  const { Writable } = await import('node:stream');
+  let muted = false;
+  const output = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      if (!muted) process.stderr.write(chunk);
+      done();
+    },
+  });
+  const rl = createInterface({ input: process.stdin, output, terminal: true });
+  try {
+    return await new Promise<string>((resolve) => {
+      rl.question(question, (answer) => resolve(answer));
+      muted = true;
+    });
+  } finally {
+    rl.close();
+    process.stderr.write('\n');
+  }
+}

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadedConfig } from '../config/index.js';
 import { ADMIN_TOKEN_FILE, readRuntime } from '../hub/runtime.js';
-import { OperationError } from './errors.js';
+import { OperationError, UsageError } from './errors.js';
 
 /** A JSON response from the hub. */
 export interface HubResponse<T> {
@@ -36,7 +36,7 @@ export class HubClient {
     return new HubClient(runtime.hub_url, token);
   }
 
-  /** Sends a request; API errors become `OperationError` with the hub's message. */
+  /** Sends a request; API errors become `OperationError` with the hub's message (`UsageError` for a 400). */
   async json<T>(method: string, path: string, body?: unknown): Promise<HubResponse<T>> {
     let response: Response;
     try {
@@ -59,6 +59,8 @@ export class HubClient {
     }
     if (!response.ok) {
       const message = (parsed as { message?: string } | null)?.message ?? `HTTP ${response.status}`;
+      // The hub refused the input itself (a weak password, a system account's name): bad usage, exit 2.
+      if (response.status === 400) throw new UsageError(message);
       throw new OperationError(message, response.status);
     }
     return { status: response.status, body: parsed as T };

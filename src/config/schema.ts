@@ -118,6 +118,13 @@ export const usersSchema = z
       .regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be a lowercase Unix group name')
       .default('dspool-team')
       .describe('Name of the pool\'s team group: every pool account is a member and `<share>/team` belongs to it.'),
+    passwordMinLength: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(8)
+      .describe('Shortest password accepted when a user is added or a password set, in characters (the most common passwords are refused whatever their length).'),
     teamGid: z
       .number()
       .int()

@@ -11,6 +11,7 @@ import { AGENT_PATH } from '../protocol/agent.js';
 import { GATEWAY_PATH } from '../protocol/gateway.js';
 import type { Provider } from '../providers/provider.js';
 import { AgentRegistry } from './agents/registry.js';
+import { accountPolicy } from './auth/account-policy.js';
 import { newSecret } from './auth/credentials.js';
 import { IdentityService } from './auth/identity.js';
 import { LoginGuard } from './auth/login-guard.js';
@@ -141,6 +142,11 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   const services: HubServices = {
     store, identities, logins, gatewaySecret, sessions, userHost: config.gateway.userHost, hostLogins: new UserHostLogins({ store }), pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user), maxBodyBytes: config.hub.maxBodySize,
+    accounts: accountPolicy({
+      uidBase: config.users.uidBase, passwordMinLength: config.users.passwordMinLength,
+      // Only a pool run as root makes Unix accounts on this machine (its local instances run servers as them).
+      checkSystemAccounts: process.getuid?.() === 0,
+    }),
   };
   const scale = {
     configured: config.pool.instances,

@@ -1,5 +1,6 @@
-// `dspool config schema | check`: the JSON Schema of pool.yaml, and validating a file.
+// `dspool config schema | check`: the JSON Schema of pool.yaml, and validating a file (printed resolved, as YAML or JSON).
 import type { Command } from 'commander';
+import { stringify } from 'yaml';
 import { configJsonSchema } from '../../config/index.js';
 import { resolveConfig } from '../config.js';
 import { printJson } from '../output.js';
@@ -17,7 +18,8 @@ export function registerConfigCommands(program: Command): void {
     .option('--json', 'print the resolved config as JSON', false)
     .action((opts: { config?: string; json: boolean }) => {
       const resolved = resolveConfig(opts.config);
-      if (opts.json) printJson(resolved);
-      else process.stdout.write(`${resolved.configFile}: valid\n`);
+      if (opts.json) return printJson(resolved);
+      process.stdout.write(`# ${resolved.configFile}: valid. Resolved, every default filled in (durations in ms, sizes in bytes):\n`);
+      process.stdout.write(stringify(resolved));
     });
 }

@@ -5,20 +5,37 @@ import { resolveConfig } from '../config.js';
 import type { InstanceJson } from '../../hub/http/schemas.js';
 import { printJson, printTable } from '../output.js';
 
+interface ServerLine {
+  ready: boolean;
+  instance: string | null;
+  started: string;
+  session_state?: string;
+}
+
 async function fetchStatus(configFlag: string | undefined) {
   const config = resolveConfig(configFlag);
   const hub = HubClient.forConfig(config);
   const [instances, users] = await Promise.all([
     hub.json<InstanceJson[]>('GET', '/hub/api/instances'),
-    hub.json<Array<{ name: string; servers: Record<string, unknown> }>>('GET', '/hub/api/users'),
+    hub.json<Array<{ name: string; servers: Record<string, ServerLine> }>>('GET', '/hub/api/users'),
   ]);
+  const servers = users.body.flatMap((u) => {
+    const server = u.servers[''];
+    return server ? [{ user: u.name, instance: server.instance, state: server.session_state ?? (server.ready ? 'running' : 'starting'), started: server.started }] : [];
+  });
   return {
     hub_url: hub.url,
     gateway_url: `http://${config.gateway.host}:${config.gateway.port}`,
     instances: instances.body,
     users: users.body.length,
-    sessions: users.body.filter((u) => Object.keys(u.servers).length > 0).length,
+    sessions: servers.length,
+    servers,
   };
+}
+
+/** "1 user", "2 users". */
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
 function instanceRows(instances: InstanceJson[]): string[][] {
@@ -31,14 +48,17 @@ function instanceRows(instances: InstanceJson[]): string[][] {
 export function registerStatusCommands(program: Command): void {
   program
     .command('status')
-    .description('show the running pool: instances, users and sessions')
+    .description('show the running pool: instances, and which user\'s server runs on which instance')
     .option('--config <file>', 'pool.yaml (default: $DSPOOL_CONFIG or ./pool.yaml)')
     .option('--json', 'print JSON', false)
     .action(async (opts: { config?: string; json: boolean }) => {
       const status = await fetchStatus(opts.config);
       if (opts.json) return printJson(status);
-      process.stdout.write(`hub ${status.hub_url} · ${status.users} users · ${status.sessions} active sessions\n\n`);
+      process.stdout.write(`hub ${status.hub_url} · ${plural(status.users, 'user')} · ${plural(status.sessions, 'active session')}\n\n`);
       printTable(['INSTANCE', 'STATE', 'ADDRESS', 'SESSIONS', 'CPU', 'PID', 'FLAGS'], instanceRows(status.instances));
+      if (status.servers.length === 0) return;
+      process.stdout.write('\n');
+      printTable(['USER', 'SERVER', 'INSTANCE', 'STARTED'], status.servers.map((s) => [s.user, s.state, s.instance ?? '(waiting)', s.started]));
     });
 
   const instances = program.command('instances').description('inspect the pool\'s instances');

@@ -183,7 +183,7 @@ export async function runUp(config: LoadedConfig): Promise<number> {
     process.stdout.write(`dspool is ready at http://${host}:${gatewayPort}/\n`);
     if (ssh) process.stdout.write(`dspool SSH front door at ssh://${host}:${ssh.port}\n`);
     note('  add a user:   dspool users add <name> --admin --password-stdin   (password on stdin)');
-    if (ssh) note(`  SSH:          ssh -p ${ssh.port} <name>@${host}   (or: dspool ssh-config >> ~/.ssh/config)`);
+    if (ssh) note(`  SSH:          ssh -p ${ssh.port} <name>@${host}   (or: dspool ssh-config --install --user <name>, then ssh dspool)`);
     note('  stop:         Ctrl-C');
   }
   return done;

@@ -1,9 +1,9 @@
-// `dspool users add | list` and `dspool token`: user management through the running hub's API.
+// `dspool users add | list | rm | passwd | disable` and `dspool token`: user management through the running hub's API.
 import type { Command } from 'commander';
-import { checkName, readStdin } from '../args.js';
+import { checkName, promptHidden, readStdin } from '../args.js';
 import { HubClient } from '../client.js';
 import { resolveConfig } from '../config.js';
-import { UsageError } from '../errors.js';
+import { OperationError, UsageError } from '../errors.js';
 import { printJson, printTable } from '../output.js';
 
 interface UserJson {
@@ -17,7 +17,15 @@ interface UserJson {
 
 async function readPasswordStdin(): Promise<string> {
   if (process.stdin.isTTY) throw new UsageError('--password-stdin expects the password on standard input (e.g. echo "$PW" | dspool users add …)');
-  return readStdin();
+  const password = (await readStdin()).split(/\r?\n/)[0] ?? '';
+  if (!password) throw new UsageError('--password-stdin: standard input held no password');
+  return password;
+}
+
+/** A 404 from the hub for this user, said plainly. */
+function noSuchUser(name: string, error: unknown): never {
+  if (error instanceof OperationError && error.status === 404) throw new OperationError(`no user named "${name}"`, 404);
+  throw error;
 }
 
 export function registerUserCommands(program: Command): Command {
@@ -25,23 +33,57 @@ export function registerUserCommands(program: Command): Command {
 
   users
     .command('add <name>')
-    .description('add a user (lowercase Unix-style name); the password, if any, is read from stdin')
+    .description('add a user (lowercase Unix-style name) with a password read from stdin, or --no-password')
     .option('--admin', 'make the user an admin', false)
     .option('--password-stdin', 'read the password from standard input (first line)', false)
+    .option('--no-password', 'add the user without a password (they log in with SSH keys or API tokens only)')
     .option('--config <file>', 'pool.yaml (default: $DSPOOL_CONFIG or ./pool.yaml)')
     .option('--json', 'print the created user as JSON', false)
-    .action(async (name: string, opts: { admin: boolean; passwordStdin: boolean; config?: string; json: boolean }) => {
+    .action(async (name: string, opts: { admin: boolean; passwordStdin: boolean; password: boolean; config?: string; json: boolean }) => {
       checkName(name);
-      const config = resolveConfig(opts.config);
-      let password: string | undefined;
-      if (opts.passwordStdin) {
-        password = (await readPasswordStdin()).split(/\r?\n/)[0] ?? '';
-        if (!password) throw new UsageError('--password-stdin: standard input held no password');
+      if (opts.passwordStdin && !opts.password) throw new UsageError('--password-stdin and --no-password contradict each other: give one');
+      if (!opts.passwordStdin && opts.password) {
+        throw new UsageError(
+          `a password is needed to log in on the web page: give it on standard input with --password-stdin (echo "$PW" | dspool users add ${name} --password-stdin), or add --no-password for a user who logs in with SSH keys or API tokens only`,
+        );
       }
+      const config = resolveConfig(opts.config);
+      const password = opts.passwordStdin ? await readPasswordStdin() : undefined;
       const hub = HubClient.forConfig(config);
       const { body } = await hub.json<UserJson>('POST', `/hub/api/users/${name}`, { admin: opts.admin, ...(password ? { password } : {}) });
       if (opts.json) printJson(body);
-      else process.stdout.write(`added user ${body.name} (uid ${body.uid}${body.admin ? ', admin' : ''})\n`);
+      else process.stdout.write(`added user ${body.name} (uid ${body.uid}${body.admin ? ', admin' : ''}${password ? '' : ', no password'})\n`);
+    });
+
+  users
+    .command('rm <name>')
+    .description('delete a user: their server is stopped, their tokens, keys and login go; their notebooks stay on the share')
+    .option('--config <file>', 'pool.yaml (default: $DSPOOL_CONFIG or ./pool.yaml)')
+    .action(async (name: string, opts: { config?: string }) => {
+      checkName(name);
+      const config = resolveConfig(opts.config);
+      const hub = HubClient.forConfig(config);
+      await hub.json('DELETE', `/hub/api/users/${name}`).catch((error: unknown) => noSuchUser(name, error));
+      process.stdout.write(`removed user ${name} (their files stay on the share in ${config.share.path}/users/${name})\n`);
+    });
+
+  users
+    .command('passwd <name>')
+    .description('set a user\'s password: read from stdin with --password-stdin, else asked twice on the terminal')
+    .option('--password-stdin', 'read the password from standard input (first line)', false)
+    .option('--config <file>', 'pool.yaml (default: $DSPOOL_CONFIG or ./pool.yaml)')
+    .action(async (name: string, opts: { passwordStdin: boolean; config?: string }) => {
+      checkName(name);
+      const hub = HubClient.forConfig(resolveConfig(opts.config));
+      let password: string;
+      if (opts.passwordStdin) password = await readPasswordStdin();
+      else if (process.stdin.isTTY) {
+        password = await promptHidden(`New password for ${name}: `);
+        if ((await promptHidden('Again: ')) !== password) throw new UsageError('the two passwords differ; nothing was changed');
+        if (!password) throw new UsageError('the password is empty; nothing was changed');
+      } else throw new UsageError(`give the password on standard input with --password-stdin (echo "$PW" | dspool users passwd ${name} --password-stdin)`);
+      await hub.json('PATCH', `/hub/api/users/${name}`, { password }).catch((error: unknown) => noSuchUser(name, error));
+      process.stdout.write(`password of ${name} changed\n`);
     });
 
   users

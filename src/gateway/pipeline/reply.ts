@@ -3,6 +3,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { escapeHtml } from '../../lib/html.js';
+import { POOL_CSS } from '../../lib/style.js';
 import { GATEWAY_ERROR_STATUS } from '../errors.js';
 import type { Exchange, Reply } from './exchange.js';
 
@@ -28,7 +29,7 @@ export function backendFailed(ex: Exchange, error: NodeJS.ErrnoException, answer
 export function respond(ex: Exchange, reply: Reply): void {
   if (reply.status >= 500) ex.ctx.counters.errors++;
   const html = ex.accept.includes('text/html');
-  const body = html ? htmlPage(reply) : `${JSON.stringify({ status: reply.status, message: reply.message })}\n`;
+  const body = html ? htmlPage(ex, reply) : `${JSON.stringify({ status: reply.status, message: reply.message })}\n`;
   const type = html ? 'text/html; charset=utf-8' : 'application/json';
   if (ex.res !== undefined) {
     const headers: string[] = ['Content-Type', type, 'Content-Length', String(Buffer.byteLength(body)), 'Cache-Control', 'no-store'];
@@ -47,8 +48,36 @@ export function respond(ex: Exchange, reply: Reply): void {
   );
 }
 
-function htmlPage(reply: Reply): string {
-  const title = `${reply.status} ${STATUS_CODES[reply.status] ?? ''}`;
-  const link = reply.location === undefined ? '' : `<p><a href="${escapeHtml(reply.location)}">Continue</a></p>`;
-  return `<!doctype html><meta charset="utf-8"><title>${title}</title><h1>${title}</h1><p>${escapeHtml(reply.message)}</p>${link}\n`;
+/** Headings for the errors a browser may meet, in words a user reads (the message says the details). */
+const HEADINGS: Partial<Record<Reply['code'], string>> = {
+  forbidden: 'Not your server',
+  origin_refused: 'Request from another site refused',
+  server_not_running: 'Server not running',
+  hub_unavailable: 'The pool is busy',
+  backend_unreachable: 'The server did not answer',
+  not_found: 'Not found',
+  unauthenticated: 'Log in first',
+};
+
+/** An error page for browsers, with the pool's stylesheet inline (it must show even when the hub does not answer). */
+function htmlPage(ex: Exchange, reply: Reply): string {
+  const status = `${reply.status} ${STATUS_CODES[reply.status] ?? ''}`.trim();
+  const heading = HEADINGS[reply.code] ?? status;
+  const me = ex.identity?.user;
+  const why = reply.code === 'forbidden' && me !== undefined
+    ? `<p>You are logged in as <strong>${escapeHtml(me)}</strong>: only ${escapeHtml(ex.user)} (or an admin) may open ${escapeHtml(ex.user)}'s server.</p>`
+    : '';
+  const links = [
+    reply.location === undefined ? '' : `<a class="btn primary" href="${escapeHtml(reply.location)}">Continue</a>`,
+    me !== undefined && me !== ex.user ? `<a class="btn primary" href="/user/${escapeHtml(me)}/tree">Open my server</a>` : '',
+    '<a class="btn" href="/hub/home">Home</a>',
+    me !== undefined && reply.code === 'forbidden' ? '<a class="btn" href="/hub/logout">Log in as someone else</a>' : '',
+  ].filter(Boolean).join(' ');
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(heading)} · dspool</title><style>${POOL_CSS}</style></head><body>
+<header class="bar"><div class="wrap"><a class="brand" href="/hub/home">ds<b>pool</b></a>${me === undefined ? '' : `<nav><span>${escapeHtml(me)}</span></nav>`}</div></header>
+<main class="wrap"><h1>${escapeHtml(heading)}</h1>
+<p class="alert alert-danger" role="alert">${escapeHtml(reply.message)} <span class="muted">(${escapeHtml(status)})</span></p>
+${why}<p>${links}</p></main></body></html>
+`;
 }

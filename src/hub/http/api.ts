@@ -2,6 +2,7 @@
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { usernameProblem } from '../../lib/names.js';
+import { checkAccountName, checkPassword } from '../auth/account-policy.js';
 import { hashPassword } from '../auth/credentials.js';
 import { SERVICE_IDENTITY } from '../auth/identity.js';
 import { BadRequestError, CredentialNotFoundError, ServerStartError, UserExistsError, UserNotFoundError } from '../errors.js';
@@ -86,6 +87,9 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
     const name = pathUser(c.req.param('name'));
     requireScope(c, 'admin:users', name);
     const body = await readJson(c, createUserBody);
+    if (body.password !== undefined) checkPassword(body.password, name, s.accounts);
+    // An existing user keeps their name (409 below); only a new account must not collide with a system one.
+    if (!(await s.store.getUser(name))) await checkAccountName(name, s.accounts);
     try {
       const user = await s.store.createUser({
         name, admin: body.admin ?? false, passwordHash: body.password ? await hashPassword(body.password) : null,
@@ -103,6 +107,7 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
     requireScope(c, 'admin:users', name);
     const body = await readJson(c, patchUserBody);
     await loadUser(name);
+    if (body.password !== undefined) checkPassword(body.password, name, s.accounts);
     const user = await s.store.updateUser(name, {
       admin: body.admin, disabled: body.disabled, passwordHash: body.password ? await hashPassword(body.password) : undefined,
     });

@@ -10,22 +10,21 @@ import { registerSshKey } from '../auth/ssh-keys.js';
 import type { HubEnv, HubServices } from './services.js';
 import { escapeHtml as esc } from '../../lib/html.js';
 import { clientAddress, csrfInput, csrfValid, originProblem, ownOrigin, safeNext } from './forms.js';
-
+import { POOL_CSS, STYLESHEET_PATH } from '../../lib/style.js';
 
 function page(title: string, body: string, who?: string): string {
+  const nav = who
+    ? `<nav><span>${esc(who)}</span><a href="/hub/home">Home</a><a href="/hub/logout">Log out</a></nav>`
+    : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)} · dspool</title>
-<style>
-body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#1b1f24}
-header{display:flex;justify-content:space-between;align-items:center;margin-bottom:2rem}
-h1{font-size:1.4rem;margin:0} a{color:#0b5cad} .muted{color:#57606a}
-form.stack{display:grid;gap:.6rem;max-width:20rem} input{padding:.45rem;font-size:1rem}
-button{padding:.5rem 1rem;font-size:1rem;cursor:pointer} .error{color:#b3261e}
-progress{width:100%;height:1rem} ol#log{color:#57606a;font-size:.9rem}
-</style></head><body>
-<header><h1>dspool</h1>${who ? `<span class="muted">${esc(who)} · <a href="/hub/logout">log out</a></span>` : ''}</header>
+<link rel="stylesheet" href="${STYLESHEET_PATH}">
+</head><body>
+<header class="bar"><div class="wrap"><a class="brand" href="/hub/home">ds<b>pool</b></a>${nav}</div></header>
+<main class="wrap">
 ${body}
+</main>
 </body></html>`;
 }
 
@@ -34,28 +33,54 @@ async function keysSection(s: HubServices, user: string, csrf: string): Promise<
   const keys = await s.store.listSshKeys(user);
   const list = keys.length === 0
     ? '<p class="muted">No keys yet: you can also log in over SSH with your password.</p>'
-    : `<ul>${keys
-      .map((k) => `<li><code>${esc(k.algo)} ${esc(k.fingerprint)}</code> ${esc(k.comment)} <form method="post" action="/hub/home/keys" style="display:inline">${csrf}<button name="remove" value="${esc(k.id)}">Remove</button></form></li>`)
+    : `<ul class="keys">${keys
+      .map((k) => `<li><code>${esc(k.algo)} ${esc(k.fingerprint)}</code> <span>${esc(k.comment)}</span> <form method="post" action="/hub/home/keys">${csrf}<button name="remove" value="${esc(k.id)}">Remove</button></form></li>`)
       .join('')}</ul>`;
   return `<h2 id="ssh">SSH</h2>
 <p>Terminals, scp/sftp and VS Code Remote-SSH reach your server's instance through the pool's SSH port
-(<code>dspool ssh-config</code> prints a ready <code>~/.ssh/config</code> block).</p>
+(<code>dspool ssh-config --install</code> sets up <code>~/.ssh/config</code> and <code>known_hosts</code> for <code>ssh dspool</code>).</p>
 ${list}
 <form class="stack" method="post" action="/hub/home/keys">${csrf}
   <label>Add a public key <textarea name="key" rows="3" placeholder="ssh-ed25519 AAAA… you@laptop" required></textarea></label>
-  <button type="submit">Add key</button>
+  <button type="submit" class="primary">Add key</button>
 </form>`;
+}
+
+/** Where a login with no `next` goes: the user's server, started at once (as JupyterHub does). */
+const SPAWN_PATH = '/hub/spawn';
+
+/** `next` after login: a same-origin path (forms.ts `safeNext`), or the user's server when none was asked for. */
+function loginNext(next: string | undefined): string {
+  return next === undefined || next === '' ? SPAWN_PATH : safeNext(next);
 }
 
 function loginPage(next: string, csrf: string, error?: string, username = ''): string {
   return page(
     'Log in',
-    `<form class="stack" method="post" action="/hub/login?next=${encodeURIComponent(next)}">${csrf}
-  <label>Username <input name="username" autocomplete="username" autofocus required value="${esc(username)}"></label>
+    `<div class="panel narrow"><h1>Log in</h1>
+<form class="stack" method="post" action="/hub/login?next=${encodeURIComponent(next)}">${csrf}
+  <label>Username <input name="username" autocomplete="username" autocapitalize="none" autofocus required value="${esc(username)}"></label>
   <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-  ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}
-  <button type="submit">Log in</button>
+  ${error ? `<p class="alert alert-danger" role="alert">${esc(error)}</p>` : ''}
+  <button type="submit" class="primary">Log in</button>
+</form></div>`,
+  );
+}
+
+/** The profile picker: shown before a start when pool.yaml has profiles (JupyterHub's spawn form). */
+function pickerPage(s: HubServices, who: string, next: string, csrf: string): string {
+  const options = Object.entries(s.sessions.profiles())
+    .map(([name, p]) => `<option value="${esc(name)}">${esc(name)}${p.description ? ` — ${esc(p.description)}` : ''}</option>`)
+    .join('');
+  return page(
+    'Start',
+    `<h1>Start my server</h1>
+<form class="stack" method="post" action="/hub/home/server">${csrf}
+  <input type="hidden" name="next" value="${esc(next)}">
+  <label>Profile <select name="profile">${options}</select></label>
+  <button name="action" value="start" class="primary">Start</button>
 </form>`,
+    who,
   );
 }
 
@@ -81,16 +106,31 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
   };
   for (const path of ['/login', '/logout', '/home/*', '/user/*', '/confirm/*']) pages.use(path, formGuard);
 
+  pages.get('/static/dspool.css', (c) => {
+    c.header('content-type', 'text/css; charset=utf-8');
+    c.header('cache-control', 'public, max-age=3600');
+    return c.body(POOL_CSS);
+  });
+
+  // After login: straight to the user's server, started with progress; a profile picker first when there are profiles.
+  pages.get('/spawn', (c) => {
+    const who = c.get('identity');
+    if (!who) return c.redirect(`/hub/login?next=${encodeURIComponent(SPAWN_PATH)}`);
+    const target = `/hub/user/${who.user}/tree`;
+    if (!s.sessions.active(who.user) && Object.keys(s.sessions.profiles()).length > 0) return c.html(pickerPage(s, who.user, target, csrfInput(c, s.gatewaySecret)));
+    return c.redirect(target);
+  });
+
   pages.get('/login', (c) => {
-    if (c.get('identity')) return c.redirect(safeNext(c.req.query('next')));
-    return c.html(loginPage(safeNext(c.req.query('next')), csrfInput(c, s.gatewaySecret)));
+    if (c.get('identity')) return c.redirect(loginNext(c.req.query('next')));
+    return c.html(loginPage(loginNext(c.req.query('next')), csrfInput(c, s.gatewaySecret)));
   });
 
   pages.post('/login', async (c) => {
     const form = await c.req.parseBody();
     const username = typeof form.username === 'string' ? form.username : '';
     const password = typeof form.password === 'string' ? form.password : '';
-    const next = safeNext(c.req.query('next') ?? (typeof form.next === 'string' ? form.next : undefined));
+    const next = loginNext(c.req.query('next') ?? (typeof form.next === 'string' ? form.next : undefined));
     const again = (status: 400 | 403 | 429 | 503, error: string): Response =>
       c.html(loginPage(next, csrfInput(c, s.gatewaySecret), error, username), status);
     const problem = usernameProblem(username);
@@ -110,7 +150,7 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
       path: '/', httpOnly: true, sameSite: 'Lax', maxAge: Math.floor(s.cookieMaxAgeMs / 1000),
       secure: c.req.header('x-forwarded-proto') === 'https',
     });
-    return c.redirect(next, 302);
+    return c.redirect(await startOnLogin(s, username, next), 302);
   });
 
   // Logging out takes a POST (a cross-site link or image must not end a session); the GET asks.
@@ -146,15 +186,16 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
       .map(([name, p]) => `<option value="${esc(name)}">${esc(name)}${p.description ? ` — ${esc(p.description)}` : ''}</option>`)
       .join('')}</select></label> `;
     const csrf = csrfInput(c, s.gatewaySecret);
-    const body = `<h2>My server</h2>
+    const body = `<h1>My server</h1>
 <p id="status">Status: <strong>${esc(state)}</strong>${session?.instanceId ? ` on instance <code>${esc(session.instanceId)}</code>` : ''}${pool?.queuePosition ? ` · waiting for an instance (position ${pool.queuePosition})` : ''}</p>
-${pool?.notice ? `<p class="error" role="status">${esc(pool.notice)}</p>` : ''}
-${running ? `<p><a href="${userPrefix(who.user)}tree">Open my server</a> · your notebooks on the shared drive are in <code>notebooks/remote</code></p>` : ''}
-<form method="post" action="/hub/home/server">${csrf}
+${pool?.notice ? `<p class="alert alert-warning" role="status">${esc(pool.notice)}</p>` : ''}
+<form class="row" method="post" action="/hub/home/server">${csrf}
+  ${running ? `<a class="btn primary" href="${userPrefix(who.user)}tree">Open my server</a>` : ''}
   ${running || state === 'starting' || state === 'pending'
-    ? '<button name="action" value="stop">Stop my server</button>'
-    : `${choose}<button name="action" value="start">Start my server</button>`}
+    ? '<button name="action" value="stop" class="danger">Stop my server</button>'
+    : `${choose}<button name="action" value="start" class="primary">Start my server</button>`}
 </form>
+${running ? '<p class="muted">Your notebooks on the shared drive are in <code>notebooks/remote</code>.</p>' : ''}
 ${await keysSection(s, who.user, csrf)}`;
     return c.html(page('Home', body, who.user));
   });
@@ -171,7 +212,7 @@ ${await keysSection(s, who.user, csrf)}`;
       await registerSshKey(s, who.user, typeof form.key === 'string' ? form.key : '');
     } catch (error) {
       if (!(error instanceof HubError)) throw error;
-      return c.html(page('Home', `<p class="error" role="alert">${esc(error.message)}</p><p><a href="/hub/home#ssh">Back</a></p>`, who.user), 400);
+      return c.html(page('Home', `<p class="alert alert-danger" role="alert">${esc(error.message)}</p><p><a href="/hub/home#ssh">Back</a></p>`, who.user), 400);
     }
     return c.redirect('/hub/home#ssh');
   });
@@ -190,10 +231,11 @@ ${await keysSection(s, who.user, csrf)}`;
         await s.sessions.start(user, { profile: form.profile });
       } catch (error) {
         if (!(error instanceof HubError)) throw error;
-        return c.html(page('Home', `<p class="error" role="alert">${esc(error.message)}</p><p><a href="/hub/home">Back</a></p>`, who.user), 400);
+        return c.html(page('Home', `<p class="alert alert-danger" role="alert">${esc(error.message)}</p><p><a href="/hub/home">Back</a></p>`, who.user), 400);
       }
     }
-    return c.redirect(`/hub/user/${who.user}/tree`);
+    // The picker sends where the user was going; the home page's button, their server's file list.
+    return c.redirect(typeof form.next === 'string' ? safeNext(form.next) : `/hub/user/${who.user}/tree`);
   });
 
   // JupyterHub's "spawn pending" URL: the gateway sends browsers here when a user's server is not running. The GET
@@ -264,36 +306,63 @@ its own origin and removes this risk.</p>
 </form>`, who.user));
 }
 
+/**
+ * The server starts on login, as JupyterHub does, when the user was going to it (no `next`, or their own server's
+ * address) and there is no profile to pick: the login form is a same-origin POST with its CSRF token, so this is
+ * the one place a start may follow it. Returns where to send the browser (the start's progress page).
+ */
+async function startOnLogin(s: HubServices, name: string, next: string): Promise<string> {
+  const own = [SPAWN_PATH, `/user/${name}/`, `/hub/user/${name}/`];
+  if (!own.some((prefix) => next === prefix || next.startsWith(prefix))) return next;
+  if (Object.keys(s.sessions.profiles()).length > 0 || s.sessions.active(name)) return next;
+  const user = await s.store.getUser(name);
+  if (user) {
+    try {
+      await s.sessions.start(user);
+    } catch (error) {
+      // The progress page says why (queue full, no room); the login itself succeeded.
+      if (!(error instanceof HubError)) throw error;
+    }
+  }
+  return next === SPAWN_PATH ? `/hub/user/${name}/tree` : next;
+}
+
 async function spawnPage(c: Context<HubEnv>, s: HubServices, start: boolean): Promise<Response> {
   const name = c.req.param('name') ?? '';
   const who = c.get('identity');
   const here = new URL(c.req.url);
   if (!who) return c.redirect(`/hub/login?next=${encodeURIComponent(here.pathname + here.search)}`);
   const problem = usernameProblem(name);
-  if (problem) return c.html(page('Not found', `<p class="error">Invalid username: ${esc(problem)}.</p>`, who.user), 404);
+  if (problem) return c.html(page('Not found', `<h1>Not found</h1><p class="alert alert-danger">Invalid username: ${esc(problem)}.</p>`, who.user), 404);
   if (who.user !== name && !who.admin) {
-    return c.html(page('Forbidden', `<p class="error">You may only open your own server.</p>`, who.user), 403);
+    return c.html(page('Forbidden', `<h1>Not your server</h1><p class="alert alert-danger">You are logged in as <strong>${esc(who.user)}</strong> and may only open your own server, not ${esc(name)}'s.</p><p><a href="${userPrefix(who.user)}tree">Open my server</a> · <a href="/hub/home">Home</a></p>`, who.user), 403);
   }
   const user = await s.store.getUser(name);
-  if (!user) return c.html(page('Not found', `<p class="error">No user named ${esc(name)}.</p>`, who.user), 404);
+  if (!user) return c.html(page('Not found', `<h1>Not found</h1><p class="alert alert-danger">No user named ${esc(name)}.</p>`, who.user), 404);
   const rest = here.pathname.slice(`/hub/user/${name}`.length).replace(/^\//, '');
   const target = `${userPrefix(name)}${rest}${here.search}`;
   const active = s.sessions.active(name);
   if (active?.state === 'running') return c.redirect(target, start ? 303 : 302);
+  const startable = !active || active.state === 'stopping';
   if (start) {
-    if (!active || active.state === 'stopping') await s.sessions.start(user);
+    if (startable) await s.sessions.start(user);
     // Post/redirect/get: the GET shows the progress of the start now under way.
     return c.redirect(`${here.pathname}${here.search}`, 303);
   }
-  if (!active || active.state === 'stopping') {
+  // Your own server with profiles to choose from: the picker first (it posts and comes back here).
+  if (startable && who.user === name && Object.keys(s.sessions.profiles()).length > 0) {
+    return c.html(pickerPage(s, who.user, here.pathname + here.search, csrfInput(c, s.gatewaySecret)));
+  }
+  // A GET never starts a server (a cross-site link or image must not): it offers the button.
+  if (startable) {
     const whose = who.user === name ? 'Your server is' : `${esc(name)}'s server is`;
-    return c.html(page('Start server', `<h2>${whose} not running</h2>
+    return c.html(page('Start server', `<div class="panel narrow"><h1>${whose} not running</h1>
 <form method="post" action="${esc(here.pathname + here.search)}">${csrfInput(c, s.gatewaySecret)}
-  <button type="submit" name="action" value="start">Start ${who.user === name ? 'my' : `${esc(name)}'s`} server</button>
-</form>`, who.user));
+  <button class="primary" type="submit" name="action" value="start">Start ${who.user === name ? 'my' : `${esc(name)}'s`} server</button>
+</form></div>`, who.user));
   }
   const progressUrl = `/hub/api/users/${name}/server/progress`;
-  const body = `<h2>Starting ${esc(name)}'s server</h2>
+  const body = `<h1>Starting ${esc(name)}'s server</h1>
 <progress id="bar" max="100" value="0"></progress>
 <p id="message">Server requested…</p>
 <ol id="log"></ol>
@@ -308,7 +377,7 @@ async function spawnPage(c: Context<HubEnv>, s: HubServices, start: boolean): Pr
     document.getElementById('message').textContent = ev.message || '';
     var li = document.createElement('li'); li.textContent = ev.message || ''; document.getElementById('log').appendChild(li);
     if (ev.ready) { source.close(); window.location.replace(target); }
-    if (ev.failed) { source.close(); document.getElementById('message').className = 'error'; }
+    if (ev.failed) { source.close(); document.getElementById('message').className = 'alert alert-danger'; }
   };
   source.onerror = function () { setTimeout(function () { window.location.reload(); }, 3000); source.close(); };
 })();

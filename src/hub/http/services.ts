@@ -4,6 +4,7 @@ import type { Identity } from '../../protocol/gateway.js';
 import type { Caller, IdentityService } from '../auth/identity.js';
 import type { LoginGuard } from '../auth/login-guard.js';
 import type { UserHostLogins } from '../auth/user-host.js';
+import type { AccountPolicy } from '../auth/account-policy.js';
 import type { EventLog } from '../events.js';
 import type { InstancePool } from '../instances/pool.js';
 import type { SessionManager } from '../sessions/manager.js';
@@ -32,6 +33,8 @@ export interface HubServices {
   readonly spawnWaitMs: number;
   /** Largest request body read (pool.yaml `hub.maxBodySize`), in bytes; larger gets 413. */
   readonly maxBodyBytes: number;
+  /** Which new account names and passwords are accepted. */
+  readonly accounts: AccountPolicy;
 }
 
 /** Per-request values set by the authentication step. */

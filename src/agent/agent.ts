@@ -22,6 +22,7 @@ import { userPaths } from './layout.js';
 import { startInstanceSshServer, type InstanceSshServer, type SshUser } from './ssh/index.js';
 import type { TransitionTable } from '../lib/state.js';
 import { endLeftovers } from './leftovers.js';
+import { mergeWork, sshWork } from './activity.js';
 
 /**
  * States of the agent.
@@ -62,6 +63,8 @@ export class Agent {
   private readonly connection: HubConnection;
   /** The instance-side SSH server (the hop behind the gateway's SSH front door), when settings turn it on. */
   private ssh: Promise<InstanceSshServer | undefined> = Promise.resolve(undefined);
+  /** The same server once started, for the heartbeat (which cannot wait). */
+  private sshServer: InstanceSshServer | undefined;
   /** Sessions being ended (SSH hung up, leftovers stopped) after their server exited. */
   private readonly ending = new Set<Promise<void>>();
   private closePromise: Promise<void> | undefined;
@@ -84,7 +87,7 @@ export class Agent {
       heartbeat: () => {
         // Reported with the next beat: a slow server never delays this one.
         for (const server of this.servers.values()) void server.refreshActivity();
-        return { type: 'heartbeat', load: load(), servers: this.reports() };
+        return { type: 'heartbeat', load: load(), servers: this.reports().map((report) => this.withSshWork(report)) };
       },
       onRequest: (request) => this.onRequest(request),
     });
@@ -111,10 +114,13 @@ export class Agent {
         host: address,
         resolveUser: (name) => this.sshUser(name),
         log: this.log.child({ component: 'ssh' }),
-      }).catch((error: unknown) => {
-        this.log.error({ err: (error as Error).message }, 'instance SSH server did not start; SSH to this instance is off');
-        return undefined;
-      });
+      }).then(
+        (server) => (this.sshServer = server),
+        (error: unknown) => {
+          this.log.error({ err: (error as Error).message }, 'instance SSH server did not start; SSH to this instance is off');
+          return undefined;
+        },
+      );
     }
     this.connection.start();
   }
@@ -151,6 +157,14 @@ export class Agent {
 
   private reports(): ServerReport[] {
     return [...this.servers.values()].map((server) => server.report()).filter((report): report is ServerReport => report !== undefined);
+  }
+
+  /** Adds the work of the user's SSH sessions on this instance (foreground jobs, keystrokes) to their server's. */
+  private withSshWork(report: ServerReport): ServerReport {
+    const sessions = this.sshServer?.sessions().filter((session) => session.user === report.user) ?? [];
+    if (sessions.length === 0) return report;
+    const work = mergeWork(report.work, sshWork(sessions, Date.now()));
+    return { ...report, work, ...(work.lastWork === undefined ? {} : { lastActivity: work.lastWork }) };
   }
 
   private async hello(): Promise<AgentMessage> {

@@ -5,6 +5,7 @@ import { chmod, chown, lchown, lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../lib/log.js';
 import type { AgentUser } from '../protocol/agent.js';
+import { JUPYTER_ACTIVITY_PY } from './activity-patch.js';
 import { HomeUnreachableError, ShareUnavailableError } from './errors.js';
 
 /** Where a user's files are on this instance. */
@@ -216,7 +217,7 @@ try:
 except Exception as error:
     import sys
     print('dspool: token-hiding patch not applied: %r' % (error,), file=sys.stderr)
-`;
+${JUPYTER_ACTIVITY_PY}`;
 
 /**
  * Loaded by notebook 6 on every page (`<config dir>/custom/custom.js`): shows the hub's notice for this server

@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GATEWAY_PATH } from '../protocol/gateway.js';
 import { GatewayCloseError, InvalidStateError } from './errors.js';
+import { PersonActivity } from './activity.js';
 import { HubLink } from './hub-link.js';
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './options.js';
 import { handleRequest, handleUpgrade, type ProxyContext } from './proxy.js';
@@ -73,6 +74,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const upgraded = new Set<Duplex | Socket>();
 
   const counters = { requests: 0, errors: 0 };
+  const people = new PersonActivity();
   const ctx: ProxyContext = {
     hub,
     counters,
@@ -83,6 +85,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     route: (user) => link.route(user),
     cachedIdentity: (kind, value) => link.cachedIdentity(kind, value),
     lookup: (kind, value) => link.lookup(kind, value),
+    personRequest: (user) => people.note(user, Date.now()),
     trackUpgrade(client, backend) {
       upgraded.add(client);
       upgraded.add(backend);
@@ -104,6 +107,12 @@ export function createGateway(options: GatewayOptions): Gateway {
   // Counters go to the hub every few seconds; the timer does not keep the process alive.
   const statsTimer = setInterval(() => link.report({ ...counters, websockets: Math.floor(upgraded.size / 2) }), resolved.statsIntervalMs);
   statsTimer.unref();
+  // Requests people made, once a second at most, for the hub's idle culler.
+  const activityTimer = setInterval(() => {
+    const batch = people.take();
+    if (batch !== undefined) link.reportActivity(batch);
+  }, 1_000);
+  activityTimer.unref();
 
   let state: GatewayState = 'created';
   let address: GatewayAddress | undefined;
@@ -117,6 +126,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   async function shutdown(): Promise<void> {
     clearInterval(statsTimer);
+    clearInterval(activityTimer);
     transition('closing');
     const failures: unknown[] = [];
     const step = async (name: string, fn: () => unknown): Promise<void> => {

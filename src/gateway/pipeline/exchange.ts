@@ -22,6 +22,8 @@ export interface ProxyContext {
   route(user: string): ResolvedRoute | undefined;
   cachedIdentity(kind: CredentialKind, value: string): Identity | null | undefined;
   lookup(kind: CredentialKind, value: string): Promise<Identity | null>;
+  /** A person (not polling, not a reconnect) made a request to `user`'s server (for the hub's idle culler). */
+  personRequest(user: string): void;
   /** Called with both sockets of a WebSocket once it is piped, so `close()` can end it. */
   trackUpgrade(client: Duplex, backend: Socket): void;
   /** Requests and upgrades seen, and those answered with a 5xx by the gateway or failed upstream (for metrics). */
@@ -52,6 +54,8 @@ export class Exchange {
   forwardedFor: string | undefined = undefined;
   forwardedProto: string | undefined = undefined;
   forwardedHost: string | undefined = undefined;
+  /** `Sec-Fetch-Mode`: `navigate` when a person opens or reloads a page. */
+  fetchMode: string | undefined = undefined;
   /** The user whose server is addressed (`/user/<user>/…`); `''` for hub paths. */
   user = '';
   credentialKind: CredentialKind = 'token';
@@ -112,6 +116,9 @@ export function readHeaders(ex: Exchange): void {
         break;
       case 13:
         if (name.toLowerCase() === 'authorization') ex.authorization = value;
+        break;
+      case 14:
+        if (name.toLowerCase() === 'sec-fetch-mode') ex.fetchMode = value;
         break;
       case 15:
         if (name.toLowerCase() === 'x-forwarded-for') ex.forwardedFor = value;

@@ -319,13 +319,17 @@ ${JUPYTER_ACTIVITY_PY}`;
 
 /**
  * Loaded by notebook 6 on every page (`<config dir>/custom/custom.js`): shows the hub's notice for this server
- * (e.g. "this instance is being drained") as a banner. It reads the user's model from the hub with the login cookie.
+ * (e.g. "this instance is being drained", "this idle server stops at …" with a "Keep it running" button) as a
+ * banner, and saves the open notebook when the hub says the server is stopping for idleness. It reads the user's
+ * model from the hub with the login cookie.
  */
 export const JUPYTER_CUSTOM_JS = `// Written by the dspool agent; edits are overwritten.
 (function () {
   var match = window.location.pathname.match(/^\\/user\\/([^\\/]+)\\//);
   if (!match) return;
-  function show(text) {
+  var api = '/hub/api/users/' + match[1];
+  var saved = false;
+  function show(text, cullAt) {
     var banner = document.getElementById('dspool-notice');
     if (!text) { if (banner) banner.remove(); return; }
     if (!banner) {
@@ -336,16 +340,42 @@ export const JUPYTER_CUSTOM_JS = `// Written by the dspool agent; edits are over
         'background:#fff3cd;color:#664d03;border-bottom:1px solid #ffe69c;font:14px sans-serif';
       document.body.appendChild(banner);
     }
-    banner.textContent = 'dspool: ' + text;
+    banner.textContent = 'dspool: ' + text + ' ';
+    // An idle warning: one click keeps the server (POST …/server/extend), as \`dspool extend\` does.
+    if (cullAt) {
+      var keep = document.createElement('button');
+      keep.id = 'dspool-extend';
+      keep.textContent = 'Keep it running';
+      keep.onclick = function () {
+        fetch(api + '/server/extend', { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json' }, body: '{}' })
+          .then(function () { poll(false); }, function () { poll(false); });
+      };
+      banner.appendChild(keep);
+    }
   }
-  function poll() {
-    fetch('/hub/api/users/' + match[1], { credentials: 'same-origin' })
+  // The server is stopping for idleness: save open notebooks first (the hub waits a bounded time for it).
+  function save() {
+    if (saved) return;
+    saved = true;
+    try {
+      if (window.Jupyter && Jupyter.notebook && Jupyter.notebook.save_checkpoint) Jupyter.notebook.save_checkpoint();
+      if (window.Jupyter && Jupyter.editor && Jupyter.editor.save) Jupyter.editor.save();
+    } catch (e) {}
+  }
+  function poll(again) {
+    // The header tells the hub an open page polls (so a stop waits for it to save).
+    fetch(api, { credentials: 'same-origin', headers: { 'X-Dspool-Page': '1' } })
       .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (user) { var s = user && user.servers && user.servers['']; show(s && s.notice); })
-      .catch(function () {});
+      .then(function (user) {
+        var s = user && user.servers && user.servers[''];
+        show(s && s.notice, s && s.cull_at);
+        if (s && s.save_requested) save();
+        // Every 30 s; every 2 s while an idle warning stands, so a save request is seen in time.
+        if (again) setTimeout(function () { poll(true); }, s && s.cull_at ? 2000 : 30000);
+      })
+      .catch(function () { if (again) setTimeout(function () { poll(true); }, 30000); });
   }
-  poll();
-  setInterval(poll, 30000);
+  poll(true);
 })();
 `;
 

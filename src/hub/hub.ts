@@ -19,7 +19,8 @@ import { buildApp } from './http/app.js';
 import type { HubServices } from './http/services.js';
 import { InstancePool } from './instances/pool.js';
 import { HubMetrics } from './metrics.js';
-import { placementSettings, sessionSettings } from './settings.js';
+import { cullSettings, placementSettings, sessionSettings } from './settings.js';
+import { Culler } from './cull/culler.js';
 import { ADMIN_TOKEN_FILE, STORE_FILE, ensureGatewaySecret, ensureSshInternalKey, removeRuntime, writeRuntime, writeSecretFile } from './runtime.js';
 import { generateEd25519 } from '../ssh/keys.js';
 import { SessionManager } from './sessions/manager.js';
@@ -46,6 +47,8 @@ export interface HubOptions {
 
 /** Store key of the size `dspool scale` set. */
 const POOL_SIZE_SETTING = 'pool.size';
+/** Store key of the users an admin exempted from idle culling. */
+const CULL_EXEMPT_SETTING = 'cull.exempt';
 
 /** State of the hub process's lifecycle. */
 export type HubState = 'running' | 'closing' | 'closed';
@@ -97,6 +100,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     routes: () => sessions.routes(),
     resolve: (kind, value) => (kind === 'cookie' ? identities.resolveCookie(value) : identities.resolveToken(value)),
     stats: (key, stats) => metrics.gateway(key, stats && { requests: stats.requests, errors: stats.errors }),
+    personRequest: (user, atMs) => culler.personRequest(user, atMs),
     log,
   });
 
@@ -133,8 +137,25 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     ...sessionSettings(config), metrics: metrics.placement,
     routes: { publish: (route) => feed.publish(route), unpublish: (user, id) => feed.unpublish(user, id) },
   });
+  const culler = new Culler({
+    running: () => sessions.running(),
+    stop: (user, reason) => sessions.stop(user, reason),
+    notify: async (instanceId, user, message) => {
+      await registry.get(instanceId)?.request('notify', { user, message: message.slice(0, 500) }, 10_000);
+    },
+    exemptions: {
+      load: async () => ((await store.getSetting(CULL_EXEMPT_SETTING)) as string[] | undefined) ?? [],
+      save: (users) => store.putSetting(CULL_EXEMPT_SETTING, users),
+    },
+    events, log, now: Date.now, ...cullSettings(config),
+  });
+  sessions.showCullFields((id) => culler.fieldsOf(id));
+  pool.on('joined', (_id, hello, connection) => {
+    culler.report(hello.servers);
+    connection.on('heartbeat', (beat) => culler.report(beat.servers));
+  });
   const services: HubServices = {
-    store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
+    culler, store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),
   };
   const scale = {
@@ -153,6 +174,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   if (scaled && scaled.configured === config.pool.instances && scaled.desired !== config.pool.instances) pool.resize(scaled.desired);
   await pool.grow();
   pool.startMonitor();
+  await culler.start();
   writeRuntime(config.dataDir, { hub_url: url, pid: process.pid, started: new Date().toISOString(), version: options.version });
   log.info({ url, instances: config.pool.instances }, 'hub running');
 
@@ -167,7 +189,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     close(closeOptions = {}) {
       closing ??= (async () => {
         state = 'closing';
-        const steps: Array<[string, () => Promise<void> | void]> = [['stop health monitor', () => pool.stopMonitor()]];
+        const steps: Array<[string, () => Promise<void> | void]> = [['stop health monitor', () => pool.stopMonitor()], ['stop idle culler', () => culler.stop()]];
         if (closeOptions.stopPool) {
           steps.push(['stop sessions', () => sessions.stopAll('the pool is shutting down')]);
           steps.push(['delete instances', () => pool.stopAll()]);

@@ -46,6 +46,13 @@ ${list}
 </form>`;
 }
 
+/** Why the user's last server stopped, shown at their next visit (an idle cull, a drain, a failure). */
+async function lastStop(s: HubServices, user: string): Promise<string> {
+  const last = await s.store.latestSession(user, '');
+  if (!last?.stopped || !last.reason) return '';
+  return `<p id="last-stop" class="muted" role="status">Your last server stopped at ${esc(last.stopped.replace('T', ' ').slice(0, 19))} UTC: ${esc(last.reason)}.</p>`;
+}
+
 /** Only local paths are accepted as `next`, so the login page cannot be used to send users elsewhere. */
 function safeNext(next: string | undefined): string {
   return next && next.startsWith('/') && !next.startsWith('//') && !next.includes('\\') ? next : '/hub/home';
@@ -123,6 +130,8 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
     const body = `<h2>My server</h2>
 <p id="status">Status: <strong>${esc(state)}</strong>${session?.instanceId ? ` on instance <code>${esc(session.instanceId)}</code>` : ''}${pool?.queuePosition ? ` · waiting for an instance (position ${pool.queuePosition})` : ''}</p>
 ${pool?.notice ? `<p class="error" role="status">${esc(pool.notice)}</p>` : ''}
+${pool?.cullAt ? '<form method="post" action="/hub/home/extend"><button name="for" value="1h">Keep it running for 1 hour</button></form>' : ''}
+${session ? '' : await lastStop(s, who.user)}
 ${running ? `<p><a href="${userPrefix(who.user)}tree">Open my server</a> · your notebooks on the shared drive are in <code>notebooks/remote</code></p>` : ''}
 <form method="post" action="/hub/home/server">
   ${running || state === 'starting' || state === 'pending'
@@ -131,6 +140,18 @@ ${running ? `<p><a href="${userPrefix(who.user)}tree">Open my server</a> · your
 </form>
 ${await keysSection(s, who.user)}`;
     return c.html(page('Home', body, who.user));
+  });
+
+  pages.post('/home/extend', async (c) => {
+    const who = c.get('identity');
+    if (!who) return c.redirect('/hub/login');
+    try {
+      s.culler.extend(who.user, 3_600_000);
+    } catch (error) {
+      if (!(error instanceof HubError)) throw error;
+      return c.html(page('Home', `<p class="error" role="alert">${esc(error.message)}</p><p><a href="/hub/home">Back</a></p>`, who.user), 409);
+    }
+    return c.redirect('/hub/home');
   });
 
   pages.post('/home/keys', async (c) => {

@@ -2,6 +2,7 @@
 import type { Hono } from 'hono';
 import type { Identity } from '../../protocol/gateway.js';
 import type { IdentityService } from '../auth/identity.js';
+import type { Culler } from '../cull/culler.js';
 import type { EventLog } from '../events.js';
 import type { InstancePool } from '../instances/pool.js';
 import type { SessionManager } from '../sessions/manager.js';
@@ -13,6 +14,8 @@ export interface HubServices {
   readonly sessions: SessionManager;
   readonly pool: InstancePool;
   readonly events: EventLog;
+  /** The idle culler: extensions, exemptions, warnings in server models. */
+  readonly culler: Pick<Culler, 'extend' | 'setExempt' | 'isExempt' | 'pageSeen'>;
   /** Tell gateways to forget cached identities (one user's, or all). */
   revoke(user?: string): void;
   readonly version: string;

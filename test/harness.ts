@@ -10,6 +10,14 @@ export const ROOT = resolve(import.meta.dirname, '..');
 export const BIN = join(ROOT, 'bin', 'dspool.js');
 export const IS_ROOT = process.getuid?.() === 0;
 
+/** GID of the machine's `dspool-team` group when a pool made it already (as root), else undefined. */
+function existingTeamGid(): number | undefined {
+  if (!IS_ROOT) return undefined;
+  const line = spawnSync('getent', ['group', 'dspool-team'], { encoding: 'utf8' }).stdout ?? '';
+  const gid = Number(line.split(':')[2]);
+  return Number.isInteger(gid) && gid > 0 ? gid : undefined;
+}
+
 /** Random suffix for names that must not collide between suites running in parallel. */
 export const rand = (): string => Math.random().toString(36).slice(2, 8);
 
@@ -37,6 +45,8 @@ export interface PoolOptions {
   extraYaml?: string;
   /** Turn the SSH front door on (an ephemeral port). */
   ssh?: boolean;
+  /** More keys of the `pool:` mapping, e.g. `cull: { idleTimeout: 10s }`. */
+  poolYaml?: string;
 }
 
 /** A running pool for one suite. */
@@ -60,7 +70,10 @@ export class TestPool {
     chmodSync(this.dir, 0o755);
     this.share = join(this.dir, 'share');
     this.config = join(this.dir, 'pool.yaml');
-    this.uidBase = 40000 + Math.floor(Math.random() * 20000) * 10;
+    // `dspool-team` is one group per machine: once a pool made it (its GID is that pool's uidBase - 1), every
+    // later pool on the machine must use the same GID, with users above it.
+    const team = existingTeamGid();
+    this.uidBase = (team === undefined ? 40000 : team + 1) + Math.floor(Math.random() * 20000) * 10;
     writeFileSync(
       this.config,
       [
@@ -69,8 +82,8 @@ export class TestPool {
         `gateway: { host: 127.0.0.1, port: 0, sshPort: ${options.ssh ? 0 : 'null'} }`,
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
-        `pool: { instances: ${options.instances ?? 2} }`,
-        `users: { uidBase: ${this.uidBase} }`,
+        `pool: { instances: ${options.instances ?? 2}${options.poolYaml ? `, ${options.poolYaml}` : ''} }`,
+        `users: { uidBase: ${this.uidBase}${team === undefined ? '' : `, teamGid: ${team}`} }`,
         'log: { level: warn }',
         options.extraYaml ?? '',
       ].join('\n'),

@@ -21,6 +21,7 @@ import { InstancePool } from './instances/pool.js';
 import { HubMetrics } from './metrics.js';
 import { cullSettings, placementSettings, sessionSettings } from './settings.js';
 import { Culler } from './cull/culler.js';
+import { PoolHistory } from './admin/history.js';
 import { ADMIN_TOKEN_FILE, STORE_FILE, ensureGatewaySecret, ensureSshInternalKey, removeRuntime, writeRuntime, writeSecretFile } from './runtime.js';
 import { generateEd25519 } from '../ssh/keys.js';
 import { SessionManager } from './sessions/manager.js';
@@ -154,8 +155,14 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     culler.report(hello.servers);
     connection.on('heartbeat', (beat) => culler.report(beat.servers));
   });
+  // The pool's size over the last day, for the admin page: on every instance change, and every 5 minutes.
+  const history = new PoolHistory(86_400_000, 300_000);
+  const sample = (): void => history.record(Date.now(), pool.list().filter((v) => v.state !== 'deleted').length, pool.ready().length);
+  pool.on('state', sample);
+  const sampler = setInterval(sample, 60_000);
+  sampler.unref();
   const services: HubServices = {
-    culler, store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
+    history, culler, store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),
   };
   const scale = {
@@ -175,6 +182,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   await pool.grow();
   pool.startMonitor();
   await culler.start();
+  sample();
   writeRuntime(config.dataDir, { hub_url: url, pid: process.pid, started: new Date().toISOString(), version: options.version });
   log.info({ url, instances: config.pool.instances }, 'hub running');
 
@@ -189,7 +197,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     close(closeOptions = {}) {
       closing ??= (async () => {
         state = 'closing';
-        const steps: Array<[string, () => Promise<void> | void]> = [['stop health monitor', () => pool.stopMonitor()], ['stop idle culler', () => culler.stop()]];
+        const steps: Array<[string, () => Promise<void> | void]> = [['stop health monitor', () => pool.stopMonitor()], ['stop idle culler', () => culler.stop()], ['stop size sampler', () => clearInterval(sampler)]];
         if (closeOptions.stopPool) {
           steps.push(['stop sessions', () => sessions.stopAll('the pool is shutting down')]);
           steps.push(['delete instances', () => pool.stopAll()]);

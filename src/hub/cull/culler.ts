@@ -63,9 +63,6 @@ interface Watch {
   readonly user: string;
   readonly instanceId: string | null;
   warning: GivenWarning | undefined;
-  busy: boolean;
-  lastWorkMs: number | undefined;
-  lastRequestMs: number | undefined;
   extendedUntilMs: number | undefined;
   idleSinceMs: number;
 }
@@ -94,6 +91,10 @@ export function humanDuration(ms: number): string {
  */
 export class Culler {
   private readonly watches = new Map<string, Watch>();
+  /** Work the agents last reported, by session (kept apart from the watches: reports may come first). */
+  private readonly work = new Map<string, { busy: boolean; lastWorkMs: number | undefined }>();
+  /** Last request a person made to each user's server. */
+  private readonly requests = new Map<string, number>();
   private readonly pagesSeen = new Map<string, number>();
   private exempt = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
@@ -116,19 +117,18 @@ export class Culler {
   report(servers: readonly ServerReport[]): void {
     for (const server of servers) {
       if (server.work === undefined) continue;
-      const watch = this.watches.get(server.sessionId);
-      if (!watch) continue;
-      watch.busy = server.work.kernelsExecuting + server.work.foreground > 0;
       const at = server.work.lastWork ? Date.parse(server.work.lastWork) : Number.NaN;
-      if (Number.isFinite(at)) watch.lastWorkMs = Math.max(watch.lastWorkMs ?? 0, at);
+      const before = this.work.get(server.sessionId)?.lastWorkMs;
+      this.work.set(server.sessionId, {
+        busy: server.work.kernelsExecuting + server.work.foreground > 0,
+        lastWorkMs: Number.isFinite(at) ? Math.max(before ?? 0, at) : before,
+      });
     }
   }
 
   /** A person made a request to `user`'s server at `atMs` (from the gateway). */
   personRequest(user: string, atMs: number): void {
-    for (const watch of this.watches.values()) {
-      if (watch.user === user) watch.lastRequestMs = Math.max(watch.lastRequestMs ?? 0, atMs);
-    }
+    this.requests.set(user, Math.max(this.requests.get(user) ?? 0, atMs));
   }
 
   /** One of `user`'s Jupyter pages polled the hub (so it is open and can save when asked). */
@@ -185,6 +185,7 @@ export class Culler {
     const running = this.ctx.running();
     const ids = new Set(running.map((r) => r.record.id));
     for (const id of this.watches.keys()) if (!ids.has(id)) this.watches.delete(id);
+    for (const id of this.work.keys()) if (!ids.has(id)) this.work.delete(id);
     for (const { record, profile } of running) this.checkOne(record, profile);
   }
 
@@ -192,8 +193,8 @@ export class Culler {
     let watch = this.watches.get(record.id);
     if (!watch) {
       watch = {
-        state: 'watching', user: record.user, instanceId: record.instanceId, warning: undefined, busy: false,
-        lastWorkMs: undefined, lastRequestMs: undefined, extendedUntilMs: undefined, idleSinceMs: Date.parse(record.started),
+        state: 'watching', user: record.user, instanceId: record.instanceId, warning: undefined, extendedUntilMs: undefined,
+        idleSinceMs: Date.parse(record.started),
       };
       this.watches.set(record.id, watch);
     }
@@ -201,10 +202,13 @@ export class Culler {
   }
 
   private verdict(record: SessionRecord, profile: string | null, watch: Watch, requestsUpToMs?: number): CullVerdict {
-    const lastRequestMs = requestsUpToMs === undefined ? watch.lastRequestMs : Math.min(watch.lastRequestMs ?? 0, requestsUpToMs);
+    const requested = this.requests.get(record.user);
+    const lastRequestMs = requestsUpToMs === undefined || requested === undefined ? requested : Math.min(requested, requestsUpToMs);
+    const work = this.work.get(record.id);
     return decideCull(
       {
-        startedMs: Date.parse(record.started), busy: watch.busy, lastWorkMs: watch.lastWorkMs, lastRequestMs,
+        // The moment it became running (`lastActivity` is set then), not when it was asked for.
+        startedMs: Date.parse(record.lastActivity ?? record.started), busy: work?.busy ?? false, lastWorkMs: work?.lastWorkMs, lastRequestMs,
         extendedUntilMs: watch.extendedUntilMs, exempt: this.exempt.has(record.user),
       },
       this.ctx.policyOf(profile),

@@ -11,12 +11,14 @@ import type { HubEnv, HubServices } from './services.js';
 import { escapeHtml as esc } from '../../lib/html.js';
 
 
-function page(title: string, body: string, who?: string): string {
+/** A page in the hub's look; `wide` pages (the admin page) get more room. */
+export function page(title: string, body: string, who?: string, wide?: 'admin'): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)} · dspool</title>
 <style>
 body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#1b1f24}
+body:has(main.admin){max-width:64rem}
 header{display:flex;justify-content:space-between;align-items:center;margin-bottom:2rem}
 h1{font-size:1.4rem;margin:0} a{color:#0b5cad} .muted{color:#57606a}
 form.stack{display:grid;gap:.6rem;max-width:20rem} input{padding:.45rem;font-size:1rem}
@@ -24,7 +26,7 @@ button{padding:.5rem 1rem;font-size:1rem;cursor:pointer} .error{color:#b3261e}
 progress{width:100%;height:1rem} ol#log{color:#57606a;font-size:.9rem}
 </style></head><body>
 <header><h1>dspool</h1>${who ? `<span class="muted">${esc(who)} · <a href="/hub/logout">log out</a></span>` : ''}</header>
-${body}
+${wide ? `<main class="${wide}">${body}</main>` : body}
 </body></html>`;
 }
 

@@ -2,6 +2,7 @@
 import type { Hono } from 'hono';
 import type { Identity } from '../../protocol/gateway.js';
 import type { IdentityService } from '../auth/identity.js';
+import type { PoolHistory } from '../admin/history.js';
 import type { Culler } from '../cull/culler.js';
 import type { EventLog } from '../events.js';
 import type { InstancePool } from '../instances/pool.js';
@@ -16,6 +17,8 @@ export interface HubServices {
   readonly events: EventLog;
   /** The idle culler: extensions, exemptions, warnings in server models. */
   readonly culler: Pick<Culler, 'extend' | 'setExempt' | 'isExempt' | 'pageSeen'>;
+  /** The pool's size over the last day (the admin page's chart). */
+  readonly history: Pick<PoolHistory, 'points'>;
   /** Tell gateways to forget cached identities (one user's, or all). */
   revoke(user?: string): void;
   readonly version: string;

@@ -370,8 +370,8 @@ export const JUPYTER_CUSTOM_JS = `// Written by the dspool agent; edits are over
         var s = user && user.servers && user.servers[''];
         show(s && s.notice, s && s.cull_at);
         if (s && s.save_requested) save();
-        // Every 30 s; every 2 s while an idle warning stands, so a save request is seen in time.
-        if (again) setTimeout(function () { poll(true); }, s && s.cull_at ? 2000 : 30000);
+        // Every 10 s; every 2 s while an idle warning stands, so a save request is seen in time.
+        if (again) setTimeout(function () { poll(true); }, s && s.cull_at ? 2000 : 10000);
       })
       .catch(function () { if (again) setTimeout(function () { poll(true); }, 30000); });
   }

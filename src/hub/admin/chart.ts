@@ -48,10 +48,18 @@ export function sizeChart(points: readonly SizePoint[], options: ChartOptions): 
     ticks.push(`<line x1="${x(t).toFixed(1)}" y1="${PAD.top}" x2="${x(t).toFixed(1)}" y2="${PAD.top + plotH}" stroke="#eaeef2"/>`
       + `<text x="${x(t).toFixed(1)}" y="${height - 4}" text-anchor="middle">${label}</text>`);
   }
+  // Before the first point (the hub started then) the size is not known: shaded, not drawn as zero.
+  const first = points[0];
+  const unknown = first === undefined ? x(toMs) - PAD.left : x(first.atMs) - PAD.left;
+  const shade = unknown > 1
+    ? `<rect class="unknown" x="${PAD.left}" y="${PAD.top}" width="${unknown.toFixed(1)}" height="${plotH}" fill="#f6f8fa"/>`
+      + `<text x="${(PAD.left + unknown / 2).toFixed(1)}" y="${(PAD.top + plotH / 2).toFixed(1)}" text-anchor="middle">no record before the hub started</text>`
+    : '';
   const last = points.at(-1);
   const title = `Pool size from ${new Date(fromMs).toISOString()} to ${new Date(toMs).toISOString()}${last ? `; now ${last.instances} instances, ${last.ready} ready` : ''}`;
   return `<svg id="pool-chart" role="img" aria-label="${esc(title)}" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-size="10" font-family="system-ui,sans-serif" fill="#57606a">
 <title>${esc(title)}</title>
+${shade}
 ${ticks.join('\n')}
 <line x1="${PAD.left}" y1="${PAD.top + plotH}" x2="${width - PAD.right}" y2="${PAD.top + plotH}" stroke="#8c959f"/>
 <text x="${PAD.left - 4}" y="${(y(max) + 4).toFixed(1)}" text-anchor="end">${max}</text>

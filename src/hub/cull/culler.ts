@@ -67,7 +67,7 @@ interface Watch {
   idleSinceMs: number;
 }
 
-/** Pages that polled this recently are taken to be open (they poll at least every 30 s). */
+/** Pages that polled this recently are taken to be open (they poll at least every 10 s, 30 s after an error). */
 const PAGE_OPEN_MS = 45_000;
 
 /** Formats epoch ms as `HH:MM:SS UTC`. */

@@ -15,7 +15,6 @@ export function isScalingEvent(kind: string): boolean {
     || ['instance.created', 'instance.deleted', 'instance.drain', 'instance.failed'].includes(kind);
 }
 
-const percent = (x: number): string => `${Math.round(x * 100)} %`;
 const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 const time = (iso: string): string => iso.replace('T', ' ').slice(0, 19);
 
@@ -44,7 +43,7 @@ export function adminRoutes(s: HubServices): Hono<HubEnv> {
     const rows = instances
       .map((v) => {
         const flags = [v.draining ? 'draining' : '', v.protected ? 'protected' : ''].filter(Boolean).join(', ');
-        const load = v.load ? `${percent(v.load.cpu)} CPU · ${gib(v.load.memoryUsedBytes)} / ${gib(v.load.memoryTotalBytes)}` : '—';
+        const load = v.load ? `load ${v.load.cpu.toFixed(2)} per core · ${gib(v.load.memoryUsedBytes)} / ${gib(v.load.memoryTotalBytes)} memory` : '—';
         return `<tr><td><code>${esc(v.id)}</code></td><td>${esc(v.state)}${flags ? ` <span class="muted">(${esc(flags)})</span>` : ''}</td><td>${s.sessions.countOn(v.id)}</td><td>${esc(load)}</td><td>${esc(v.detail ?? '')}</td></tr>`;
       })
       .join('\n');

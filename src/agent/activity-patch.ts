@@ -32,9 +32,10 @@ def _dspool_activity():
         kernel._dspool_stream = stream
         session = Session(config=kernel.session.config, key=kernel.session.key)
         def record(msg_list):
+            # Headers only: the content (outputs can be large) is unpacked for status messages alone.
             try:
                 _idents, fed = session.feed_identities(msg_list)
-                msg = session.deserialize(fed, content=True)
+                msg = session.deserialize(fed, content=False)
             except Exception:
                 return
             parent = (msg.get('parent_header') or {}).get('msg_type')
@@ -42,7 +43,11 @@ def _dspool_activity():
                 return
             kernel.dspool_last_work = utcnow()
             if msg['header']['msg_type'] == 'status' and parent == 'execute_request':
-                kernel.dspool_executing = msg['content'].get('execution_state') == 'busy'
+                try:
+                    content = session.unpack(msg['content'])
+                except Exception:
+                    return
+                kernel.dspool_executing = content.get('execution_state') == 'busy'
         stream.on_recv(record)
     MappingKernelManager.start_watching_activity = start_watching_activity
 

@@ -21,7 +21,7 @@ import { InstancePool } from './instances/pool.js';
 import { HubMetrics } from './metrics.js';
 import { cullSettings, placementSettings, sessionSettings } from './settings.js';
 import { Culler } from './cull/culler.js';
-import { PoolHistory } from './admin/history.js';
+import { PoolHistory, sizesFromEvents } from './admin/history.js';
 import { ADMIN_TOKEN_FILE, STORE_FILE, ensureGatewaySecret, ensureSshInternalKey, removeRuntime, writeRuntime, writeSecretFile } from './runtime.js';
 import { generateEd25519 } from '../ssh/keys.js';
 import { SessionManager } from './sessions/manager.js';
@@ -183,6 +183,9 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   pool.startMonitor();
   await culler.start();
   sample();
+  // The chart's earlier part, from the event log (a restarted hub still shows the day).
+  const current = new Map(pool.list().map((v) => [v.id, v.state as string]));
+  history.preload(sizesFromEvents(current, await store.listEvents({ limit: 100_000 }), Date.now() - 86_400_000));
   writeRuntime(config.dataDir, { hub_url: url, pid: process.pid, started: new Date().toISOString(), version: options.version });
   log.info({ url, instances: config.pool.instances }, 'hub running');
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { sizeChart } from './chart.js';
-import { PoolHistory } from './history.js';
+import { PoolHistory, sizesFromEvents } from './history.js';
 
 const H = 3_600_000;
 
@@ -28,5 +28,30 @@ describe('the pool size history and its chart', () => {
     expect(svg).toContain('>06:00</text>');
     expect(svg).toContain('now 0 instances, 0 ready');
     expect(svg).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
+  });
+
+  it('rebuilds the size before the hub started from the event log, across restarts', () => {
+    const ev = (h: number, kind: string, id: string, from?: string, to?: string) => ({
+      time: new Date(h * H).toISOString(), kind, instanceId: id, data: from ? { from, to } : {},
+    });
+    // Newest first, as the store lists them: i-1 made at 2h and ready at 2.1h; i-2 made at 5h, ready, then deleted at 9h.
+    const events = [
+      ev(9, 'instance.state', 'i-2', 'stopping', 'deleted'),
+      ev(8.9, 'instance.state', 'i-2', 'ready', 'stopping'),
+      { time: new Date(6 * H).toISOString(), kind: 'session.state', instanceId: 'i-2', data: {} },
+      ev(5.1, 'instance.state', 'i-2', 'starting', 'ready'),
+      ev(5, 'instance.created', 'i-2'),
+      ev(2.1, 'instance.state', 'i-1', 'starting', 'ready'),
+      ev(2, 'instance.created', 'i-1'),
+    ];
+    const points = sizesFromEvents(new Map([['i-1', 'ready'], ['i-2', 'deleted']]), events, 0);
+    expect(points.map((p) => [p.atMs / H, p.instances, p.ready])).toEqual([
+      [0, 0, 0], [2, 1, 0], [2.1, 1, 1], [5, 2, 1], [5.1, 2, 2], [8.9, 2, 1], [9, 1, 1],
+    ]);
+    const history = new PoolHistory(24 * H, 5 * 60_000);
+    history.record(10 * H, 1, 1);
+    history.preload(points);
+    expect(history.points(0).at(0)).toEqual({ atMs: 0, instances: 0, ready: 0 });
+    expect(history.points(0).at(-1)).toEqual({ atMs: 10 * H, instances: 1, ready: 1 });
   });
 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestPool, rand } from './harness.js';
+import { ROOT, TestPool, rand } from './harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skipReason = !existsSync(CHROMIUM)
@@ -20,13 +20,14 @@ if (skipReason) console.warn(`test/browser.test.ts skipped: ${skipReason}`);
 describe.skipIf(skipReason !== '')('a user in a real browser', () => {
   const pool = new TestPool({ instances: 1 });
   const alice = `w${rand()}`;
+  const admin = `r${rand()}`;
   let adminToken = '';
   let browser: Browser;
 
   beforeAll(async () => {
     await pool.start();
     await pool.addUser(alice, 'alice-browser-pass');
-    adminToken = await pool.addUser(`r${rand()}`, 'admin-pass', true);
+    adminToken = await pool.addUser(admin, 'admin-pass', true);
     // As root (CI) Chromium needs --no-sandbox; it only ever loads the pool's loopback address.
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
   }, 180_000);
@@ -81,6 +82,41 @@ describe.skipIf(skipReason !== '')('a user in a real browser', () => {
     expect(model.servers).toEqual({});
     await context.close();
   }, 150_000);
+
+  it('shows admins the instances, the pool size chart beside the scaling events, and the queue; others get 403', async () => {
+    const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(`${pool.url}/hub/admin`);
+    await page.fill('input[name=username]', admin);
+    await page.fill('input[name=password]', 'admin-pass');
+    await page.click('button[type=submit]');
+    await page.waitForURL('**/hub/admin');
+    const [instance] = (await (await pool.fetch('/hub/api/instances', { token: adminToken })).json()) as Array<{ id: string; state: string }>;
+    const row = page.locator('#instances tbody tr').first();
+    await expect(row.textContent()).resolves.toContain(instance?.id ?? 'no instance');
+    await expect(row.textContent()).resolves.toMatch(/ready.*load [\d.]+ per core/s);
+    // The chart is inline SVG (nothing loaded from elsewhere) with the pool's line, next to the events it explains.
+    await expect(page.locator('svg#pool-chart path.instances').getAttribute('d')).resolves.toMatch(/^M[\d.]+,[\d.]+/);
+    await expect(page.locator('svg#pool-chart').getAttribute('aria-label')).resolves.toMatch(/now 1 instances, 1 ready/);
+    await expect(page.locator('#scaling-events').textContent()).resolves.toContain(`instance.created`);
+    await expect(page.locator('#queue').textContent()).resolves.toContain('Nobody is waiting');
+    expect(await page.locator('script[src], link[href], img[src]').count()).toBe(0);
+    mkdirSync(join(ROOT, 'test', 'screenshots'), { recursive: true });
+    await page.screenshot({ path: join(ROOT, 'test', 'screenshots', 'admin.png'), fullPage: true });
+
+    // A user who is not an admin gets a 403 page, with no pool details on it.
+    const other = await browser.newContext();
+    const userPage = await other.newPage();
+    await userPage.goto(`${pool.url}/hub/login?next=/hub/admin`);
+    await userPage.fill('input[name=username]', alice);
+    await userPage.fill('input[name=password]', 'alice-browser-pass');
+    const [answer] = await Promise.all([userPage.waitForResponse((r) => r.url().endsWith('/hub/admin')), userPage.click('button[type=submit]')]);
+    expect(answer.status()).toBe(403);
+    await expect(userPage.locator('[role=alert]').textContent()).resolves.toContain('for admins only');
+    expect(await userPage.content()).not.toContain(instance?.id ?? 'no instance');
+    await other.close();
+    await context.close();
+  }, 90_000);
 
   it('logs in, sees the server start, runs a cell in a new notebook and saves it to the share', async () => {
     const context = await browser.newContext();
@@ -301,3 +337,84 @@ async function runCell(notebook: Page, code: string, expected: string): Promise<
   await notebook.keyboard.press('Shift+Enter');
   await notebook.locator('.output_subarea').filter({ hasText: new RegExp(`^\\s*${expected}\\s*$`) }).first().waitFor({ timeout: 30_000 });
 }
+
+describe.skipIf(skipReason !== '')('an idle server in a real browser', () => {
+  // Short enough for a test: the warning comes after 5 s of no work, and pages poll every 10 s.
+  const pool = new TestPool({ instances: 1, poolYaml: 'cull: { idleTimeout: 30s, warnBefore: 25s, saveTimeout: 6s, interval: 500ms }' });
+  const carol = `k${rand()}`;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    await pool.start();
+    await pool.addUser(carol, 'carol-browser-pass');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await pool.cleanup();
+  }, 90_000);
+
+  it('warns on the open notebook, keeps the server on "Keep it running", saves the notebook before the stop and says why at the next login', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${pool.url}/user/${carol}/tree`);
+    await page.fill('input[name=username]', carol);
+    await page.fill('input[name=password]', 'carol-browser-pass');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#notebook_list', { timeout: 60_000 });
+    await page.click('#new-dropdown-button');
+    const [notebook] = await Promise.all([context.waitForEvent('page'), page.click('#kernel-python3 a')]);
+    await notebook.waitForSelector('#kernel_indicator_icon.kernel_idle_icon', { timeout: 60_000 });
+
+    // Idle with the tabs open: the banner says when the server stops, with a button that keeps it.
+    const banner = notebook.locator('#dspool-notice');
+    await expect(banner.textContent({ timeout: 40_000 })).resolves.toMatch(/has done no work since .* will be stopped at/);
+    await notebook.click('#dspool-extend');
+    await banner.waitFor({ state: 'detached', timeout: 20_000 });
+    const kept = (await (await pool.fetch(`/hub/api/users/${carol}`, { cookie: await pool.login(carol, 'carol-browser-pass') })).json()) as { servers: Record<string, { ready: boolean; cull_at: string | null }> };
+    expect(kept.servers['']).toMatchObject({ ready: true, cull_at: null });
+    await context.close();
+
+    // A second server, left alone with a cell typed but never saved: the stop saves it first.
+    const second = await browser.newContext();
+    const login = await second.newPage();
+    await pool.fetch(`/hub/api/users/${carol}/server`, { method: 'DELETE', cookie: await pool.login(carol, 'carol-browser-pass'), headers: { origin: pool.url } });
+    await login.goto(`${pool.url}/user/${carol}/tree`);
+    await login.fill('input[name=username]', carol);
+    await login.fill('input[name=password]', 'carol-browser-pass');
+    await login.click('button[type=submit]');
+    await login.waitForSelector('#notebook_list', { timeout: 60_000 });
+    await login.click('#new-dropdown-button');
+    const [unsaved] = await Promise.all([second.waitForEvent('page'), login.click('#kernel-python3 a')]);
+    await unsaved.waitForSelector('#kernel_indicator_icon.kernel_idle_icon', { timeout: 60_000 });
+    await unsaved.click('.cell .CodeMirror');
+    await unsaved.keyboard.type('typed_but_never_saved = 1');
+    const name = decodeURIComponent(new URL(unsaved.url()).pathname.split('/').pop() ?? '');
+    const file = join(pool.share, 'users', carol, 'home', name);
+    expect(readFileSync(file, 'utf8')).not.toContain('typed_but_never_saved');
+    await expect(unsaved.locator('#dspool-notice').textContent({ timeout: 40_000 })).resolves.toMatch(/will be stopped at/);
+    // The stop: the page saves on the hub's request, then the server goes.
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && !readFileSync(file, 'utf8').includes('typed_but_never_saved')) await new Promise((r) => setTimeout(r, 250));
+    expect(readFileSync(file, 'utf8')).toContain('typed_but_never_saved = 1');
+    const cookie = await pool.login(carol, 'carol-browser-pass');
+    while (Date.now() < deadline) {
+      const model = (await (await pool.fetch(`/hub/api/users/${carol}`, { cookie })).json()) as { servers: Record<string, unknown> };
+      if (Object.keys(model.servers).length === 0) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await second.close();
+
+    // The next login lands on the home page, which says why the server stopped.
+    const third = await browser.newContext();
+    const home = await third.newPage();
+    await home.goto(`${pool.url}/hub/home`);
+    await home.fill('input[name=username]', carol);
+    await home.fill('input[name=password]', 'carol-browser-pass');
+    await home.click('button[type=submit]');
+    await home.waitForURL('**/hub/home');
+    await expect(home.locator('#last-stop').textContent()).resolves.toMatch(/stopped because it did no work for 30 s/);
+    await third.close();
+  }, 240_000);
+});

@@ -45,6 +45,8 @@ export interface PoolOptions {
    * @default 2
    */
   passwordMinLength?: number;
+  /** More keys of the `pool:` mapping, e.g. `cull: { idleTimeout: 10s }`. */
+  poolYaml?: string;
 }
 
 /** A running pool for one suite. */
@@ -80,7 +82,7 @@ export class TestPool {
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
         // A suite's own `pool:` section (profiles, repair, …) replaces this one: YAML refuses a key given twice.
-        /^pool:/m.test(options.extraYaml ?? '') ? '' : `pool: { instances: ${options.instances ?? 2} }`,
+        /^pool:/m.test(options.extraYaml ?? '') ? '' : `pool: { instances: ${options.instances ?? 2}${options.poolYaml ? `, ${options.poolYaml}` : ''} }`,
         `users: { uidBase: ${this.uidBase}, teamGroup: ${this.teamGroup}, passwordMinLength: ${options.passwordMinLength ?? 2} }`,
         'log: { level: warn }',
         options.extraYaml ?? '',

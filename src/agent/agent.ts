@@ -24,6 +24,7 @@ import type { TransitionTable } from '../lib/state.js';
 import { endLeftovers } from './leftovers.js';
 import { detectCgroups, instanceCgroupName, killInstanceCgroup, prepareInstanceCgroup, type CgroupHost } from './cgroup.js';
 import { ForkServer, forkServerSocketDir } from './forkserver/client.js';
+import { mergeWork, sshWork } from './activity.js';
 
 /**
  * States of the agent.
@@ -69,6 +70,8 @@ export class Agent {
   private ssh: Promise<InstanceSshServer | undefined> = Promise.resolve(undefined);
   /** The instance's fork server (pre-imported Jupyter that forks users' servers); absent when forking is off. */
   private forks: ForkServer | undefined;
+  /** The same server once started, for the heartbeat (which cannot wait). */
+  private sshServer: InstanceSshServer | undefined;
   /** Sessions being ended (SSH hung up, leftovers stopped) after their server exited. */
   private readonly ending = new Set<Promise<void>>();
   private closePromise: Promise<void> | undefined;
@@ -92,7 +95,7 @@ export class Agent {
       heartbeat: () => {
         // Reported with the next beat: a slow server never delays this one.
         for (const server of this.servers.values()) void server.refreshActivity();
-        return { type: 'heartbeat', load: load(), servers: this.reports() };
+        return { type: 'heartbeat', load: load(), servers: this.reports().map((report) => this.withSshWork(report)) };
       },
       onRequest: (request) => this.onRequest(request),
     });
@@ -120,10 +123,13 @@ export class Agent {
         host: address,
         resolveUser: (name) => this.sshUser(name),
         log: this.log.child({ component: 'ssh' }),
-      }).catch((error: unknown) => {
-        this.log.error({ err: (error as Error).message }, 'instance SSH server did not start; SSH to this instance is off');
-        return undefined;
-      });
+      }).then(
+        (server) => (this.sshServer = server),
+        (error: unknown) => {
+          this.log.error({ err: (error as Error).message }, 'instance SSH server did not start; SSH to this instance is off');
+          return undefined;
+        },
+      );
     }
     if (this.options.settings.jupyter.forkServer !== false) {
       const forks = new ForkServer({ socketDir: forkServerSocketDir(this.options.settings), log: this.log.child({ component: 'forkserver' }) });
@@ -190,6 +196,14 @@ export class Agent {
 
   private reports(): ServerReport[] {
     return [...this.servers.values()].map((server) => server.report()).filter((report): report is ServerReport => report !== undefined);
+  }
+
+  /** Adds the work of the user's SSH sessions on this instance (foreground jobs, keystrokes) to their server's. */
+  private withSshWork(report: ServerReport): ServerReport {
+    const sessions = this.sshServer?.sessions().filter((session) => session.user === report.user) ?? [];
+    if (sessions.length === 0) return report;
+    const work = mergeWork(report.work, sshWork(sessions, Date.now()));
+    return { ...report, work, ...(work.lastWork === undefined ? {} : { lastActivity: work.lastWork }) };
   }
 
   private async hello(): Promise<AgentMessage> {

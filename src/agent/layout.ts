@@ -7,6 +7,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readlinkSync, 
 import path from 'node:path';
 import type { Logger } from '../lib/log.js';
 import type { AgentUser } from '../protocol/agent.js';
+import { JUPYTER_ACTIVITY_PY } from './activity-patch.js';
 import { HomeUnreachableError, ShareUnavailableError } from './errors.js';
 
 /** Where a user's files are on this instance. */
@@ -330,18 +331,21 @@ try:
 except Exception as error:
     import sys
     print('dspool: logout handler not installed: %r' % (error,), file=sys.stderr)
-`;
+${JUPYTER_ACTIVITY_PY}`;
 
 /**
  * Loaded by notebook 6 on every page (`<config dir>/custom/custom.js`): shows the hub's notice for this server
- * (e.g. "this instance is being drained") as a banner (it reads the user's model from the hub with the login
- * cookie), adds a "Pool home" link beside Jupyter's Logout, and makes Logout end the pool's login.
+ * (e.g. "this instance is being drained", "this idle server stops at …" with a "Keep it running" button) as a
+ * banner, saves the open notebook when the hub says the server is stopping for idleness, adds a "Pool home" link
+ * beside Jupyter's Logout, and makes Logout end the pool's login. It reads the user's model with the login cookie.
  */
 export const JUPYTER_CUSTOM_JS = `// Written by the dspool agent; edits are overwritten.
 (function () {
   var match = window.location.pathname.match(/^\\/user\\/([^\\/]+)\\//);
   if (!match) return;
-  function show(text) {
+  var api = '/hub/api/users/' + match[1];
+  var saved = false;
+  function show(text, cullAt) {
     var banner = document.getElementById('dspool-notice');
     if (!text) { if (banner) banner.remove(); return; }
     if (!banner) {
@@ -352,16 +356,42 @@ export const JUPYTER_CUSTOM_JS = `// Written by the dspool agent; edits are over
         'background:#fff3cd;color:#664d03;border-bottom:1px solid #ffe69c;font:14px sans-serif';
       document.body.appendChild(banner);
     }
-    banner.textContent = 'dspool: ' + text;
+    banner.textContent = 'dspool: ' + text + ' ';
+    // An idle warning: one click keeps the server (POST …/server/extend), as \`dspool extend\` does.
+    if (cullAt) {
+      var keep = document.createElement('button');
+      keep.id = 'dspool-extend';
+      keep.textContent = 'Keep it running';
+      keep.onclick = function () {
+        fetch(api + '/server/extend', { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json' }, body: '{}' })
+          .then(function () { poll(false); }, function () { poll(false); });
+      };
+      banner.appendChild(keep);
+    }
   }
-  function poll() {
-    fetch('/hub/api/users/' + match[1], { credentials: 'same-origin' })
+  // The server is stopping for idleness: save open notebooks first (the hub waits a bounded time for it).
+  function save() {
+    if (saved) return;
+    saved = true;
+    try {
+      if (window.Jupyter && Jupyter.notebook && Jupyter.notebook.save_checkpoint) Jupyter.notebook.save_checkpoint();
+      if (window.Jupyter && Jupyter.editor && Jupyter.editor.save) Jupyter.editor.save();
+    } catch (e) {}
+  }
+  function poll(again) {
+    // The header tells the hub an open page polls (so a stop waits for it to save).
+    fetch(api, { credentials: 'same-origin', headers: { 'X-Dspool-Page': '1' } })
       .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (user) { var s = user && user.servers && user.servers['']; show(s && s.notice); })
-      .catch(function () {});
+      .then(function (user) {
+        var s = user && user.servers && user.servers[''];
+        show(s && s.notice, s && s.cull_at);
+        if (s && s.save_requested) save();
+        // Every 10 s; every 2 s while an idle warning stands, so a save request is seen in time.
+        if (again) setTimeout(function () { poll(true); }, s && s.cull_at ? 2000 : 10000);
+      })
+      .catch(function () { if (again) setTimeout(function () { poll(true); }, 30000); });
   }
-  poll();
-  setInterval(poll, 30000);
+  poll(true);
   // A way back to the pool's home page (stop the server, SSH keys) beside Jupyter's Logout, which ends the
   // pool's login (the server's logout handler sends the browser to /hub/logout; the click goes there directly).
   function addHomeLink() {

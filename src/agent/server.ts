@@ -4,7 +4,8 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../lib/log.js';
-import type { AgentSettings, AgentUser, ServerReport, StartServerParams, StartServerResult } from '../protocol/agent.js';
+import type { AgentSettings, AgentUser, ServerReport, ServerWork, StartServerParams, StartServerResult } from '../protocol/agent.js';
+import { jupyterWork, type KernelModel, type TerminalModel } from './activity.js';
 import { ensureAccount } from './account.js';
 import { AgentError, IllegalServerTransitionError, JupyterMissingError, ServerStartError, ServerStartTimeoutError } from './errors.js';
 import { findExecutable } from './host.js';
@@ -112,6 +113,8 @@ export class UserServer {
   private lastExit: ServerExit | undefined;
   private lastActivity: string | undefined;
   private sessionCgroup: SessionCgroup | undefined;
+  /** Work seen at the last `refreshActivity()`. */
+  private work: ServerWork | undefined;
   private readonly log: Logger;
 
   constructor(
@@ -189,33 +192,31 @@ export class UserServer {
     if (this.child?.pid !== undefined) report.pid = this.child.pid;
     if (this.lastActivity !== undefined) report.lastActivity = this.lastActivity;
     if (this.params.resources !== undefined) report.resources = this.params.resources;
+    if (this.work !== undefined) report.work = this.work;
     return report;
   }
 
   /**
-   * Asks the running server when it last did work and keeps the answer for `report()`: the latest
-   * `last_activity` of its kernels and terminals, or now while a kernel is busy. Open connections alone do not
-   * count (idle is "no work", not "no traffic"). Failures leave the previous value.
+   * Asks the running server what work it does (kernels executing, terminals with a foreground job, keystrokes)
+   * and keeps the answer for `report()`. Open connections and polling do not count (idle is "no work", not "no
+   * traffic"). Failures leave the previous value.
    */
   async refreshActivity(): Promise<void> {
     // The token goes only to the server's own listener (it may have died and its port been taken since).
     if (this.current !== 'running' || !this.listenerIsOurs()) return;
     const headers = { Authorization: `token ${this.params.token}` };
-    const get = async (what: string): Promise<Array<{ last_activity?: string; execution_state?: string }>> => {
+    const get = async <T>(what: string): Promise<T[] | undefined> => {
       try {
         const response = await fetch(`${this.url}${this.baseUrl}api/${what}`, { headers, signal: AbortSignal.timeout(2000) });
-        return response.ok ? ((await response.json()) as Array<{ last_activity?: string; execution_state?: string }>) : [];
+        return response.ok ? ((await response.json()) as T[]) : undefined;
       } catch {
-        return [];
+        return undefined;
       }
     };
-    const [kernels, terminals] = await Promise.all([get('kernels'), get('terminals')]);
-    let latest = Date.parse(this.lastActivity ?? this.startedAt);
-    for (const item of [...kernels, ...terminals]) {
-      const at = item.execution_state === 'busy' ? Date.now() : Date.parse(item.last_activity ?? '');
-      if (Number.isFinite(at) && at > latest) latest = at;
-    }
-    this.lastActivity = new Date(latest).toISOString();
+    const [kernels, terminals] = await Promise.all([get<KernelModel>('kernels'), get<TerminalModel>('terminals')]);
+    if (kernels === undefined || terminals === undefined) return;
+    this.work = jupyterWork(kernels, terminals, Date.now());
+    if (this.work.lastWork !== undefined) this.lastActivity = this.work.lastWork;
   }
 
   /** Starts the server once; later calls return the same promise. */

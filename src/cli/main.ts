@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../lib/version.js';
 import { registerConfigCommands } from './commands/config.js';
+import { registerCullCommands } from './commands/cull.js';
 import { registerInstanceCommands } from './commands/instances.js';
 import { registerScaleCommand } from './commands/scale.js';
 import { registerStatusCommands } from './commands/status.js';
@@ -21,7 +22,9 @@ export function buildProgram(): Command {
   registerStatusCommands(program);
   registerScaleCommand(program);
   registerInstanceCommands(program);
-  registerSshCommands(program, registerUserCommands(program));
+  const users = registerUserCommands(program);
+  registerSshCommands(program, users);
+  registerCullCommands(program, users);
   registerConfigCommands(program);
   const applyOverride = (command: Command) => {
     // Excess arguments are checked in the hook below, so the message can name them.

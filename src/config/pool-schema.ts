@@ -2,6 +2,7 @@
 // drain settings. Every default lives here; values that make no sense (negative, absurd) are refused by key.
 import { z } from 'zod';
 import { parseSize } from '../lib/size.js';
+import { cullSchema, idleTimeout } from './cull-schema.js';
 import { duration } from './duration.js';
 
 /** Largest sizes accepted anywhere in `pool:`: anything above is a typo, not a machine. */
@@ -65,6 +66,7 @@ export const profileSchema = z
     cpu: cpus().default(0).describe('CPU cores reserved for a session of this profile.'),
     memory: size().default(0).describe('Memory reserved for a session of this profile, e.g. "4Gi".'),
     gpus: gpus().default(0).describe('GPUs granted to a session of this profile (it sees only those).'),
+    idleTimeout: idleTimeout().optional().describe('Cull timeout of this profile\'s sessions (null: never); default pool.cull.idleTimeout.'),
   })
   .describe('What a session of this profile reserves on its instance.');
 
@@ -126,6 +128,7 @@ export const poolSchema = z
       .describe('nvidia-smi used by agents to detect GPUs (a path or a name on PATH); null turns detection off.'),
     repair: repairSchema,
     drain: drainSchema,
+    cull: cullSchema,
   })
   .superRefine((pool, ctx) => {
     if (pool.defaultProfile !== null && !(pool.defaultProfile in pool.profiles)) {

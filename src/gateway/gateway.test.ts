@@ -182,6 +182,21 @@ describe('gateway', () => {
     expect(hub.stats?.errors).toBe(1);
   });
 
+  it('tells the hub about requests a person made, never about polling or reconnecting WebSockets', async () => {
+    const headers = { authorization: `token ${ALICE_TOKEN}` };
+    const polls = ['/user/alice/api/contents?type=directory', '/user/alice/api/kernels', '/user/alice/api/sessions', '/user/alice/api/terminals'];
+    for (const path of polls) await request(port, path, { headers: { ...headers, 'sec-fetch-mode': 'cors' } });
+    const ws = await openWs(`ws://127.0.0.1:${port}/user/alice/api/kernels/k1/channels`, headers);
+    ws.close();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(hub.activity).toEqual({});
+    const before = Date.now();
+    await request(port, '/user/bob/notebooks/a.ipynb', { headers: { authorization: `token ${BOB_TOKEN}`, 'sec-fetch-mode': 'navigate', accept: 'text/html' } });
+    await request(port, '/user/alice/api/contents/a.ipynb', { method: 'PUT', headers, body: '{}' });
+    await until(() => hub.activity.alice !== undefined && hub.activity.bob !== undefined, 5_000);
+    expect(Date.parse(hub.activity.alice ?? '')).toBeGreaterThanOrEqual(before - 5);
+  });
+
   it('redirects / to /hub/ and answers 404 elsewhere', async () => {
     const root = await request(port, '/');
     expect(root.status).toBe(302);

@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { GATEWAY_PATH, USER_HOST_REDEEM_PATH, signClientAddress, userHostRedeemResult } from '../protocol/gateway.js';
 import { GatewayCloseError, HubUnavailableError, InvalidStateError } from './errors.js';
 import { CredentialedSockets } from './credentialed-sockets.js';
+import { PersonActivity } from './activity.js';
 import { HubLink } from './hub-link.js';
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './options.js';
 import { handleRequest, handleUpgrade, type ProxyContext } from './proxy.js';
@@ -85,6 +86,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const credentialed = new CredentialedSockets({ lookup: (kind, value) => link.lookup(kind, value), log });
   link.on('revoke', (user) => credentialed.recheck(user));
   const counters = { requests: 0, errors: 0 };
+  const people = new PersonActivity();
   const ctx: ProxyContext = {
     hub,
     counters,
@@ -113,6 +115,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     route: (user) => link.route(user),
     cachedIdentity: (kind, value) => link.cachedIdentity(kind, value),
     lookup: (kind, value) => link.lookup(kind, value),
+    personRequest: (user) => people.note(user, Date.now()),
     trackUpgrade(client, backend, opened) {
       upgraded.add(client);
       upgraded.add(backend);
@@ -161,6 +164,12 @@ export function createGateway(options: GatewayOptions): Gateway {
   // Counters go to the hub every few seconds; the timer does not keep the process alive.
   const statsTimer = setInterval(() => link.report({ ...counters, websockets: Math.floor(upgraded.size / 2) }), resolved.statsIntervalMs);
   statsTimer.unref();
+  // Requests people made, once a second at most, for the hub's idle culler.
+  const activityTimer = setInterval(() => {
+    const batch = people.take();
+    if (batch !== undefined) link.reportActivity(batch);
+  }, 1_000);
+  activityTimer.unref();
 
   let state: GatewayState = 'created';
   let address: GatewayAddress | undefined;
@@ -174,6 +183,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   async function shutdown(): Promise<void> {
     clearInterval(statsTimer);
+    clearInterval(activityTimer);
     transition('closing');
     const failures: unknown[] = [];
     const step = async (name: string, fn: () => unknown): Promise<void> => {

@@ -227,6 +227,14 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
     socket.send(JSON.stringify(message), () => undefined);
   }
 
+  /** Sends the users a person made requests for, with the time of the last one (for the idle culler). */
+  reportActivity(users: Record<string, string>): void {
+    const socket = this.#socket;
+    if (this.#state !== 'open' || socket === undefined) return;
+    const message: GatewayToHub = { type: 'activity', users };
+    socket.send(JSON.stringify(message), () => undefined);
+  }
+
   /**
    * Closes the link for good; idempotent (a second call returns the same promise). Pending lookups fail with
    * `HubUnavailableError`; the route table and cache are kept for readers until the gateway drops the link.

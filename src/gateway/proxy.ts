@@ -4,7 +4,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { Exchange, readHeaders, type ProxyContext, type StepResult } from './pipeline/exchange.js';
+import { isPersonRequest } from './activity.js';
+import { Exchange, USER_PREFIX, readHeaders, type ProxyContext, type StepResult } from './pipeline/exchange.js';
 import { forward, ignoreError } from './pipeline/forward.js';
 import { respond } from './pipeline/reply.js';
 import { authenticate, authorize, checkOrigin, classifyPath, findCredential, findRoute, upstreamHeaders } from './pipeline/steps.js';
@@ -84,5 +85,15 @@ function afterAuthentication(ex: Exchange): void {
     if (reply !== undefined) return respond(ex, reply);
   }
   const route = ex.route as ResolvedRoute;
+  notePerson(ex);
   forward(ex, route, upstreamHeaders(ex, route.authorization), 0);
+}
+
+/** Tells the hub's idle culler about requests a person made (never polling or reconnects). */
+function notePerson(ex: Exchange): void {
+  const url = ex.req.url ?? '';
+  const path = url.slice(Math.min(url.length, USER_PREFIX.length + ex.user.length + 1));
+  if (isPersonRequest({ method: ex.req.method ?? 'GET', path, upgrade: ex.upgrade, fetchMode: ex.fetchMode, accept: ex.accept })) {
+    ex.ctx.personRequest(ex.user);
+  }
 }

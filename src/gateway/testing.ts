@@ -36,6 +36,8 @@ export interface FakeHub {
   answerAuth: boolean;
   /** The last counters a gateway reported. */
   stats: { requests: number; errors: number; websockets: number } | undefined;
+  /** Last request a person made, per user, as the gateway reported it (ISO-8601). */
+  readonly activity: Record<string, string>;
   /** Number of gateway links currently open. */
   readonly links: number;
   /** Resolves when a gateway link is open and has received its snapshot. */
@@ -89,6 +91,10 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
           hub.stats = message;
           return;
         }
+        if (message.type === 'activity') {
+          Object.assign(hub.activity, message.users);
+          return;
+        }
         const key = `${message.kind}:${message.value}`;
         lookups.set(key, (lookups.get(key) ?? 0) + 1);
         if (!hub.answerAuth) return;
@@ -109,6 +115,7 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
 
   const hub: FakeHub = {
     stats: undefined,
+    activity: {},
     port,
     url: `http://127.0.0.1:${port}`,
     secret,

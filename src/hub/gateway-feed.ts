@@ -15,6 +15,8 @@ export interface GatewayFeedContext {
   resolve(kind: 'cookie' | 'token', value: string): Promise<Identity | null>;
   /** A gateway's counters (null: that gateway went away); `key` tells gateways apart. */
   stats?(key: string, stats: GatewayStats | null): void;
+  /** A person made a request to `user`'s server at `atMs` (the gateway's judgement; polling never counts). */
+  personRequest?(user: string, atMs: number): void;
   readonly log: Logger;
 }
 
@@ -77,6 +79,13 @@ export class GatewayFeed {
     if (message.type === 'stats') {
       const { type: _type, ...stats } = message;
       this.ctx.stats?.(key, stats);
+      return;
+    }
+    if (message.type === 'activity') {
+      for (const [user, at] of Object.entries(message.users)) {
+        const atMs = Date.parse(at);
+        if (Number.isFinite(atMs)) this.ctx.personRequest?.(user, atMs);
+      }
       return;
     }
     let identity: Identity | null = null;

@@ -22,7 +22,9 @@ import { buildApp } from './http/app.js';
 import type { HubServices } from './http/services.js';
 import { InstancePool } from './instances/pool.js';
 import { HubMetrics } from './metrics.js';
-import { placementSettings, sessionSettings } from './settings.js';
+import { cullSettings, placementSettings, sessionSettings } from './settings.js';
+import { Culler } from './cull/culler.js';
+import { PoolHistory, sizesFromEvents } from './admin/history.js';
 import { ADMIN_TOKEN_FILE, STORE_FILE, ensureGatewaySecret, ensureSshInternalKey, removeRuntime, writeRuntime, writeSecretFile } from './runtime.js';
 import { generateEd25519 } from '../ssh/keys.js';
 import { SessionManager } from './sessions/manager.js';
@@ -49,6 +51,8 @@ export interface HubOptions {
 
 /** Store key of the size `dspool scale` set. */
 const POOL_SIZE_SETTING = 'pool.size';
+/** Store key of the users an admin exempted from idle culling. */
+const CULL_EXEMPT_SETTING = 'cull.exempt';
 
 /** State of the hub process's lifecycle. */
 export type HubState = 'running' | 'closing' | 'closed';
@@ -100,6 +104,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     routes: () => sessions.routes(),
     resolve: (kind, value) => (kind === 'cookie' ? identities.resolveCookie(value) : identities.resolveToken(value)),
     stats: (key, stats) => metrics.gateway(key, stats && { requests: stats.requests, errors: stats.errors }),
+    personRequest: (user, atMs) => culler.personRequest(user, atMs),
     log,
   });
 
@@ -139,8 +144,31 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   });
   const { window: windowMs, maxWait: maxWaitMs, maxConcurrent, ...loginLimit } = config.hub.loginLimit;
   const logins = new LoginGuard({ identities, events }, { windowMs, maxWaitMs, maxConcurrent: maxConcurrent ?? undefined, ...loginLimit });
+  const culler = new Culler({
+    running: () => sessions.running(),
+    stop: (user, reason) => sessions.stop(user, reason),
+    notify: async (instanceId, user, message) => {
+      await registry.get(instanceId)?.request('notify', { user, message: message.slice(0, 500) }, 10_000);
+    },
+    exemptions: {
+      load: async () => ((await store.getSetting(CULL_EXEMPT_SETTING)) as string[] | undefined) ?? [],
+      save: (users) => store.putSetting(CULL_EXEMPT_SETTING, users),
+    },
+    events, log, now: Date.now, ...cullSettings(config),
+  });
+  sessions.showCullFields((id) => culler.fieldsOf(id));
+  pool.on('joined', (_id, hello, connection) => {
+    culler.report(hello.servers);
+    connection.on('heartbeat', (beat) => culler.report(beat.servers));
+  });
+  // The pool's size over the last day, for the admin page: on every instance change, and every 5 minutes.
+  const history = new PoolHistory(86_400_000, 300_000);
+  const sample = (): void => history.record(Date.now(), pool.list().filter((v) => v.state !== 'deleted').length, pool.ready().length);
+  pool.on('state', sample);
+  const sampler = setInterval(sample, 60_000);
+  sampler.unref();
   const services: HubServices = {
-    store, identities, logins, gatewaySecret, sessions, userHost: config.gateway.userHost, hostLogins: new UserHostLogins({ store }), pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
+    history, culler, store, identities, logins, gatewaySecret, sessions, userHost: config.gateway.userHost, hostLogins: new UserHostLogins({ store }), pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user), maxBodyBytes: config.hub.maxBodySize,
     accounts: accountPolicy({
       uidBase: config.users.uidBase, passwordMinLength: config.users.passwordMinLength,
@@ -164,6 +192,11 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   if (scaled && scaled.configured === config.pool.instances && scaled.desired !== config.pool.instances) pool.resize(scaled.desired);
   await pool.grow();
   pool.startMonitor();
+  await culler.start();
+  sample();
+  // The chart's earlier part, from the event log (a restarted hub still shows the day).
+  const current = new Map(pool.list().map((v) => [v.id, v.state as string]));
+  history.preload(sizesFromEvents(current, await store.listEvents({ limit: 100_000 }), Date.now() - 86_400_000));
   writeRuntime(config.dataDir, { hub_url: url, pid: process.pid, started: new Date().toISOString(), version: options.version });
   log.info({ url, instances: config.pool.instances }, 'hub running');
 
@@ -178,7 +211,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     close(closeOptions = {}) {
       closing ??= (async () => {
         state = 'closing';
-        const steps: Array<[string, () => Promise<void> | void]> = [['stop health monitor', () => pool.stopMonitor()]];
+        const steps: Array<[string, () => Promise<void> | void]> = [['stop health monitor', () => pool.stopMonitor()], ['stop idle culler', () => culler.stop()], ['stop size sampler', () => clearInterval(sampler)]];
         if (closeOptions.stopPool) {
           steps.push(['stop sessions', () => sessions.stopAll('the pool is shutting down')]);
           steps.push(['delete instances', () => pool.stopAll()]);

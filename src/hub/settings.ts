@@ -3,6 +3,7 @@
 import type { LoadedConfig } from '../config/index.js';
 import type { InstancePoolContext } from './instances/pool.js';
 import type { ProfileRequest, SessionManagerContext } from './sessions/manager.js';
+import type { CullerContext } from './cull/culler.js';
 
 /**
  * The pool's capacity, heartbeat, repair and drain settings from the config.
@@ -43,4 +44,23 @@ export function sessionSettings(
     profiles[name] = { cpu: p.cpu, memoryBytes: p.memory, gpus: p.gpus, ...(p.description === undefined ? {} : { description: p.description }) };
   }
   return { strategy: config.pool.placement, profiles, defaultProfile: config.pool.defaultProfile, queueTimeoutMs: config.pool.queueTimeout };
+}
+
+/**
+ * The idle culler's policy per profile (its `idleTimeout`, else the pool's `pool.cull.idleTimeout`; a session
+ * started without a profile uses the default profile's), warning lead, save time and check interval.
+ *
+ * @example
+ * new Culler({ ...base, ...cullSettings(config) });
+ */
+export function cullSettings(config: LoadedConfig): Pick<CullerContext, 'policyOf' | 'saveTimeoutMs' | 'intervalMs'> {
+  const { cull, profiles, defaultProfile } = config.pool;
+  return {
+    policyOf: (profile) => {
+      const named = profiles[profile ?? defaultProfile ?? ''];
+      return { idleTimeoutMs: named?.idleTimeout === undefined ? cull.idleTimeout : named.idleTimeout, warnBeforeMs: cull.warnBefore };
+    },
+    saveTimeoutMs: cull.saveTimeout,
+    intervalMs: cull.interval,
+  };
 }

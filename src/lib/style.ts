@@ -18,6 +18,7 @@ code{font-family:Menlo,Monaco,Consolas,"Courier New",monospace;font-size:90%;pad
 nav{display:flex;gap:12px;align-items:center;color:#777}
 .wrap{max-width:760px;margin:0 auto;padding:0 16px}
 main.wrap{padding-bottom:48px}
+main.wrap.admin{max-width:1100px}
 h1{font-size:24px;font-weight:500;margin:0 0 16px}
 h2{font-size:18px;font-weight:500;margin:28px 0 10px;padding-bottom:6px;border-bottom:1px solid #eee}
 p{margin:0 0 10px}

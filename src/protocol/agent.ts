@@ -99,6 +99,23 @@ export type SessionResources = z.infer<typeof sessionResourcesSchema>;
 /** States of one user server as the agent sees it. */
 export const agentServerStateSchema = z.enum(['starting', 'running', 'stopping']);
 
+/**
+ * What a session is doing, as the agent sees it (idle means "no work", never "no traffic"): kernels executing code
+ * a person sent, terminals and SSH sessions running a foreground job, and the last moment of such work or input.
+ */
+export const serverWorkSchema = z.strictObject({
+  /** Kernels executing now. */
+  kernelsExecuting: z.number().int().nonnegative(),
+  /**
+   * Jupyter terminals and SSH ptys whose foreground process is not the shell, and SSH commands running that are
+   * not a bare shell fed on stdin (VS Code Remote-SSH's agent is one; it only counts its input).
+   */
+  foreground: z.number().int().nonnegative(),
+  /** Last moment of work: a kernel executing, keyboard input on a terminal or SSH session (ISO-8601). */
+  lastWork: z.string().optional(),
+});
+export type ServerWork = z.infer<typeof serverWorkSchema>;
+
 /** A server the agent runs, reported in `hello` and every `heartbeat` so the hub can re-adopt after a restart. */
 export const serverReportSchema = z.strictObject({
   sessionId: z.string(),
@@ -112,6 +129,8 @@ export const serverReportSchema = z.strictObject({
   lastActivity: z.string().optional(),
   /** What the hub reserved for it (`startServer.resources`), so a restarted hub re-reserves the same GPUs. */
   resources: sessionResourcesSchema.optional(),
+  /** Work in the session (kernels, terminals, SSH), for the hub's idle culler. */
+  work: serverWorkSchema.optional(),
 });
 export type ServerReport = z.infer<typeof serverReportSchema>;
 

@@ -92,6 +92,11 @@ export const gatewayToHubSchema = z.discriminatedUnion('type', [
     errors: z.number().int().nonnegative(),
     websockets: z.number().int().nonnegative(),
   }),
+  /**
+   * Users whose server a person made requests to (not polling, not reconnects), with the time of the last one
+   * (ISO-8601), for the idle culler. Sent at most once a second.
+   */
+  z.strictObject({ type: z.literal('activity'), users: z.record(z.string(), z.string()) }),
 ]);
 export type GatewayToHub = z.infer<typeof gatewayToHubSchema>;
 export type GatewayStats = Omit<Extract<GatewayToHub, { type: 'stats' }>, 'type'>;

@@ -24,6 +24,10 @@ export interface SshSessionInfo {
   startedAt: Date;
   /** Last time the client sent input (keystrokes, uploaded bytes). */
   lastInputAt: Date;
+  /** It runs on a pseudo-terminal (its foreground process group tells whether a job runs). */
+  pty: boolean;
+  /** The command of an `exec` session (`ssh host cmd`). */
+  command?: string;
   /** Shows a line on the session's terminal (interactive pty sessions only; never on exec/sftp streams). */
   notify?: (message: string) => void;
 }
@@ -70,6 +74,7 @@ export function handleSession(session: Session, ctx: SessionContext): void {
   const clientEnv: Record<string, string> = {};
   let running: Running | undefined;
   let closed = false;
+  let execCommand: string | undefined;
 
   session.on('env', (accept, reject, info) => {
     if (envAccepted(info.key, ctx.acceptEnv)) {
@@ -118,6 +123,7 @@ export function handleSession(session: Session, ctx: SessionContext): void {
   });
 
   function start(channel: ServerChannel, kind: SshSessionInfo['kind'], command: string | undefined): Running | undefined {
+    execCommand = command;
     const env = sessionEnv(ctx.user, ctx.account, ctx.defaultPath, clientEnv);
     if (ptyInfo !== undefined) env.TERM = ptyInfo.term || 'xterm';
     const { account } = ctx;
@@ -140,7 +146,10 @@ export function handleSession(session: Session, ctx: SessionContext): void {
 
   function track(kind: SshSessionInfo['kind'], pid: number): SshSessionInfo {
     const now = new Date();
-    const info: SshSessionInfo = { user: ctx.user, kind, pid, startedAt: now, lastInputAt: now };
+    const info: SshSessionInfo = {
+      user: ctx.user, kind, pid, startedAt: now, lastInputAt: now, pty: ptyInfo !== undefined && kind !== 'sftp',
+      ...(execCommand === undefined ? {} : { command: execCommand }),
+    };
     ctx.track(info, false);
     ctx.log.info({ user: ctx.user, kind, pid }, 'ssh session started');
     return info;

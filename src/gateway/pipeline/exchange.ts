@@ -31,6 +31,8 @@ export interface ProxyContext {
   route(user: string): ResolvedRoute | undefined;
   cachedIdentity(kind: CredentialKind, value: string): Identity | null | undefined;
   lookup(kind: CredentialKind, value: string): Promise<Identity | null>;
+  /** A person (not polling, not a reconnect) made a request to `user`'s server (for the hub's idle culler). */
+  personRequest(user: string): void;
   /**
    * Called with both sockets of a WebSocket once it is piped, so `close()` can end it, and with the credential
    * that opened it (user's servers only), so a revoked or expired credential's WebSockets end too.
@@ -79,6 +81,8 @@ export class Exchange {
   forwardedHost: string | undefined = undefined;
   /** With `userHost`: the user whose host this request came to (`alice.pool.example`); `''` on the hub's host. */
   hostUser = '';
+  /** `Sec-Fetch-Mode`: `navigate` when a person opens or reloads a page. */
+  fetchMode: string | undefined = undefined;
   /** The user whose server is addressed (`/user/<user>/…`); `''` for hub paths. */
   user = '';
   credentialKind: CredentialKind = 'token';
@@ -139,6 +143,9 @@ export function readHeaders(ex: Exchange): void {
         break;
       case 13:
         if (name.toLowerCase() === 'authorization') ex.authorization = value;
+        break;
+      case 14:
+        if (name.toLowerCase() === 'sec-fetch-mode') ex.fetchMode = value;
         break;
       case 15:
         if (name.toLowerCase() === 'x-forwarded-for') ex.forwardedFor = value;

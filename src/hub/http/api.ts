@@ -12,11 +12,18 @@ import { requireCaller, requireScope } from './auth.js';
 import { readJson, readQuery } from './body.js';
 import { instanceModel, serverModel, tokenModel, userModel } from './models.js';
 import { buildOpenApi } from './openapi.js';
-import { addSshKeyBody, createTokenBody, createUserBody, eventsQuery, patchUserBody } from './schemas.js';
+import { addSshKeyBody, createTokenBody, createUserBody, eventsQuery, extendServerBody, patchUserBody } from './schemas.js';
+import { parseDuration } from '../../lib/duration.js';
 import { parseSshKey, publicKeyLine } from '../../ssh/keys.js';
 import { registerSshKey } from '../auth/ssh-keys.js';
 import { startServerBodySchema } from './pool-api.js';
 import type { HubEnv, HubServices } from './services.js';
+
+/** Header the banner script on users' Jupyter pages sends when it polls their model. */
+export const PAGE_HEADER = 'x-dspool-page';
+/** `POST …/server/extend` without `for`. */
+const DEFAULT_EXTENSION_MS = 3_600_000;
+const MAX_EXTENSION_MS = 7 * 86_400_000;
 
 function sshKeyModel(key: { id: string; algo: string; data: string; comment: string; fingerprint: string; created: string }) {
   const parsed = parseSshKey(`${key.algo} ${key.data}`);
@@ -49,7 +56,7 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
   };
   const model = (user: UserRecord) => {
     const session = s.sessions.active(user.name);
-    return userModel(user, session, session ? s.sessions.poolFieldsOf(session.id) : undefined);
+    return userModel(user, session, session ? s.sessions.poolFieldsOf(session.id) : undefined, s.culler.isExempt(user.name));
   };
 
   api.get('/', (c) => c.json({ version: s.version }));
@@ -80,6 +87,8 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
   api.get('/users/:name', async (c) => {
     const name = pathUser(c.req.param('name'));
     requireScope(c, ['read:users', 'read:servers'], name);
+    // The banner script on the user's Jupyter pages polls here: a page seen is a page that can save when asked.
+    if (c.req.header(PAGE_HEADER) !== undefined) s.culler.pageSeen(name);
     return c.json(model(await loadUser(name)));
   });
 
@@ -111,6 +120,10 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
     const user = await s.store.updateUser(name, {
       admin: body.admin, disabled: body.disabled, passwordHash: body.password ? await hashPassword(body.password) : undefined,
     });
+    if (body.cull_exempt !== undefined) {
+      await s.culler.setExempt(name, body.cull_exempt);
+      s.events.record('user.cull_exempt', `${name} is ${body.cull_exempt ? 'exempt from' : 'no longer exempt from'} idle culling`, { user: name });
+    }
     s.revoke(name);
     // A disabled user keeps nothing running: no session, no route, no way in until enabled again.
     if (body.disabled === true) await s.sessions.stop(name, 'user disabled');
@@ -149,6 +162,19 @@ export function apiRoutes(s: HubServices): Hono<HubEnv> {
     await loadUser(name);
     await s.sessions.stop(name);
     return c.body(null, 204);
+  });
+
+  api.post('/users/:name/server/extend', async (c) => {
+    const name = pathUser(c.req.param('name'));
+    requireScope(c, 'servers', name);
+    await loadUser(name);
+    const body = await readJson(c, extendServerBody);
+    const forMs = body.for === undefined ? DEFAULT_EXTENSION_MS : parseDuration(body.for);
+    if (forMs === undefined || forMs <= 0 || forMs > MAX_EXTENSION_MS) {
+      throw new BadRequestError(`for: "${String(body.for)}" is not a duration between 1 s and 7 days; write e.g. "1h" or milliseconds`, 'for');
+    }
+    const result = s.culler.extend(name, forMs);
+    return c.json({ extended_until: result.extendedUntil, cull_at: result.cullAt });
   });
 
   api.get('/users/:name/server/progress', async (c) => {

@@ -7,6 +7,7 @@ import { apiRoutes } from './api.js';
 import { renderApiReference } from './api-docs.js';
 import { authenticate } from './auth.js';
 import { limitBody } from './body.js';
+import { adminRoutes } from './admin-page.js';
 import { pageRoutes } from './pages.js';
 import { metricsRoutes, poolApiRoutes, type PoolApiContext } from './pool-api.js';
 import { INTERNAL_PREFIX, internalRoutes, type InternalContext } from './internal.js';
@@ -52,6 +53,7 @@ export function buildApp(services: HubServices, log: Logger, internal?: Internal
     app.route('/hub/api', poolApiRoutes(pool));
     app.route('/hub', metricsRoutes(pool));
   }
+  app.route('/hub', adminRoutes(services));
   app.route('/hub', pageRoutes(services));
   return app;
 }

@@ -9,6 +9,10 @@ import type { InstanceJson, ServerJson, TokenJson, UserJson } from './schemas.js
 export interface SessionPoolFields {
   readonly queuePosition: number | null;
   readonly notice: string | null;
+  /** While the idle culler's warning stands: when the server stops unless used (ISO-8601). */
+  readonly cullAt: string | null;
+  /** The server is being stopped for idleness: open pages should save now. */
+  readonly saveRequested: boolean;
 }
 
 export function serverModel(session: SessionRecord, pool?: SessionPoolFields): ServerJson {
@@ -26,12 +30,12 @@ export function serverModel(session: SessionRecord, pool?: SessionPoolFields): S
     state: {},
     instance: session.instanceId,
     session_state: session.state,
-    ...(pool ? { queue_position: pool.queuePosition, notice: pool.notice } : {}),
+    ...(pool ? { queue_position: pool.queuePosition, notice: pool.notice, cull_at: pool.cullAt, save_requested: pool.saveRequested } : {}),
   };
 }
 
 /** A user as JupyterHub's user model; `servers` holds the active server, if any. */
-export function userModel(user: UserRecord, session: SessionRecord | undefined, pool?: SessionPoolFields): UserJson {
+export function userModel(user: UserRecord, session: SessionRecord | undefined, pool?: SessionPoolFields, cullExempt = false): UserJson {
   const server = session ? serverModel(session, pool) : undefined;
   return {
     kind: 'user' as const,
@@ -47,6 +51,7 @@ export function userModel(user: UserRecord, session: SessionRecord | undefined, 
     /** Pool fields. */
     uid: user.uid,
     disabled: user.disabled,
+    cull_exempt: cullExempt,
     auth_state: null,
   };
 }

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { ScopeName } from '../auth/scopes.js';
 import {
   createTokenBody, createUserBody, errorSchema, eventSchema, instanceSchema, patchUserBody, requestIdentitySchema, serverSchema,
-  tokenListSchema, tokenSchema, userSchema, versionSchema, sshKeySchema, addSshKeyBody,
+  tokenListSchema, tokenSchema, userSchema, versionSchema, sshKeySchema, addSshKeyBody, extendServerBody, extendResultSchema,
 } from './schemas.js';
 import { drainBodySchema, poolSizeSchema, profileJsonSchema, protectBodySchema, queueEntrySchema, scaleBodySchema, startServerBodySchema } from './pool-api.js';
 
@@ -38,7 +38,7 @@ export interface RouteDoc {
 const err = (description: string): ResponseDoc => ({ description, schema: errorSchema });
 const userExample = {
   kind: 'user', name: 'alice', admin: false, groups: [], roles: ['user'], server: '/user/alice/', pending: null,
-  created: '2026-11-23T10:00:00.000Z', last_activity: '2026-11-23T10:05:00.000Z', auth_state: null, uid: 20001, disabled: false,
+  created: '2026-11-23T10:00:00.000Z', last_activity: '2026-11-23T10:05:00.000Z', auth_state: null, uid: 20001, disabled: false, cull_exempt: false,
   servers: {
     '': {
       name: '', ready: true, pending: null, stopped: false, url: '/user/alice/', progress_url: '/hub/api/users/alice/server/progress',
@@ -98,6 +98,14 @@ export const API_ROUTES: readonly RouteDoc[] = [
   {
     method: 'delete', path: '/users/:name/server', summary: 'Stop the user\'s server', scopes: ['delete:servers'],
     responses: { 204: { description: 'stopped (or was not running)' }, 403: err('another user'), 404: err('no such user') },
+  },
+  {
+    method: 'post', path: '/users/:name/server/extend', summary: 'Keep the user\'s idle server running for a while (postpones the idle cull)', scopes: ['servers'],
+    body: { schema: extendServerBody, example: { for: '1h' } },
+    responses: {
+      200: { description: 'kept until', schema: extendResultSchema, example: { extended_until: '2026-11-23T11:05:00.000Z', cull_at: null } },
+      400: err('bad duration'), 403: err('another user'), 404: err('no such user'), 409: err('no running server'),
+    },
   },
   {
     method: 'get', path: '/users/:name/server/progress', summary: 'Start progress as an event stream (JupyterHub\'s format)', scopes: ['read:servers'],

@@ -12,7 +12,8 @@ import { escapeHtml as esc } from '../../lib/html.js';
 import { clientAddress, csrfInput, csrfValid, originProblem, ownOrigin, safeNext } from './forms.js';
 import { POOL_CSS, STYLESHEET_PATH } from '../../lib/style.js';
 
-function page(title: string, body: string, who?: string): string {
+/** A page in the hub's look; `wide` pages (the admin page) get more room. */
+export function page(title: string, body: string, who?: string, wide?: 'admin'): string {
   const nav = who
     ? `<nav><span>${esc(who)}</span><a href="/hub/home">Home</a><a href="/hub/logout">Log out</a></nav>`
     : '';
@@ -22,7 +23,7 @@ function page(title: string, body: string, who?: string): string {
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
 </head><body>
 <header class="bar"><div class="wrap"><a class="brand" href="/hub/home">ds<b>pool</b></a>${nav}</div></header>
-<main class="wrap">
+<main class="wrap${wide ? ` ${wide}` : ''}">
 ${body}
 </main>
 </body></html>`;
@@ -44,6 +45,13 @@ ${list}
   <label>Add a public key <textarea name="key" rows="3" placeholder="ssh-ed25519 AAAA… you@laptop" required></textarea></label>
   <button type="submit" class="primary">Add key</button>
 </form>`;
+}
+
+/** Why the user's last server stopped, shown at their next visit (an idle cull, a drain, a failure). */
+async function lastStop(s: HubServices, user: string): Promise<string> {
+  const last = await s.store.latestSession(user, '');
+  if (!last?.stopped || !last.reason) return '';
+  return `<p id="last-stop" class="muted" role="status">Your last server stopped at ${esc(last.stopped.replace('T', ' ').slice(0, 19))} UTC: ${esc(last.reason)}.</p>`;
 }
 
 /** Where a login with no `next` goes: the user's server, started at once (as JupyterHub does). */
@@ -189,6 +197,8 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
     const body = `<h1>My server</h1>
 <p id="status">Status: <strong>${esc(state)}</strong>${session?.instanceId ? ` on instance <code>${esc(session.instanceId)}</code>` : ''}${pool?.queuePosition ? ` · waiting for an instance (position ${pool.queuePosition})` : ''}</p>
 ${pool?.notice ? `<p class="alert alert-warning" role="status">${esc(pool.notice)}</p>` : ''}
+${pool?.cullAt ? `<form method="post" action="/hub/home/extend">${csrf}<button name="for" value="1h">Keep it running for 1 hour</button></form>` : ''}
+${session ? '' : await lastStop(s, who.user)}
 <form class="row" method="post" action="/hub/home/server">${csrf}
   ${running ? `<a class="btn primary" href="${userPrefix(who.user)}tree">Open my server</a>` : ''}
   ${running || state === 'starting' || state === 'pending'
@@ -198,6 +208,18 @@ ${pool?.notice ? `<p class="alert alert-warning" role="status">${esc(pool.notice
 ${running ? '<p class="muted">Your notebooks on the shared drive are in <code>notebooks/remote</code>.</p>' : ''}
 ${await keysSection(s, who.user, csrf)}`;
     return c.html(page('Home', body, who.user));
+  });
+
+  pages.post('/home/extend', async (c) => {
+    const who = c.get('identity');
+    if (!who) return c.redirect('/hub/login');
+    try {
+      s.culler.extend(who.user, 3_600_000);
+    } catch (error) {
+      if (!(error instanceof HubError)) throw error;
+      return c.html(page('Home', `<p class="error" role="alert">${esc(error.message)}</p><p><a href="/hub/home">Back</a></p>`, who.user), 409);
+    }
+    return c.redirect('/hub/home');
   });
 
   pages.post('/home/keys', async (c) => {

@@ -29,7 +29,9 @@ export const serverSchema = z
     instance: z.string().nullable().describe('Pool field: the instance the server runs on.'),
     session_state: z.string().describe('Pool field: pending, starting, running, stopping, stopped or failed.'),
     queue_position: z.number().int().nullable().optional().describe('Pool field: place in the wait queue (1 = next) while waiting for room.'),
-    notice: z.string().nullable().optional().describe('Pool field: a message for the user, e.g. that the instance is being drained.'),
+    notice: z.string().nullable().optional().describe('Pool field: a message for the user, e.g. that the instance is being drained, or that the idle server will be stopped.'),
+    cull_at: z.string().nullable().optional().describe('Pool field: while an idle warning stands, when the server stops unless used or extended (ISO-8601).'),
+    save_requested: z.boolean().optional().describe('Pool field: the server is stopping for idleness; open notebook pages save now.'),
   })
   .meta({ id: 'Server', description: "JupyterHub's server model plus pool fields." });
 
@@ -48,6 +50,7 @@ export const userSchema = z
     auth_state: z.null(),
     uid: z.number().int().describe('Pool field: the UID (and GID) the user has on every instance.'),
     disabled: z.boolean().describe('Pool field.'),
+    cull_exempt: z.boolean().describe('Pool field: an admin exempted the user from idle culling.'),
   })
   .meta({ id: 'User', description: "JupyterHub's user model plus pool fields." });
 
@@ -141,8 +144,25 @@ export const patchUserBody = z
     admin: z.boolean().optional(),
     password: z.string().min(1).max(1024).optional(),
     disabled: z.boolean().optional(),
+    cull_exempt: z.boolean().optional().describe('Exempt the user from idle culling (or lift it).'),
   })
   .meta({ id: 'PatchUser' });
+
+export const extendServerBody = z
+  .strictObject({
+    for: z
+      .union([z.string(), z.number().positive()])
+      .optional()
+      .describe('How long to keep the server running whatever it does ("1h", "30m" or ms; at most 7 days); default 1h.'),
+  })
+  .meta({ id: 'ExtendServer' });
+
+export const extendResultSchema = z
+  .object({
+    extended_until: z.string().describe('The server is not culled before this time (ISO-8601).'),
+    cull_at: z.string().nullable().describe('A warning that still stands (the extension was shorter than the warning lead), or null.'),
+  })
+  .meta({ id: 'ExtendResult' });
 
 export const createTokenBody = z
   .strictObject({

@@ -5,6 +5,8 @@ import type { Caller, IdentityService } from '../auth/identity.js';
 import type { LoginGuard } from '../auth/login-guard.js';
 import type { UserHostLogins } from '../auth/user-host.js';
 import type { AccountPolicy } from '../auth/account-policy.js';
+import type { PoolHistory } from '../admin/history.js';
+import type { Culler } from '../cull/culler.js';
 import type { EventLog } from '../events.js';
 import type { InstancePool } from '../instances/pool.js';
 import type { SessionManager } from '../sessions/manager.js';
@@ -24,6 +26,10 @@ export interface HubServices {
   readonly sessions: SessionManager;
   readonly pool: InstancePool;
   readonly events: EventLog;
+  /** The idle culler: extensions, exemptions, warnings in server models. */
+  readonly culler: Pick<Culler, 'extend' | 'setExempt' | 'isExempt' | 'pageSeen'>;
+  /** The pool's size over the last day (the admin page's chart). */
+  readonly history: Pick<PoolHistory, 'points'>;
   /** Tell gateways to forget cached identities (one user's, or all). */
   revoke(user?: string): void;
   readonly version: string;

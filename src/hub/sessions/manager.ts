@@ -108,6 +108,8 @@ interface Placed {
 
 interface Live {
   record: SessionRecord;
+  /** The profile it was started with (null: none named; unknown after a hub restart). */
+  profile: string | null;
   progress: ProgressEvent[];
   /** Settles when the start has ended (ready or failed). */
   started: Promise<void>;
@@ -138,6 +140,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   private readonly notices = new Map<string, string>();
   /** Queued sessions stopped by request: their start ends quietly (the stop records the outcome). */
   private readonly withdrawn = new Set<string>();
+  private cullView: ((sessionId: string) => { notice: string | null; cullAt: string | null; saveRequested: boolean }) | undefined;
 
   constructor(private readonly ctx: SessionManagerContext) {
     super();
@@ -170,9 +173,26 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     return index < 0 ? undefined : index + 1;
   }
 
-  /** Queue position and notice of a session, for its server model. */
-  poolFieldsOf(sessionId: string): { queuePosition: number | null; notice: string | null } {
-    return { queuePosition: this.queuePosition(sessionId) ?? null, notice: this.notices.get(sessionId) ?? null };
+  /** Queue position, notices (drain, idle cull) and the culler's fields of a session, for its server model. */
+  poolFieldsOf(sessionId: string): { queuePosition: number | null; notice: string | null; cullAt: string | null; saveRequested: boolean } {
+    const cull = this.cullView?.(sessionId);
+    const notice = [this.notices.get(sessionId), cull?.notice].filter((n): n is string => typeof n === 'string' && n !== '').join(' ');
+    return { queuePosition: this.queuePosition(sessionId) ?? null, notice: notice || null, cullAt: cull?.cullAt ?? null, saveRequested: cull?.saveRequested ?? false };
+  }
+
+  /**
+   * Shows the idle culler's warning in server models (set once by the hub).
+   * @internal
+   */
+  showCullFields(view: (sessionId: string) => { notice: string | null; cullAt: string | null; saveRequested: boolean }): void {
+    this.cullView = view;
+  }
+
+  /** Running sessions with the profile they were started with (for the idle culler). */
+  running(): Array<{ record: SessionRecord; profile: string | null }> {
+    const out: Array<{ record: SessionRecord; profile: string | null }> = [];
+    for (const live of this.live.values()) if (live.record.state === 'running') out.push({ record: live.record, profile: live.profile });
+    return out;
   }
 
   /** A message for the session's user (e.g. "this instance is draining"), if any. */
@@ -285,6 +305,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     let done!: () => void;
     const started = new Promise<void>((resolve) => (done = resolve));
     const live = this.track(record, started);
+    live.profile = profile;
     this.report(live, { progress: 0, message: 'Server requested', phase: 'requested' });
     void this.run(live, user, { profile, request, sticky }).finally(done);
     return live.record;
@@ -330,7 +351,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   }
 
   private track(record: SessionRecord, started: Promise<void>): Live {
-    const live: Live = { record, progress: [], started };
+    const live: Live = { record, profile: null, progress: [], started };
     this.live.set(record.id, live);
     this.byUser.set(record.user, record.id);
     return live;

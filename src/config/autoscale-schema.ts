@@ -160,6 +160,7 @@ export const autoscaleSchema = z
       .enum(['fewest-sessions', 'newest', 'oldest'])
       .default('fewest-sessions')
       .describe('Which instance a scale-in drains first (never a protected one; sessions always end on their own).'),
+    scaleInDelay: duration('1m').describe('How long more free slots than needed must last before the pool drains an instance (rules have their own cooldowns).'),
     wakeHold: duration('5m').describe('How long an intent (a login) keeps room for that user when they have no server yet.'),
     rules: z.array(ruleSchema).default([]).describe('The default profile\'s rules (Azure: rules of the default profile).'),
     profiles: z.array(scheduleProfileSchema).default([]).describe('Recurring and fixed-date profiles: fixed date > recurrence > default.'),

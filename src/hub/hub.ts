@@ -11,6 +11,7 @@ import { AGENT_PATH } from '../protocol/agent.js';
 import { GATEWAY_PATH } from '../protocol/gateway.js';
 import type { Provider } from '../providers/provider.js';
 import { AgentRegistry } from './agents/registry.js';
+import { AutoscaleController, autoscaleSettings } from './autoscale/index.js';
 import { newSecret } from './auth/credentials.js';
 import { IdentityService } from './auth/identity.js';
 import { EventLog } from './events.js';
@@ -132,9 +133,14 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     ...sessionSettings(config), metrics: metrics.placement,
     routes: { publish: (route) => feed.publish(route), unpublish: (user, id) => feed.unpublish(user, id) },
   });
+  const autoscaler = config.pool.autoscale.enabled
+    ? new AutoscaleController({
+      settings: autoscaleSettings(config), pool, sessions, events, log, registry: metrics.registry, maxSessions: config.pool.capacity.maxSessions,
+    })
+    : undefined;
   const services: HubServices = {
     store, identities, sessions, pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
-    spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user),
+    spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user), intent: (user, kind) => autoscaler?.intent(user, kind),
   };
   const scale = {
     configured: config.pool.instances,
@@ -149,9 +155,11 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   await sessions.prune();
   // `dspool scale` outlives a restart, unless pool.yaml's size was changed since (then the file wins).
   const scaled = (await store.getSetting(POOL_SIZE_SETTING)) as { desired: number; configured: number } | undefined;
-  if (scaled && scaled.configured === config.pool.instances && scaled.desired !== config.pool.instances) pool.resize(scaled.desired);
+  // With autoscaling on, the autoscaler owns the size from its first decision on.
+  if (!autoscaler && scaled && scaled.configured === config.pool.instances && scaled.desired !== config.pool.instances) pool.resize(scaled.desired);
   await pool.grow();
   pool.startMonitor();
+  autoscaler?.start();
   writeRuntime(config.dataDir, { hub_url: url, pid: process.pid, started: new Date().toISOString(), version: options.version });
   log.info({ url, instances: config.pool.instances }, 'hub running');
 
@@ -166,7 +174,10 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     close(closeOptions = {}) {
       closing ??= (async () => {
         state = 'closing';
-        const steps: Array<[string, () => Promise<void> | void]> = [['stop health monitor', () => pool.stopMonitor()]];
+        const steps: Array<[string, () => Promise<void> | void]> = [
+          ['stop autoscaler', () => autoscaler?.close()],
+          ['stop health monitor', () => pool.stopMonitor()],
+        ];
         if (closeOptions.stopPool) {
           steps.push(['stop sessions', () => sessions.stopAll('the pool is shutting down')]);
           steps.push(['delete instances', () => pool.stopAll()]);

@@ -247,15 +247,17 @@ export class Autoscaler {
     }
 
     // Scale in: by the scale-in rules (all agree), or by surplus when there are none.
+    const inRules = p.rules.map((r, i) => ({ r, e: evaluations[i] as RuleEvaluation })).filter((x) => x.r.action.direction === 'in');
+    // Without scale-in rules only empty instances go (demand alone never unsettles a user); a rule may drain one
+    // with sessions, which keep running there until they end.
     const removable: InstanceSnapshot[] = [];
     let free = values.freeSlots;
     for (const inst of order) {
-      if (free - inst.freeSlots < need) continue;
+      if (free - inst.freeSlots < need || (inRules.length === 0 && inst.sessions > 0)) continue;
       free -= inst.freeSlots;
       removable.push(inst);
     }
     const floor = Math.max(p.min, current - removable.length);
-    const inRules = p.rules.map((r, i) => ({ r, e: evaluations[i] as RuleEvaluation })).filter((x) => x.r.action.direction === 'in');
     let proposed = current;
     let cause: Decision['cause'] = 'none';
     let reason = 'no rule fired and demand is met';

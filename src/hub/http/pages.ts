@@ -92,6 +92,7 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
       return c.html(loginPage(next, 'Invalid username or password.', username), 403);
     }
     s.events.record('user.login', `${username} logged in`, { user: username });
+    s.intent(username, 'login');
     setCookie(c, LOGIN_COOKIE, cookie, {
       path: '/', httpOnly: true, sameSite: 'Lax', maxAge: Math.floor(s.cookieMaxAgeMs / 1000),
       secure: c.req.header('x-forwarded-proto') === 'https',

@@ -20,6 +20,8 @@ export interface HubServices {
   readonly cookieMaxAgeMs: number;
   /** How long `POST …/server` waits for the start before answering 202, in ms. */
   readonly spawnWaitMs: number;
+  /** Someone means to work (a login): the autoscaler wakes the pool for them. A no-op without autoscaling. */
+  intent(user: string, kind: 'login'): void;
 }
 
 /** Per-request values set by the authentication step. */

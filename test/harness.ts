@@ -34,6 +34,8 @@ export function cli(args: readonly string[], options: { stdin?: string; cwd?: st
 
 export interface PoolOptions {
   instances?: number;
+  /** The whole `pool:` value as flow YAML (e.g. `{ instances: 0, min: 0, autoscale: { enabled: true } }`); overrides `instances`. */
+  pool?: string;
   extraYaml?: string;
   /** Turn the SSH front door on (an ephemeral port). */
   ssh?: boolean;
@@ -69,7 +71,7 @@ export class TestPool {
         `gateway: { host: 127.0.0.1, port: 0, sshPort: ${options.ssh ? 0 : 'null'} }`,
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
-        `pool: { instances: ${options.instances ?? 2} }`,
+        `pool: ${options.pool ?? `{ instances: ${options.instances ?? 2} }`}`,
         `users: { uidBase: ${this.uidBase} }`,
         'log: { level: warn }',
         options.extraYaml ?? '',

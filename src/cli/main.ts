@@ -4,6 +4,7 @@ import { VERSION } from '../lib/version.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerInstanceCommands } from './commands/instances.js';
 import { registerScaleCommand } from './commands/scale.js';
+import { registerSimulateCommand } from './commands/simulate.js';
 import { registerStatusCommands } from './commands/status.js';
 import { registerUpCommand } from './commands/up.js';
 import { registerSshCommands } from './commands/ssh.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerInstanceCommands(program);
   registerSshCommands(program, registerUserCommands(program));
   registerConfigCommands(program);
+  registerSimulateCommand(program);
   const applyOverride = (command: Command) => {
     // Excess arguments are checked in the hook below, so the message can name them.
     command.exitOverride().allowExcessArguments(true);

@@ -196,7 +196,8 @@ export class Autoscaler {
     const slots = Math.max(1, snap.slotsPerInstance);
     const working = snap.sessions + snap.queued + snap.intents > 0;
     // Warm slots are kept while anyone works; with nobody, the pool may go to its minimum (zero).
-    const need = snap.queued + snap.intents + (working ? p.warmSlots : 0);
+    const aware = this.settings.sessionAware;
+    const need = aware ? snap.queued + snap.intents + (working ? p.warmSlots : 0) : 0;
     const evaluations = p.rules.map((rule) => this.evaluate(rule, now));
     const base = { atMs: now, profile: p.name, from: current, metrics: values, evaluations };
     const make = (to: number, cause: Decision['cause'], reason: string, extra: { rule?: RuleEvaluation; drain?: readonly string[] } = {}): Decision => ({
@@ -221,7 +222,7 @@ export class Autoscaler {
       outReason = `profile "${p.name}" keeps at least ${p.min} instance(s)`;
     }
     const shortfall = need - values.freeSlots;
-    const demand = shortfall > 0 ? current + Math.ceil(shortfall / slots) : current;
+    const demand = aware && shortfall > 0 ? current + Math.ceil(shortfall / slots) : current;
     if (demand > out) {
       out = demand;
       outCause = 'demand';
@@ -253,7 +254,7 @@ export class Autoscaler {
     const removable: InstanceSnapshot[] = [];
     let free = values.freeSlots;
     for (const inst of order) {
-      if (free - inst.freeSlots < need || (inRules.length === 0 && inst.sessions > 0)) continue;
+      if (free - inst.freeSlots < need || (aware && inRules.length === 0 && inst.sessions > 0)) continue;
       free -= inst.freeSlots;
       removable.push(inst);
     }
@@ -283,7 +284,7 @@ export class Autoscaler {
         reason = rule ? `rule ${rule.rule}: ${rule.metric} ${round(rule.value)} ${rule.operator} ${rule.threshold}` : reason;
         if (proposed === current) reason = `${reason}, but ${current - floor === 0 ? 'no instance can go without losing needed room' : `the minimum is ${floor}`}`;
       }
-    } else if (floor < current) {
+    } else if (aware && floor < current) {
       this.surplusSinceMs ??= now;
       const held = now - this.surplusSinceMs;
       if (held >= this.settings.scaleInDelayMs) {

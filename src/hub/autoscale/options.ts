@@ -69,6 +69,11 @@ export interface AutoscaleSettings {
   readonly scaleInDelayMs: number;
   /** The default profile first, then the scheduled ones in file order. */
   readonly profiles: readonly Profile[];
+  /**
+   * Queued requests, intents and warm slots drive the size, and demand alone drains only empty instances. Always
+   * true in the hub; the simulator turns it off for its plain "cpu-rule" baseline.
+   */
+  readonly sessionAware: boolean;
 }
 
 /** Minutes after midnight of "HH:MM". */
@@ -112,5 +117,6 @@ export function autoscaleSettings(config: Pick<LoadedConfig, 'pool'>): Autoscale
   }
   return {
     enabled: a.enabled, intervalMs: a.interval, scaleInPolicy: a.scaleInPolicy, wakeHoldMs: a.wakeHold, scaleInDelayMs: a.scaleInDelay, profiles,
+    sessionAware: true,
   };
 }

@@ -33,6 +33,13 @@ if (process.getuid?.() !== 0) {
   process.exit(2);
 }
 
+/** UIDs for this run; a `dspool-team` group another pool made on this machine is shared (its GID is kept). */
+function usersLine() {
+  const team = spawnSync('getent', ['group', 'dspool-team'], { encoding: 'utf8' }).stdout.split(':')[2];
+  const uidBase = (team ? Number(team) : 40000) + 1 + Math.floor(Math.random() * 2000) * 10;
+  return `users: { uidBase: ${uidBase}${team ? `, teamGid: ${Number(team)}` : ''} }`;
+}
+
 const dir = mkdtempSync(join(os.tmpdir(), `dspool-wake-${TAG}-`));
 chmodSync(dir, 0o755);
 const config = join(dir, 'pool.yaml');
@@ -46,7 +53,7 @@ writeFileSync(
     'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
     'provider: { type: local }',
     'pool: { instances: 0, min: 0, max: 2, autoscale: { enabled: true, interval: 1s, scaleInDelay: 1s } }',
-    `users: { uidBase: ${40000 + Math.floor(Math.random() * 2000) * 10} }`,
+    usersLine(),
     'log: { level: warn }',
     '',
   ].join('\n'),

@@ -148,7 +148,6 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
   private desired: number;
   private closing: Promise<void> | undefined;
   private monitor: NodeJS.Timeout | undefined;
-  private growing: Promise<void> | undefined;
   /** Ready instances, rebuilt only when a state or capacity changes (placement reads it on every decision). */
   private readyCache: InstanceView[] | undefined;
   /** Instances whose postponed repair was already recorded (so the event log is not flooded). */
@@ -194,20 +193,17 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     }
   }
 
-  /** Creates instances until the pool has its size (instances being removed do not count). */
-  grow(): Promise<void> {
-    this.growing ??= (async () => {
-      try {
-        // A draining instance is on its way out: it does not count towards the size (its replacement starts now).
-        let kept = 0;
-        for (const entry of this.entries.values()) if (!entry.removing && !entry.view.draining) kept++;
-        const missing = this.closing ? 0 : this.desired - kept;
-        await Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.create()));
-      } finally {
-        this.growing = undefined;
-      }
-    })();
-    return this.growing;
+  /**
+   * Creates instances until the pool has its size (instances being removed or drained do not count). Safe to call
+   * while another grow is under way: each new instance is counted the moment its creation starts, so a second
+   * call (a resize in between) adds only what is still missing.
+   */
+  async grow(): Promise<void> {
+    // A draining instance is on its way out: it does not count towards the size (its replacement starts now).
+    let kept = 0;
+    for (const entry of this.entries.values()) if (!entry.removing && !entry.view.draining) kept++;
+    const missing = this.closing ? 0 : this.desired - kept;
+    await Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.create()));
   }
 
   /** Starts watching heartbeats, repairs and drains (every heartbeat interval). */

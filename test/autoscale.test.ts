@@ -71,6 +71,11 @@ describe.skipIf(!existsSync(JUPYTER))('a pool that scales to zero and wakes on i
     await stop(alice);
     await empty();
     expect((await events()).some((e) => e.kind === 'autoscale.decision' && e.data.direction === 'in' && e.data.from === 1 && e.data.to === 0)).toBe(true);
+    // Every decision, "no change" included, is counted; the rule's value and threshold are exported.
+    const metrics = await (await pool.fetch('/hub/metrics', { token: admin })).text();
+    for (const direction of ['out', 'in', 'none']) expect(metrics).toMatch(new RegExp(`dspool_autoscale_decisions_total\\{direction="${direction}",cause="\\w+"\\} [1-9]`));
+    expect(metrics).toMatch(/dspool_autoscale_rule_threshold\{rule="default#0",metric="activeUsers",direction="in"\} 1/);
+    expect(metrics).toMatch(/dspool_autoscale_target_instances 0/);
   }, 150_000);
 
   it('scales out at once for a burst of starts, with each user told the pool is waking', async () => {

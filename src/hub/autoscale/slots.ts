@@ -12,6 +12,10 @@ export const MAX_SLOTS = 1000;
  * freeSlots({ cpus: 8, memoryBytes: 2 ** 34, gpuIndices: [], maxSessions: 4 }, emptyUsage(), { cpu: 1, memoryBytes: 0, gpus: 0 }); // 4
  */
 export function freeSlots(room: Room, usage: Readonly<Usage>, request: ResourceRequest): number {
+  if (request.cpu <= 0 && request.memoryBytes <= 0 && request.gpus <= 0) {
+    // Only the session limit counts (no loop over a thousand slots on every tick).
+    return room.maxSessions === null ? MAX_SLOTS : Math.max(0, Math.min(MAX_SLOTS, room.maxSessions - usage.sessions));
+  }
   const u: Usage = { cpu: usage.cpu, memoryBytes: usage.memoryBytes, gpus: new Set(usage.gpus), sessions: usage.sessions };
   let n = 0;
   while (n < MAX_SLOTS && fits(room, u, request)) {

@@ -34,6 +34,8 @@ export function cli(args: readonly string[], options: { stdin?: string; cwd?: st
 
 export interface PoolOptions {
   instances?: number;
+  /** The whole `pool:` value as flow YAML (e.g. `{ instances: 0, min: 0, autoscale: { enabled: true } }`); overrides `instances`. */
+  pool?: string;
   extraYaml?: string;
   /** Turn the SSH front door on (an ephemeral port). */
   ssh?: boolean;
@@ -81,8 +83,9 @@ export class TestPool {
         `gateway: { host: 127.0.0.1, port: 0, sshPort: ${options.ssh ? 0 : 'null'}${options.gateway ? `, ${options.gateway}` : ''} }`,
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
-        // A suite's own `pool:` section (profiles, repair, …) replaces this one: YAML refuses a key given twice.
-        /^pool:/m.test(options.extraYaml ?? '') ? '' : `pool: { instances: ${options.instances ?? 2}${options.poolYaml ? `, ${options.poolYaml}` : ''} }`,
+        // A suite's own `pool:` (option or a section in extraYaml) replaces this one: YAML refuses a key given twice.
+        options.pool !== undefined ? `pool: ${options.pool}`
+          : /^pool:/m.test(options.extraYaml ?? '') ? '' : `pool: { instances: ${options.instances ?? 2}${options.poolYaml ? `, ${options.poolYaml}` : ''} }`,
         `users: { uidBase: ${this.uidBase}, teamGroup: ${this.teamGroup}, passwordMinLength: ${options.passwordMinLength ?? 2} }`,
         'log: { level: warn }',
         options.extraYaml ?? '',

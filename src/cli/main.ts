@@ -5,6 +5,7 @@ import { registerConfigCommands } from './commands/config.js';
 import { registerCullCommands } from './commands/cull.js';
 import { registerInstanceCommands } from './commands/instances.js';
 import { registerScaleCommand } from './commands/scale.js';
+import { registerSimulateCommand } from './commands/simulate.js';
 import { registerStatusCommands } from './commands/status.js';
 import { registerUpCommand } from './commands/up.js';
 import { registerSshCommands } from './commands/ssh.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerSshCommands(program, users);
   registerCullCommands(program, users);
   registerConfigCommands(program);
+  registerSimulateCommand(program);
   const applyOverride = (command: Command) => {
     // Excess arguments are checked in the hook below, so the message can name them.
     command.exitOverride().allowExcessArguments(true);

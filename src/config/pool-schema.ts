@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { parseSize } from '../lib/size.js';
 import { cullSchema, idleTimeout } from './cull-schema.js';
+import { autoscaleSchema } from './autoscale-schema.js';
 import { duration } from './duration.js';
 
 /** Largest sizes accepted anywhere in `pool:`: anything above is a typo, not a machine. */
@@ -104,7 +105,22 @@ export const poolSchema = z
       .min(0, 'must not be negative')
       .max(POOL_LIMITS.instances, `must be at most ${POOL_LIMITS.instances}`)
       .default(2)
-      .describe('How many instances the pool keeps running.'),
+      .describe('How many instances the pool keeps running (with autoscale on: how many it starts with).'),
+    min: z
+      .number()
+      .int()
+      .min(0, 'must not be negative')
+      .max(POOL_LIMITS.instances, `must be at most ${POOL_LIMITS.instances}`)
+      .default(0)
+      .describe('Fewest instances the autoscaler keeps (0: none while nobody works; the pool wakes on intent).'),
+    max: z
+      .number()
+      .int()
+      .min(0, 'must not be negative')
+      .max(POOL_LIMITS.instances, `must be at most ${POOL_LIMITS.instances}`)
+      .default(10)
+      .describe('Most instances the autoscaler runs.'),
+    autoscale: autoscaleSchema,
     placement: z
       .enum(['spread', 'pack'])
       .default('spread')
@@ -131,6 +147,15 @@ export const poolSchema = z
     cull: cullSchema,
   })
   .superRefine((pool, ctx) => {
+    if (pool.min > pool.max) ctx.addIssue({ code: 'custom', path: ['min'], message: `is more than max (${pool.min} > ${pool.max})` });
+    pool.autoscale.profiles.forEach((p, i) => {
+      for (const key of ['min', 'max'] as const) {
+        const v = p[key];
+        if (v !== undefined && (v < pool.min || v > pool.max)) {
+          ctx.addIssue({ code: 'custom', path: ['autoscale', 'profiles', i, key], message: `${v} is outside pool.min..pool.max (${pool.min}..${pool.max})` });
+        }
+      }
+    });
     if (pool.defaultProfile !== null && !(pool.defaultProfile in pool.profiles)) {
       ctx.addIssue({
         code: 'custom',

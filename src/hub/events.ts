@@ -6,6 +6,7 @@ import type { Store } from './store/types.js';
 export type EventKind =
   | 'instance.created' | 'instance.state' | 'instance.deleted'
   | 'instance.failed' | 'instance.drain' | 'instance.protect' | 'instance.repair_postponed'
+  | 'autoscale.decision'
   | 'session.placed' | 'session.queued' | 'session.state' | 'session.adopted' | 'session.lost' | 'session.notice'
   | 'session.cull_warning' | 'session.cull_withdrawn' | 'session.culled' | 'session.extended' | 'user.cull_exempt'
   | 'user.created' | 'user.deleted' | 'user.key_added' | 'user.login' | 'user.login_failed'

@@ -12,6 +12,7 @@ import { GATEWAY_PATH } from '../protocol/gateway.js';
 import type { Provider } from '../providers/provider.js';
 import { AgentRegistry } from './agents/registry.js';
 import { accountPolicy } from './auth/account-policy.js';
+import { AutoscaleController, autoscaleSettings } from './autoscale/index.js';
 import { newSecret } from './auth/credentials.js';
 import { IdentityService } from './auth/identity.js';
 import { LoginGuard } from './auth/login-guard.js';
@@ -167,9 +168,15 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   pool.on('state', sample);
   const sampler = setInterval(sample, 60_000);
   sampler.unref();
+  const autoscaler = config.pool.autoscale.enabled
+    ? new AutoscaleController({
+      settings: autoscaleSettings(config), pool, sessions, events, log, registry: metrics.registry, maxSessions: config.pool.capacity.maxSessions,
+    })
+    : undefined;
   const services: HubServices = {
     history, culler, store, identities, logins, gatewaySecret, sessions, userHost: config.gateway.userHost, hostLogins: new UserHostLogins({ store }), pool, events, version: options.version, cookieMaxAgeMs: config.hub.cookieMaxAge,
     spawnWaitMs: options.spawnWaitMs ?? 10_000, revoke: (user) => feed.revoke(user), maxBodyBytes: config.hub.maxBodySize,
+    intent: (user, kind) => autoscaler?.intent(user, kind),
     accounts: accountPolicy({
       uidBase: config.users.uidBase, passwordMinLength: config.users.passwordMinLength,
       // Only a pool run as root makes Unix accounts on this machine (its local instances run servers as them).
@@ -189,7 +196,8 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   await sessions.prune();
   // `dspool scale` outlives a restart, unless pool.yaml's size was changed since (then the file wins).
   const scaled = (await store.getSetting(POOL_SIZE_SETTING)) as { desired: number; configured: number } | undefined;
-  if (scaled && scaled.configured === config.pool.instances && scaled.desired !== config.pool.instances) pool.resize(scaled.desired);
+  // With autoscaling on, the autoscaler owns the size from its first decision on.
+  if (!autoscaler && scaled && scaled.configured === config.pool.instances && scaled.desired !== config.pool.instances) pool.resize(scaled.desired);
   await pool.grow();
   pool.startMonitor();
   await culler.start();
@@ -197,6 +205,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   // The chart's earlier part, from the event log (a restarted hub still shows the day).
   const current = new Map(pool.list().map((v) => [v.id, v.state as string]));
   history.preload(sizesFromEvents(current, await store.listEvents({ limit: 100_000 }), Date.now() - 86_400_000));
+  autoscaler?.start();
   writeRuntime(config.dataDir, { hub_url: url, pid: process.pid, started: new Date().toISOString(), version: options.version });
   log.info({ url, instances: config.pool.instances }, 'hub running');
 
@@ -211,7 +220,12 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     close(closeOptions = {}) {
       closing ??= (async () => {
         state = 'closing';
-        const steps: Array<[string, () => Promise<void> | void]> = [['stop health monitor', () => pool.stopMonitor()], ['stop idle culler', () => culler.stop()], ['stop size sampler', () => clearInterval(sampler)]];
+        const steps: Array<[string, () => Promise<void> | void]> = [
+          ['stop autoscaler', () => autoscaler?.close()],
+          ['stop health monitor', () => pool.stopMonitor()],
+          ['stop idle culler', () => culler.stop()],
+          ['stop size sampler', () => clearInterval(sampler)],
+        ];
         if (closeOptions.stopPool) {
           steps.push(['stop sessions', () => sessions.stopAll('the pool is shutting down')]);
           steps.push(['delete instances', () => pool.stopAll()]);

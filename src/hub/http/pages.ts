@@ -154,6 +154,8 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
     }
     const cookie = result.verdict === 'allowed' ? result.cookie : undefined;
     if (cookie === undefined) return again(403, 'Invalid username or password.');
+    // A login is intent to work: the autoscaler wakes a pool scaled to zero (a no-op without autoscaling).
+    s.intent(username, 'login');
     setCookie(c, LOGIN_COOKIE, cookie, {
       path: '/', httpOnly: true, sameSite: 'Lax', maxAge: Math.floor(s.cookieMaxAgeMs / 1000),
       secure: c.req.header('x-forwarded-proto') === 'https',

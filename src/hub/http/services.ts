@@ -41,6 +41,8 @@ export interface HubServices {
   readonly maxBodyBytes: number;
   /** Which new account names and passwords are accepted. */
   readonly accounts: AccountPolicy;
+  /** Someone means to work (a login): the autoscaler wakes the pool for them. A no-op without autoscaling. */
+  intent(user: string, kind: 'login'): void;
 }
 
 /** Per-request values set by the authentication step. */

@@ -152,3 +152,20 @@ describe('InstancePool scale-in', () => {
     expect(second.pool.list()).toEqual([]);
   });
 });
+
+describe('InstancePool resize for the autoscaler', () => {
+  it('drains the instances it is asked to prefer, and a scale-out during a drain starts new instances', async () => {
+    const provider = new SilentProvider();
+    const { pool } = makePool(provider, 3, { sessionsOn: 1 });
+    await pool.grow();
+    const [a, b, c] = provider.created;
+    expect(pool.resize(2, [c ?? '', a ?? ''])).toEqual([c]);
+    expect(pool.get(c ?? '')?.draining).toBe(true);
+    // The draining instance (its session still there) no longer counts: asking for 3 again starts one more.
+    pool.resize(3);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(provider.created).toHaveLength(4);
+    expect(pool.list().filter((i) => !i.draining)).toHaveLength(3);
+    expect(pool.get(b ?? '')?.draining).toBe(false);
+  });
+});

@@ -148,7 +148,6 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
   private desired: number;
   private closing: Promise<void> | undefined;
   private monitor: NodeJS.Timeout | undefined;
-  private growing: Promise<void> | undefined;
   /** Ready instances, rebuilt only when a state or capacity changes (placement reads it on every decision). */
   private readyCache: InstanceView[] | undefined;
   /** Instances whose postponed repair was already recorded (so the event log is not flooded). */
@@ -210,19 +209,17 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     }
   }
 
-  /** Creates instances until the pool has its size (instances being removed do not count). */
-  grow(): Promise<void> {
-    this.growing ??= (async () => {
-      try {
-        let kept = 0;
-        for (const entry of this.entries.values()) if (!entry.removing) kept++;
-        const missing = this.closing ? 0 : this.desired - kept;
-        await Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.create()));
-      } finally {
-        this.growing = undefined;
-      }
-    })();
-    return this.growing;
+  /**
+   * Creates instances until the pool has its size (instances being removed or drained do not count). Safe to call
+   * while another grow is under way: each new instance is counted the moment its creation starts, so a second
+   * call (a resize in between) adds only what is still missing.
+   */
+  async grow(): Promise<void> {
+    // A draining instance is on its way out: it does not count towards the size (its replacement starts now).
+    let kept = 0;
+    for (const entry of this.entries.values()) if (!entry.removing && !entry.view.draining) kept++;
+    const missing = this.closing ? 0 : this.desired - kept;
+    await Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.create()));
   }
 
   /** Starts watching heartbeats, repairs and drains (every heartbeat interval). */
@@ -367,21 +364,23 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
   /**
    * Sets the pool's size. Growing creates instances; shrinking drains the instances with the fewest sessions
    * (never a protected one), with no deadline: their sessions end on their own and nothing is killed. Returns
-   * the instances it started draining (fewer than asked when the rest are protected).
+   * the instances it started draining (fewer than asked when the rest are protected). `prefer` lists instances
+   * to drain first, in order (the autoscaler's `scaleInPolicy`).
    *
    * @example
    * pool.resize(1); // ['i-3f9c2a']
    */
-  resize(size: number): string[] {
+  resize(size: number, prefer: readonly string[] = []): string[] {
     this.desired = size;
     const draining: string[] = [];
     let kept = 0;
     for (const entry of this.entries.values()) if (!entry.removing && !entry.view.draining) kept++;
     if (kept > size) {
       const rank = (e: Entry): number => (e.view.state === 'ready' ? 1 : 0);
+      const preferred = (e: Entry): number => (prefer.includes(e.view.id) ? prefer.indexOf(e.view.id) : prefer.length);
       const candidates = [...this.entries.values()]
         .filter((e) => !e.removing && !e.view.protected && !e.view.draining && e.view.state !== 'failed')
-        .sort((a, b) => this.ctx.occupancy.countOn(a.view.id) - this.ctx.occupancy.countOn(b.view.id) || rank(a) - rank(b) || b.view.created.localeCompare(a.view.created));
+        .sort((a, b) => preferred(a) - preferred(b) || this.ctx.occupancy.countOn(a.view.id) - this.ctx.occupancy.countOn(b.view.id) || rank(a) - rank(b) || b.view.created.localeCompare(a.view.created));
       for (const entry of candidates.slice(0, kept - size)) {
         this.drain(entry.view.id, null);
         draining.push(entry.view.id);

@@ -14,7 +14,7 @@ import type { EventLog } from '../events.js';
 import type { InstancePool, InstanceView } from '../instances/pool.js';
 import type { SessionRecord, Store, UserRecord } from '../store/types.js';
 import {
-  decidePlacement, neverFitsReason, type Candidate, type PlacementDecision, type PlacementStrategy, type ResourceRequest,
+  decidePlacement, neverFitsReason, type Candidate, type Usage, type PlacementDecision, type PlacementStrategy, type ResourceRequest,
 } from './placement.js';
 import { nextSessionState, type SessionState } from './state.js';
 
@@ -266,6 +266,22 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   /** Progress so far of a session (for replay to a late subscriber). */
   progressOf(sessionId: string): readonly ProgressEvent[] {
     return this.live.get(sessionId)?.progress ?? [];
+  }
+
+  /** What is reserved on an instance now (the autoscaler counts free slots with it). */
+  usageOn(instanceId: string): Readonly<Usage> {
+    return this.ledger.usageOf(instanceId);
+  }
+
+  /**
+   * Tells every queued request why it still waits (a progress line: the start page shows it, the SSH front door
+   * puts it in the banner). The autoscaler uses it while it wakes the pool.
+   *
+   * @example
+   * sessions.tellQueued('Waking the pool: starting an instance (12 s so far)');
+   */
+  tellQueued(message: string): void {
+    for (const waiter of this.queue) this.report(waiter.live, { progress: 5, message });
   }
 
   /** Sessions per instance (active ones). */
@@ -555,7 +571,9 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
 
   /** Tells each user on a draining instance (their server model and the event log). */
   private noticeDrain(view: InstanceView): void {
-    const message = `This instance (${view.id}) is being drained for maintenance${view.drainDeadline ? `; your server will be stopped at ${view.drainDeadline}` : ''}. Save your work: your next server starts on another instance, with your notebooks.`;
+    const message = view.drainDeadline
+      ? `This instance (${view.id}) is being drained for maintenance; your server will be stopped at ${view.drainDeadline}. Save your work: your next server starts on another instance, with your notebooks.`
+      : `This instance (${view.id}) is being drained as the pool shrinks: your server keeps running until you stop it, and your next server starts on another instance, with your notebooks.`;
     for (const live of this.live.values()) {
       if (live.record.instanceId !== view.id || this.notices.get(live.record.id) === message) continue;
       this.notices.set(live.record.id, message);

@@ -37,6 +37,12 @@ export interface PoolOptions {
   extraYaml?: string;
   /** Turn the SSH front door on (an ephemeral port). */
   ssh?: boolean;
+  /** Replaces the `hub:` line (e.g. an address on a test namespace's link). */
+  hubYaml?: string;
+  /** Replaces the `provider:` line. */
+  providerYaml?: string;
+  /** Replaces the `pool:` line (`instances` is then taken from it). */
+  poolYaml?: string;
 }
 
 /** A running pool for one suite. */
@@ -67,9 +73,9 @@ export class TestPool {
         'dataDir: ./state',
         'share: { path: ./share }',
         `gateway: { host: 127.0.0.1, port: 0, sshPort: ${options.ssh ? 0 : 'null'} }`,
-        'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
-        'provider: { type: local }',
-        `pool: { instances: ${options.instances ?? 2} }`,
+        options.hubYaml ?? 'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
+        options.providerYaml ?? 'provider: { type: local }',
+        options.poolYaml ?? `pool: { instances: ${options.instances ?? 2} }`,
         `users: { uidBase: ${this.uidBase} }`,
         'log: { level: warn }',
         options.extraYaml ?? '',

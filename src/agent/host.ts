@@ -11,6 +11,20 @@ export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
+/**
+ * The machine's own address for `address: auto`: its first non-loopback IPv4 address (interfaces in name order),
+ * or undefined when it has none.
+ *
+ * @example
+ * ownAddress(); // '198.18.4.2'
+ */
+export function ownAddress(interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces()): string | undefined {
+  for (const name of Object.keys(interfaces).sort()) {
+    for (const info of interfaces[name] ?? []) if (info.family === 'IPv4' && !info.internal) return info.address;
+  }
+  return undefined;
+}
+
 /** The machine's size as reported in `hello`, with the GPUs `detectGpus` found. */
 export function capacity(gpus: readonly GpuDevice[] = []): Capacity {
   return { cpus: os.cpus().length, memoryBytes: os.totalmem(), gpus: gpus.length, ...(gpus.length > 0 ? { gpuDevices: [...gpus] } : {}) };

@@ -53,9 +53,9 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   const base = dirname(file);
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   const config = result.data;
-  const provider = config.provider.type === 'local' && config.provider.scratchDir !== undefined
-    ? { ...config.provider, scratchDir: at(config.provider.scratchDir) }
-    : config.provider;
+  let provider = config.provider;
+  if (provider.type === 'local' && provider.scratchDir !== undefined) provider = { ...provider, scratchDir: at(provider.scratchDir) };
+  if (provider.type === 'slurm' && provider.slurmConf !== null) provider = { ...provider, slurmConf: at(provider.slurmConf) };
   return { ...config, configFile: file, dataDir: at(config.dataDir), share: { path: at(config.share.path) }, provider };
 }
 

@@ -11,9 +11,10 @@
 import type { PoolConfig } from '../config/schema.js';
 import type { Logger } from '../lib/log.js';
 import { createLocalProvider } from './local/index.js';
+import { createSlurmProvider } from './slurm/index.js';
 import type { Provider } from './provider.js';
 
-export type { DeleteOptions, InstanceSpec, Provider, ProviderInstance } from './provider.js';
+export type { DeleteOptions, InstanceGoneListener, InstanceSpec, Provider, ProviderInstance } from './provider.js';
 
 /**
  * Builds the provider pool.yaml names in `provider.type`.
@@ -25,5 +26,7 @@ export function createProvider(config: Pick<PoolConfig, 'provider' | 'dataDir'>,
   switch (config.provider.type) {
     case 'local':
       return createLocalProvider({ ...config.provider, dataDir: config.dataDir }, log);
+    case 'slurm':
+      return createSlurmProvider({ ...config.provider, dataDir: config.dataDir }, log);
   }
 }

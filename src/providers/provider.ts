@@ -35,6 +35,9 @@ export interface DeleteOptions {
   readonly graceMs?: number;
 }
 
+/** Called by `Provider.watch` when the engine knows an instance is gone. */
+export type InstanceGoneListener = (instanceId: string, reason: string) => void;
+
 export interface Provider {
   /** Engine name as written in pool.yaml `provider.type`. */
   readonly type: string;
@@ -44,6 +47,14 @@ export interface Provider {
   delete(id: string, options?: DeleteOptions): Promise<void>;
   /** Instances that exist in the engine now (used to re-adopt them after a hub restart). */
   list(): Promise<ProviderInstance[]>;
+  /**
+   * Optional, for engines that learn of a loss on their own (a Slurm job ended: time limit, node failure,
+   * `scancel`): `listener` is called once per instance the engine knows is gone, with a reason for people, so the
+   * hub fails it at once instead of waiting for its heartbeats to stop. An engine that cannot tell (its controller
+   * does not answer) must not call it: not knowing is not a loss. Instances deleted through `delete` are not
+   * reported. Calling `watch` again replaces the listener.
+   */
+  watch?(listener: InstanceGoneListener): void;
   /** Releases the provider's own resources; never deletes instances. Safe to call twice. */
   close(): Promise<void>;
 }

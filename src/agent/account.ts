@@ -11,7 +11,12 @@ import { AccountError } from './errors.js';
 /** What `ensureAccount` needs from its caller. */
 export interface AccountContext {
   readonly log: Logger;
+  /** GID of the pool's team group (`TEAM_GROUP`); every account is made a member. Absent: no team group. */
+  readonly teamGid?: number | undefined;
 }
+
+/** The pool's team group: every pool account is a member; `<share>/team` belongs to it. */
+export const TEAM_GROUP = 'dspool-team';
 
 interface CommandResult {
   code: number;
@@ -33,6 +38,8 @@ interface Entry {
   name: string;
   id: number;
   gid?: number;
+  /** Group members (group database only). */
+  members?: string[];
 }
 
 async function getent(database: 'passwd' | 'group', key: string): Promise<Entry | undefined> {
@@ -42,6 +49,7 @@ async function getent(database: 'passwd' | 'group', key: string): Promise<Entry 
   const fields = result.stdout.trim().split('\n')[0]?.split(':') ?? [];
   const entry: Entry = { name: fields[0] ?? '', id: Number(fields[2]) };
   if (database === 'passwd') entry.gid = Number(fields[3]);
+  else entry.members = (fields[3] ?? '').split(',').filter(Boolean);
   return entry;
 }
 
@@ -76,7 +84,10 @@ export async function ensureAccount(user: AgentUser, home: string, ctx: AccountC
     if (group && group.id !== user.gid) fail(`group "${user.name}" exists with GID ${group.id}, but the hub assigned GID ${user.gid}`);
     if (account && account.id !== user.uid) fail(`account exists with UID ${account.id}, but the hub assigned UID ${user.uid}`);
     if (account && account.gid !== user.gid) fail(`account exists with primary GID ${account.gid}, but the hub assigned GID ${user.gid}`);
-    if (group && account) return;
+    if (group && account) {
+      if (ctx.teamGid !== undefined) await ensureTeamMember(user.name, ctx.teamGid, ctx);
+      return;
+    }
 
     const result = group
       ? await run('useradd', ['-u', String(user.uid), '-g', String(user.gid), '-M', '-l', '-d', home, '-s', '/bin/bash', user.name])
@@ -105,6 +116,34 @@ export async function ensureAccount(user: AgentUser, home: string, ctx: AccountC
     fail(`${what} failed with exit code ${result.code}: ${result.stderr.trim()}`);
   }
   fail(`gave up after ${MAX_ATTEMPTS} attempts (/etc/passwd or /etc/group stayed locked)`);
+}
+
+/**
+ * Makes sure the team group exists with `gid` and `name` is a member. A group of that name with another GID, or
+ * that GID held by another group, throws `AccountError` (the instance's accounts do not match the hub's).
+ */
+async function ensureTeamMember(name: string, gid: number, ctx: AccountContext): Promise<void> {
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const group = await getent('group', TEAM_GROUP);
+    if (group && group.id !== gid) throw new AccountError(name, `group "${TEAM_GROUP}" exists with GID ${group.id}, but the pool's team group is GID ${gid}`);
+    if (group?.members?.includes(name)) return;
+    const result = group ? await run('usermod', ['-a', '-G', TEAM_GROUP, name]) : await run('groupadd', ['-g', String(gid), TEAM_GROUP]);
+    if (result.code === 0) {
+      ctx.log.info({ user: name, group: TEAM_GROUP, gid }, group ? 'added to the team group' : 'team group created');
+      continue;
+    }
+    if (isLockError(result) || result.code === 9) {
+      await sleep(20 + Math.random() * 80 * Math.min(attempt, 10));
+      continue;
+    }
+    if (!group && result.code === 4) {
+      const holder = await getent('group', String(gid)).catch(() => undefined);
+      if (holder?.name === TEAM_GROUP) continue;
+      throw new AccountError(name, `GID ${gid} (the pool's team group) is already used by group "${holder?.name ?? '?'}"`);
+    }
+    throw new AccountError(name, `${group ? 'usermod' : 'groupadd'} for the team group failed with exit code ${result.code}: ${result.stderr.trim()}`);
+  }
+  throw new AccountError(name, `gave up adding to "${TEAM_GROUP}" after ${MAX_ATTEMPTS} attempts (/etc/group stayed locked)`);
 }
 
 /**

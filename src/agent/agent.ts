@@ -269,10 +269,10 @@ export class Agent {
     if (!over()) return;
     (await this.ssh)?.endUser(user.name, 'your server on this instance has stopped; this SSH session ends with it');
     if (!this.asRoot) return;
-    const { home } = userPaths(this.options.settings, user.name);
+    const { runtimeDir } = userPaths(this.options.settings, user.name);
     // After the SSH hang-up had its chance, so shells end the usual way first (no waiting when the agent closes).
     if (this.current === 'running') await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const found = await endLeftovers(user.uid, home, this.options.stopGraceMs, over);
+    const found = await endLeftovers(user.uid, runtimeDir, this.options.stopGraceMs, over);
     if (found > 0) this.log.info({ user: user.name, processes: found }, 'ended what the user left running on this instance');
   }
 

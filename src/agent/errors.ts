@@ -102,7 +102,7 @@ export class ShareUnavailableError extends AgentError {
   }
 }
 
-/** Thrown by `startServer` when the user cannot reach their `$HOME` because a parent directory is closed to them. */
+/** Thrown by `startServer` when the user cannot reach their `$HOME` (on the share) or their folder on the instance's disk because a parent directory is closed to them. */
 export class HomeUnreachableError extends AgentError {
   override readonly name = 'HomeUnreachableError';
   constructor(
@@ -112,7 +112,7 @@ export class HomeUnreachableError extends AgentError {
   ) {
     super(
       AgentErrorCode.startFailed,
-      `user "${user}" cannot reach their home ${home}: every parent directory of the instance's scratch directory must be traversable by others (chmod o+x)`,
+      `user "${user}" cannot reach ${home}: every parent directory of the share and of the instance's scratch directory must be traversable by others (chmod o+x)`,
       options,
     );
   }

@@ -1,7 +1,9 @@
-// A user's files on an instance: local `$HOME`, their folders on the share, the `notebooks/remote` link and
-// the Jupyter config the agent writes for them.
-import { lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
-import { chmod, chown, lchown, lstat, mkdir } from 'node:fs/promises';
+// A user's files on an instance. Everything a user saves where they save by default lives on the share: `$HOME` is
+// `<share>/users/<name>/home` (Jupyter's landing folder, the SSH login directory, scp without a path), with
+// `$HOME/notebooks/remote` → `<share>/users/<name>/notebooks`. What must not sit on a network share (SQLite files:
+// IPython's history, Jupyter's notebook signatures; runtime files and sockets; caches) is pointed at the instance's
+// own disk through environment variables (`sessionDirsEnv`). The agent also writes the Jupyter config it needs.
+import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../lib/log.js';
 import type { AgentUser } from '../protocol/agent.js';
@@ -9,37 +11,90 @@ import { HomeUnreachableError, ShareUnavailableError } from './errors.js';
 
 /** Where a user's files are on this instance. */
 export interface UserPaths {
-  /** `<scratchDir>/home/<name>`: local to the instance, mode 0700. */
+  /** `<share>/users/<name>`: the user's own folder on the share, theirs alone (0700). */
+  readonly userDir: string;
+  /** `<share>/users/<name>/home`: `$HOME`, on the share, 0700. */
   readonly home: string;
   /** `<share>/users/<name>/notebooks`: the user's notebooks on the share. */
   readonly shareNotebooks: string;
   /** `$HOME/notebooks/remote`, a symlink to `shareNotebooks`. */
   readonly link: string;
-  /** Directory given to Jupyter as `JUPYTER_CONFIG_DIR`. */
+  /** `<scratchDir>/local/<name>`: the user's folder on the instance's own disk, 0700, gone with the instance. */
+  readonly local: string;
+  /** `JUPYTER_CONFIG_DIR` (instance disk): the config the agent writes for the user's server. */
   readonly jupyterConfigDir: string;
+  /** `JUPYTER_DATA_DIR` (instance disk): notebook signatures (SQLite) and the cookie secret. */
+  readonly jupyterDataDir: string;
+  /** `IPYTHONDIR` (instance disk): IPython's SQLite history and profile. */
+  readonly ipythonDir: string;
+  /** `XDG_CACHE_HOME` (instance disk). */
+  readonly cacheDir: string;
+  /**
+   * `JUPYTER_RUNTIME_DIR` and `XDG_RUNTIME_DIR` (instance disk, 0700): kernel connection files and IPC sockets.
+   * Under the settings' short `runtimeDir` when the provider gives one, since a Unix socket path is limited to
+   * about 107 bytes and kernels name theirs `kernel-<uuid>-ipc-<n>`.
+   */
+  readonly runtimeDir: string;
+}
+
+/** The settings `userPaths` reads. */
+export interface PathSettings {
+  readonly scratchDir: string;
+  readonly sharePath: string;
+  /** Short per-instance directory for users' runtime dirs (`<runtimeDir>/<name>`); absent: `<local>/runtime`. */
+  readonly runtimeDir?: string | undefined;
 }
 
 /**
  * Computes a user's paths without touching the disk.
  *
  * @example
- * userPaths({ scratchDir: '/s', sharePath: '/share' }, 'alice').link; // '/s/home/alice/notebooks/remote'
+ * userPaths({ scratchDir: '/s', sharePath: '/share' }, 'alice').home; // '/share/users/alice/home'
+ * userPaths({ scratchDir: '/s', sharePath: '/share' }, 'alice').link; // '/share/users/alice/home/notebooks/remote'
  */
-export function userPaths(settings: { scratchDir: string; sharePath: string }, name: string): UserPaths {
-  const home = path.join(settings.scratchDir, 'home', name);
+export function userPaths(settings: PathSettings, name: string): UserPaths {
+  const userDir = path.join(settings.sharePath, 'users', name);
+  const home = path.join(userDir, 'home');
+  const local = path.join(settings.scratchDir, 'local', name);
   return {
+    userDir,
     home,
-    shareNotebooks: path.join(settings.sharePath, 'users', name, 'notebooks'),
+    shareNotebooks: path.join(userDir, 'notebooks'),
     link: path.join(home, 'notebooks', 'remote'),
-    jupyterConfigDir: path.join(home, '.dspool', 'jupyter'),
+    local,
+    jupyterConfigDir: path.join(local, 'jupyter-config'),
+    jupyterDataDir: path.join(local, 'jupyter-data'),
+    ipythonDir: path.join(local, 'ipython'),
+    cacheDir: path.join(local, 'cache'),
+    runtimeDir: settings.runtimeDir ? path.join(settings.runtimeDir, name) : path.join(local, 'runtime'),
+  };
+}
+
+/**
+ * The environment that sends what must stay off the share to the instance's disk; part of every session
+ * process's environment (servers, kernels, terminals, SSH).
+ *
+ * @example
+ * sessionDirsEnv(userPaths(settings, 'alice')).IPYTHONDIR; // '<scratchDir>/local/alice/ipython'
+ */
+export function sessionDirsEnv(paths: UserPaths): Record<string, string> {
+  return {
+    JUPYTER_CONFIG_DIR: paths.jupyterConfigDir,
+    JUPYTER_DATA_DIR: paths.jupyterDataDir,
+    JUPYTER_RUNTIME_DIR: paths.runtimeDir,
+    IPYTHONDIR: paths.ipythonDir,
+    XDG_CACHE_HOME: paths.cacheDir,
+    XDG_RUNTIME_DIR: paths.runtimeDir,
   };
 }
 
 /** What the layout functions need from their caller. */
 export interface LayoutContext {
   readonly log: Logger;
-  /** The agent runs as root: files go to the user, and work inside `$HOME` runs with the user's IDs. */
+  /** The agent runs as root: files go to the user, and work inside the user's folders runs with the user's IDs. */
   readonly asRoot: boolean;
+  /** GID of the pool's team group (`<share>/team` is root:team, 2770); absent: no team group. */
+  readonly teamGid?: number | undefined;
 }
 
 function lstatOrUndefined(target: string): Stats | undefined {
@@ -53,8 +108,8 @@ function lstatOrUndefined(target: string): Stats | undefined {
 
 /**
  * Runs `fn` synchronously with the user's effective UID/GID when the agent is root, so that nothing inside a
- * folder the user controls (their `$HOME`) is done with root's rights: a symlink planted there cannot make the
- * agent write or chown outside it. Synchronous on purpose: no other work may run while the IDs are switched.
+ * folder the user controls is done with root's rights: a symlink planted there cannot make the agent write or chown
+ * outside it. Synchronous on purpose: no other work may run while the IDs are switched.
  */
 function asUser<T>(user: AgentUser, ctx: LayoutContext, fn: () => T): T {
   if (!ctx.asRoot || !process.seteuid || !process.setegid) return fn();
@@ -81,59 +136,99 @@ function realDirSync(dir: string, mode: number, ctx: LayoutContext): void {
 }
 
 /**
- * Makes the user's local `$HOME` (`<scratchDir>/home/<name>`, mode 0700, owned by the user).
+ * Makes `dir` (whose parent only root can write, so the user cannot swap it for a link) a real directory owned by
+ * the user with exactly `mode`, repairing the owner and mode of one that exists. Ownership changes a network share
+ * may refuse (sshfs maps owners on the server) are logged, not fatal.
+ */
+function ownedDirSync(dir: string, mode: number, user: AgentUser, ctx: LayoutContext): void {
+  realDirSync(dir, mode, ctx);
+  if (ctx.asRoot) {
+    try {
+      chownSync(dir, user.uid, user.gid);
+    } catch (error) {
+      ctx.log.warn({ dir, err: (error as Error).message }, 'cannot give a folder to its user');
+    }
+  }
+  chmodSync(dir, mode);
+}
+
+/** A root-owned directory others may only traverse (or read, with `mode`), repaired when it exists. */
+function rootDirSync(dir: string, mode: number, ctx: LayoutContext, gid?: number): void {
+  realDirSync(dir, mode, ctx);
+  if (ctx.asRoot) {
+    try {
+      chownSync(dir, 0, gid ?? 0);
+    } catch (error) {
+      ctx.log.warn({ dir, err: (error as Error).message }, 'cannot give a folder to root');
+    }
+  }
+  chmodSync(dir, mode);
+}
+
+/**
+ * Makes the user's folders on the share: `<share>/users` (root, 0711: nobody lists who has a folder),
+ * `<share>/users/<name>` (the user's, 0700: nobody else reads anything below it; an existing one is repaired),
+ * `$HOME` and `notebooks` inside it (made as the user), and `<share>/team` (root:team group, setgid 2770).
+ * Throws `ShareUnavailableError` when they cannot be made.
  *
  * @example
- * await prepareHome(paths, user, { log, asRoot: true });
+ * prepareShare(paths, '/share', user, { log, asRoot: true, teamGid: 19999 });
  */
-export async function prepareHome(paths: UserPaths, user: AgentUser, ctx: LayoutContext): Promise<void> {
-  // `<scratchDir>/home` is root's, so `home` itself cannot be swapped for a link by the user.
-  const homes = path.dirname(paths.home);
-  await mkdir(homes, { recursive: true, mode: 0o755 });
-  await chmod(homes, 0o755);
-  const info = await lstat(paths.home).catch(() => undefined);
-  if (info && !info.isDirectory()) throw new Error(`${paths.home} exists and is not a directory`);
-  if (!info) await mkdir(paths.home, { mode: 0o700 });
-  await chmod(paths.home, 0o700);
-  if (ctx.asRoot) await chown(paths.home, user.uid, user.gid);
+export function prepareShare(paths: UserPaths, sharePath: string, user: AgentUser, ctx: LayoutContext): void {
   try {
-    // access(2) checks the real UID, not the effective one: list the folder instead.
-    asUser(user, ctx, () => readdirSync(paths.home));
+    const share = lstatOrUndefined(sharePath);
+    if (!share) throw new Error('no such directory');
+    rootDirSync(path.join(sharePath, 'users'), 0o711, ctx);
+    const team = path.join(sharePath, 'team');
+    if (ctx.asRoot && ctx.teamGid !== undefined) rootDirSync(team, 0o2770, ctx, ctx.teamGid);
+    else realDirSync(team, 0o755, ctx);
+    ownedDirSync(paths.userDir, 0o700, user, ctx);
   } catch (error) {
-    throw new HomeUnreachableError(user.name, paths.home, { cause: error });
+    throw new ShareUnavailableError(sharePath, (error as Error).message, { cause: error });
+  }
+  try {
+    asUser(user, ctx, () => {
+      for (const dir of [paths.home, paths.shareNotebooks]) {
+        realDirSync(dir, 0o700, ctx);
+        chmodSync(dir, 0o700);
+      }
+      readdirSync(paths.home);
+    });
+  } catch (error) {
+    // The user's own folder exists (root made it): failing inside it means they cannot reach it.
+    if ((error as NodeJS.ErrnoException).code === 'EACCES') throw new HomeUnreachableError(user.name, paths.home, { cause: error });
+    throw new ShareUnavailableError(sharePath, (error as Error).message, { cause: error });
   }
 }
 
 /**
- * Makes `<share>/users/<name>/notebooks` (given to the user when created) and `<share>/team`; throws
- * `ShareUnavailableError` when they cannot be made.
+ * Makes the user's folders on the instance's own disk: `<scratchDir>/local/<name>` (the user's, 0700) with the
+ * Jupyter config, data, IPython, cache and runtime directories named in `UserPaths`.
  *
  * @example
- * await prepareShare(paths, '/share', user, { log, asRoot: true });
+ * prepareLocal(paths, user, { log, asRoot: true });
  */
-export async function prepareShare(paths: UserPaths, sharePath: string, user: AgentUser, ctx: LayoutContext): Promise<void> {
-  const users = path.join(sharePath, 'users');
-  const team = path.join(sharePath, 'team');
-  const userDir = path.dirname(paths.shareNotebooks);
+export function prepareLocal(paths: UserPaths, user: AgentUser, ctx: LayoutContext): void {
+  const locals = path.dirname(paths.local);
+  mkdirSync(locals, { recursive: true, mode: 0o711 });
+  rootDirSync(locals, 0o711, ctx);
+  ownedDirSync(paths.local, 0o700, user, ctx);
+  if (!paths.runtimeDir.startsWith(`${paths.local}${path.sep}`)) {
+    const runtimes = path.dirname(paths.runtimeDir);
+    mkdirSync(runtimes, { recursive: true, mode: 0o711 });
+    rootDirSync(runtimes, 0o711, ctx);
+    ownedDirSync(paths.runtimeDir, 0o700, user, ctx);
+  }
   try {
-    const share = await lstat(sharePath).catch(() => undefined);
-    if (!share) throw new Error('no such directory');
-    for (const dir of [users, team]) await mkdir(dir, { recursive: true, mode: 0o755 });
-    // Only folders created here are given to the user, with lchown: a link the user put in their place
-    // meanwhile is changed itself, never its target.
-    for (const dir of [userDir, paths.shareNotebooks]) {
-      const created = (await mkdir(dir, { recursive: true, mode: 0o755 })) !== undefined;
-      if (created && ctx.asRoot) {
-        try {
-          await lchown(dir, user.uid, user.gid);
-        } catch (error) {
-          // Some network shares (sshfs) map ownership on the server side and refuse chown.
-          ctx.log.warn({ dir, err: (error as Error).message }, 'cannot give a share folder to its user');
-        }
+    asUser(user, ctx, () => {
+      readdirSync(paths.local);
+      for (const dir of [paths.jupyterConfigDir, paths.jupyterDataDir, paths.ipythonDir, paths.cacheDir, paths.runtimeDir]) {
+        realDirSync(dir, 0o700, ctx);
+        chmodSync(dir, 0o700);
       }
-    }
+    });
   } catch (error) {
-    throw new ShareUnavailableError(sharePath, (error as Error).message, { cause: error });
+    throw new HomeUnreachableError(user.name, paths.local, { cause: error });
   }
 }
 
@@ -146,7 +241,7 @@ export async function prepareShare(paths: UserPaths, sharePath: string, user: Ag
  */
 export function linkNotebooks(paths: UserPaths, user: AgentUser, ctx: LayoutContext): void {
   asUser(user, ctx, () => {
-    realDirSync(path.dirname(paths.link), 0o755, ctx);
+    realDirSync(path.dirname(paths.link), 0o700, ctx);
     const info = lstatOrUndefined(paths.link);
     if (info?.isSymbolicLink() && readlinkSync(paths.link) === paths.shareNotebooks) return;
     if (info && !info.isSymbolicLink()) {
@@ -178,6 +273,9 @@ c.NotebookApp.port_retries = 0
 # Requests arrive through the dspool gateway with the pool's Host header.
 c.NotebookApp.allow_remote_access = True
 c.NotebookApp.quit_button = False
+# Kernels talk to the server over Unix sockets in the user's 0700 runtime directory (JUPYTER_RUNTIME_DIR on the
+# instance's disk), never over loopback TCP ports that any other user on the instance could connect to.
+c.KernelManager.transport = 'ipc'
 
 def _dspool_nodelay():
     from notebook.services.kernels.handlers import ZMQChannelsHandler
@@ -251,7 +349,7 @@ export const JUPYTER_CUSTOM_JS = `// Written by the dspool agent; edits are over
 `;
 
 /**
- * Writes the per-user Jupyter config directory (the user's own, as it may hold Jupyter's nbconfig) with
+ * Writes the per-user Jupyter config directory (on the instance's disk, the user's own) with
  * `JUPYTER_CONFIG_PY`. Runs with the user's IDs when the agent is root.
  *
  * @example
@@ -259,7 +357,6 @@ export const JUPYTER_CUSTOM_JS = `// Written by the dspool agent; edits are over
  */
 export function writeJupyterConfig(paths: UserPaths, user: AgentUser, ctx: LayoutContext): void {
   asUser(user, ctx, () => {
-    realDirSync(path.dirname(paths.jupyterConfigDir), 0o700, ctx);
     realDirSync(paths.jupyterConfigDir, 0o700, ctx);
     const file = path.join(paths.jupyterConfigDir, 'jupyter_notebook_config.py');
     const temp = `${file}.tmp-${process.pid}`;

@@ -17,12 +17,12 @@ describe.skipIf(!isRoot)('endLeftovers', () => {
     while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
   };
   const detached = (uid: number, home: string, command: string) => {
-    const child = spawn('/bin/sh', ['-c', command], { uid, gid: uid, env: { HOME: home, PATH: '/usr/bin:/bin' }, detached: true, stdio: 'ignore' });
+    const child = spawn('/bin/sh', ['-c', command], { uid, gid: uid, env: { XDG_RUNTIME_DIR: home, HOME: '/', PATH: '/usr/bin:/bin' }, detached: true, stdio: 'ignore' });
     child.unref();
     return child.pid ?? 0;
   };
 
-  it('ends the processes of that account and home only, stubborn ones with SIGKILL', async () => {
+  it('ends the processes of that account and runtime dir only (whatever their HOME), stubborn ones with SIGKILL', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dspool-leftovers-'));
     const { uid } = throwawayUser();
     const mine = join(dir, 'here', 'home');

@@ -1,16 +1,17 @@
 // When a user's session on this instance is over, what it left running goes too: the processes of the user's own
-// account whose HOME is the user's home here (a job detached with `nohup`, a VS Code server). They could hold GPUs
-// the hub has since granted to someone else. Only as root, where the account is the user's alone.
-import { pidAlive, pidsByHome, sendSignal } from '../lib/process.js';
+// account whose XDG_RUNTIME_DIR is the user's runtime dir on this instance (a job detached with `nohup`, a VS Code
+// server). Not HOME: that is on the share, the same on every instance. They could hold GPUs the hub has since granted
+// to someone else. Only as root, where the account is the user's alone.
+import { pidAlive, pidsByEnv, sendSignal } from '../lib/process.js';
 
 /**
- * Live processes whose real UID is `uid` and whose environment has `HOME=<home>`.
+ * Live processes whose real UID is `uid` and whose environment has `XDG_RUNTIME_DIR=<runtimeDir>`.
  *
  * @example
- * leftoverPids(20001, '/scratch/home/alice'); // [4242, 4250]
+ * leftoverPids(20001, '/run/dspool/i-1/alice'); // [4242, 4250]
  */
-export function leftoverPids(uid: number, home: string): number[] {
-  return pidsByHome((h) => h === home, uid);
+export function leftoverPids(uid: number, runtimeDir: string): number[] {
+  return pidsByEnv('XDG_RUNTIME_DIR', (dir) => dir === runtimeDir, uid);
 }
 
 /**
@@ -19,11 +20,11 @@ export function leftoverPids(uid: number, home: string): number[] {
  * not in the list taken then). Resolves with how many processes it found.
  *
  * @example
- * await endLeftovers(user.uid, paths.home, 5_000, () => !agent.hasServerOf(user.name));
+ * await endLeftovers(user.uid, paths.runtimeDir, 5_000, () => !agent.hasServerOf(user.name));
  */
-export async function endLeftovers(uid: number, home: string, graceMs: number, stillOver: () => boolean): Promise<number> {
+export async function endLeftovers(uid: number, runtimeDir: string, graceMs: number, stillOver: () => boolean): Promise<number> {
   if (!stillOver()) return 0;
-  const pids = leftoverPids(uid, home);
+  const pids = leftoverPids(uid, runtimeDir);
   if (pids.length === 0 || !stillOver()) return 0;
   for (const pid of pids) sendSignal(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;

@@ -89,7 +89,7 @@ describe('UserServer', () => {
     expect(server.state).toBe('running');
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(pidAlive(pid)).toBe(true);
-    expect(progress).toEqual(['10 creating account', '30 linking notebooks', '50 starting Jupyter', '90 waiting for Jupyter']);
+    expect(progress).toEqual(['10 creating account', '30 preparing your home on the share', '50 starting Jupyter', '90 waiting for Jupyter']);
 
     // The token is only in the environment.
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).not.toContain(TOKEN);
@@ -103,7 +103,16 @@ describe('UserServer', () => {
     expect(readlinkSync(paths.link)).toBe(path.join(settings.sharePath, 'users', user.name, 'notebooks'));
     expect(existsSync(path.join(settings.sharePath, 'team'))).toBe(true);
     expect(statSync(paths.home).mode & 0o777).toBe(0o700);
+    // $HOME is on the share, in the user's own 0700 folder; what must not be on a network share is on the instance.
+    expect(paths.home).toBe(path.join(settings.sharePath, 'users', user.name, 'home'));
+    expect(statSync(paths.userDir).mode & 0o777).toBe(0o700);
+    expect(statSync(path.join(settings.sharePath, 'users')).mode & 0o777).toBe(0o711);
+    for (const dir of [paths.local, paths.runtimeDir, paths.ipythonDir, paths.jupyterDataDir, paths.jupyterConfigDir]) {
+      expect(dir.startsWith(settings.scratchDir)).toBe(true);
+      expect(statSync(dir).mode & 0o777).toBe(0o700);
+    }
     if (isRoot()) {
+      expect(statSync(paths.userDir).uid).toBe(user.uid);
       expect(statSync(paths.home).uid).toBe(user.uid);
       expect(statSync(paths.shareNotebooks).uid).toBe(user.uid);
       expect(lstatSync(paths.link).uid).toBe(user.uid);
@@ -114,6 +123,16 @@ describe('UserServer', () => {
       const who = await kernel.execute('import os, sys; print(sys.executable, os.getuid(), os.environ["HOME"])');
       expect(who.status).toBe('ok');
       expect(who.text.trim()).toBe(`/usr/bin/python3 ${isRoot() ? user.uid : process.getuid?.()} ${paths.home}`);
+
+      // IPython's SQLite history and Jupyter's runtime files stay off the share; the kernel speaks IPC, not TCP.
+      const dirs = await kernel.execute('import json; from jupyter_core.paths import jupyter_runtime_dir; print(json.dumps([str(get_ipython().history_manager.hist_file), jupyter_runtime_dir()]))');
+      expect(dirs.status).toBe('ok');
+      const [histFile, runtime] = JSON.parse(dirs.text.trim()) as [string, string];
+      expect(histFile.startsWith(paths.ipythonDir)).toBe(true);
+      expect(runtime).toBe(paths.runtimeDir);
+      const connection = readdirSync(paths.runtimeDir).find((f) => /^kernel-.*\.json$/.test(f));
+      expect(connection).toBeDefined();
+      expect(JSON.parse(readFileSync(path.join(paths.runtimeDir, connection ?? ''), 'utf8'))).toMatchObject({ transport: 'ipc' });
 
       const wrote = await kernel.execute(`open(os.path.expanduser("~/notebooks/remote/hello.txt"), "w").write("from the kernel")`);
       expect(wrote.status).toBe('ok');

@@ -9,7 +9,7 @@ import type { AgentSettings, AgentUser, ServerReport, StartServerParams, StartSe
 import { ensureAccount } from './account.js';
 import { AgentError, IllegalServerTransitionError, JupyterMissingError, ServerStartError, ServerStartTimeoutError } from './errors.js';
 import { findExecutable } from './host.js';
-import { linkNotebooks, prepareHome, prepareShare, userPaths, writeJupyterConfig, type UserPaths } from './layout.js';
+import { linkNotebooks, prepareLocal, prepareShare, sessionDirsEnv, userPaths, writeJupyterConfig, type UserPaths } from './layout.js';
 import { OutputTail } from './output.js';
 import type { TransitionTable } from '../lib/state.js';
 
@@ -134,7 +134,8 @@ export class UserServer {
       LANG: 'C.UTF-8',
       // ipykernel's debugger otherwise warns about frozen modules on every kernel start.
       PYDEVD_DISABLE_FILE_VALIDATION: '1',
-      JUPYTER_CONFIG_DIR: userPaths(this.ctx.settings, this.user.name).jupyterConfigDir,
+      // What must stay off the share (SQLite files, sockets, caches) goes to the instance's disk.
+      ...sessionDirsEnv(userPaths(this.ctx.settings, this.user.name)),
       // Only the GPUs the hub granted this session (none granted: none visible).
       ...(this.params.resources ? { CUDA_VISIBLE_DEVICES: this.params.resources.gpus.join(',') } : {}),
     };
@@ -209,15 +210,15 @@ export class UserServer {
       const executable = await findExecutable(command ?? '', settings.jupyter.path);
       if (executable === undefined) throw new JupyterMissingError(command ?? '', settings.jupyter.path);
       const paths = userPaths(settings, this.user.name);
-      const layoutCtx = { log: this.log, asRoot: this.ctx.asRoot };
+      const layoutCtx = { log: this.log, asRoot: this.ctx.asRoot, teamGid: settings.teamGid };
 
       this.ctx.onProgress(10, 'creating account');
-      if (this.ctx.asRoot) await ensureAccount(this.user, paths.home, { log: this.log });
-      await prepareHome(paths, this.user, layoutCtx);
+      if (this.ctx.asRoot) await ensureAccount(this.user, paths.home, { log: this.log, teamGid: settings.teamGid });
       this.checkNotAborted();
 
-      this.ctx.onProgress(30, 'linking notebooks');
-      await prepareShare(paths, settings.sharePath, this.user, layoutCtx);
+      this.ctx.onProgress(30, 'preparing your home on the share');
+      prepareShare(paths, settings.sharePath, this.user, layoutCtx);
+      prepareLocal(paths, this.user, layoutCtx);
       linkNotebooks(paths, this.user, layoutCtx);
       writeJupyterConfig(paths, this.user, layoutCtx);
       this.openLogFile();

@@ -98,7 +98,18 @@ export const usersSchema = z
       .max(2_000_000_000)
       .default(20000)
       .describe('First UID (and GID) the hub assigns; each user keeps theirs on every instance.'),
+    teamGid: z
+      .number()
+      .int()
+      .min(1000)
+      .optional()
+      .describe('GID of the pool\'s team group `dspool-team` (every account is a member; `<share>/team` is theirs). Default: `uidBase - 1`.'),
   })
+  .refine((users) => users.teamGid === undefined || users.teamGid < users.uidBase, {
+    path: ['teamGid'],
+    message: 'must be below users.uidBase (user IDs count up from there)',
+  })
+  .transform((users) => ({ ...users, teamGid: users.teamGid ?? users.uidBase - 1 }))
   .prefault({});
 
 export const logSchema = z

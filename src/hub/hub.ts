@@ -124,6 +124,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       },
       logLevel: config.log.level,
       gpuCommand: config.pool.gpuCommand,
+      teamGid: config.users.teamGid,
       ssh: sshInternal ? { internalPublicKey: sshInternal.publicKey } : null,
     },
   });

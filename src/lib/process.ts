@@ -1,4 +1,4 @@
-// Whether a process is alive, and which processes run with a given HOME: shared by the CLI (is a hub already
+// Whether a process is alive, and which processes run with a given environment value: shared by the CLI (is a hub already
 // running?), the agent (a session's leftovers), the local provider (an instance's stragglers) and the tests.
 import { readdirSync, readFileSync } from 'node:fs';
 
@@ -39,19 +39,20 @@ export function sendSignal(pid: number, name: NodeJS.Signals): void {
 }
 
 /**
- * Live processes (not zombies) whose environment's `HOME` satisfies `match`, optionally only those whose real UID
- * is `uid`. Reads /proc (empty elsewhere); other users' environments are readable only as root.
+ * Live processes (not zombies) whose environment has `name` set to a value satisfying `match`, optionally only those
+ * whose real UID is `uid`. Reads /proc (empty elsewhere); other users' environments are readable only as root.
  *
  * @example
- * pidsByHome((home) => home === '/scratch/home/alice', 20001); // [4242]
+ * pidsByEnv('XDG_RUNTIME_DIR', (dir) => dir === '/run/dspool/i-1/alice', 20001); // [4242]
  */
-export function pidsByHome(match: (home: string) => boolean, uid?: number): number[] {
+export function pidsByEnv(name: string, match: (value: string) => boolean, uid?: number): number[] {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
     return [];
   }
+  const prefix = `${name}=`;
   const pids: number[] = [];
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
@@ -59,8 +60,8 @@ export function pidsByHome(match: (home: string) => boolean, uid?: number): numb
       const status = readFileSync(`/proc/${entry}/status`, 'utf8');
       if (/^State:\s+Z/m.test(status)) continue;
       if (uid !== undefined && Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]) !== uid) continue;
-      const home = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').find((v) => v.startsWith('HOME='));
-      if (home !== undefined && match(home.slice(5))) pids.push(Number(entry));
+      const value = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').find((v) => v.startsWith(prefix));
+      if (value !== undefined && match(value.slice(prefix.length))) pids.push(Number(entry));
     } catch {
       // gone meanwhile, or not ours to read
     }

@@ -24,9 +24,16 @@ export const AGENT_ENV = {
 export const agentSettingsSchema = z.strictObject({
   /** Address the instance's servers bind to and the gateway reaches them on. */
   address: z.string(),
-  /** The instance's own disk: users' `$HOME`s and server logs live here. */
+  /** The instance's own disk: what must stay off the share (users' runtime files, caches, IPython) and server logs. */
   scratchDir: z.string(),
-  /** The shared drive as seen on this instance. */
+  /**
+   * A short per-instance directory on the instance's own disk for users' runtime dirs (kernel IPC sockets, whose
+   * paths must fit in ~107 bytes); absent: `<scratchDir>/local/<name>/runtime`.
+   */
+  runtimeDir: z.string().optional(),
+  /** GID of the pool's team group `dspool-team`: every account is a member, `<share>/team` is theirs; absent: none. */
+  teamGid: z.number().int().positive().optional(),
+  /** The shared drive as seen on this instance: users' `$HOME`s and notebooks live here. */
   sharePath: z.string(),
   jupyter: z.strictObject({
     command: z.array(z.string()).min(1),

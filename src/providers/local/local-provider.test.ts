@@ -7,7 +7,7 @@ import { removeAccount } from '../../agent/account.js';
 import { KernelClient } from '../../agent/kernel-client.js';
 import { FakeHub, pidAlive, testSettings, throwawayUser, traversableTempDir } from '../../agent/testing.js';
 import { createLogger } from '../../lib/log.js';
-import { pidsByHome } from '../../lib/process.js';
+import { pidsByEnv } from '../../lib/process.js';
 import type { AgentUser } from '../../protocol/agent.js';
 import type { InstanceSpec } from '../provider.js';
 import { InstanceExistsError, InvalidInstanceIdError, ProviderClosedError } from './errors.js';
@@ -130,21 +130,21 @@ describe('LocalProvider', () => {
     expect(pidAlive(childPid)).toBe(false);
   });
 
-  it('takes along what a user detached on the instance (a process in its own session, HOME on the instance disk)', async () => {
+  it('takes along what a user detached on the instance (a process in its own session, its runtime dir on the instance disk)', async () => {
     provider = new LocalProvider({ scratchDir: path.join(root, 'instances'), agentEntry: AGENT_MAIN, log });
     await provider.create(spec('i-detached'));
     created.push('i-detached');
     await hub.waitFor((m) => m.type === 'hello' && m.instanceId === 'i-detached');
-    const home = path.join(root, 'instances', 'i-detached', 'home', 'someone');
-    // As `nohup job &` from a shell that then went away: its own session, parent gone, only HOME ties it here.
-    const job = spawn('sleep', ['300'], { detached: true, stdio: 'ignore', env: { PATH: '/usr/bin:/bin', HOME: home } });
+    const home = path.join(provider.runtimeDir('i-detached'), 'someone');
+    // As `nohup job &` from a shell that then went away: its own session, parent gone, only its runtime dir ties it here.
+    const job = spawn('sleep', ['300'], { detached: true, stdio: 'ignore', env: { PATH: '/usr/bin:/bin', XDG_RUNTIME_DIR: home } });
     job.unref();
-    const elsewhere = spawn('sleep', ['300'], { detached: true, stdio: 'ignore', env: { PATH: '/usr/bin:/bin', HOME: path.join(root, 'instances', 'i-detached-not', 'home', 'someone') } });
+    const elsewhere = spawn('sleep', ['300'], { detached: true, stdio: 'ignore', env: { PATH: '/usr/bin:/bin', XDG_RUNTIME_DIR: path.join(provider.runtimeDir('i-detached-not'), 'someone') } });
     elsewhere.unref();
     try {
       // Once both have exec'd, their environments are their own.
       const started = Date.now() + 5000;
-      while (Date.now() < started && pidsByHome((h) => h.includes('someone')).filter((p) => p === job.pid || p === elsewhere.pid).length < 2) {
+      while (Date.now() < started && pidsByEnv('XDG_RUNTIME_DIR', (h) => h.includes('someone')).filter((p) => p === job.pid || p === elsewhere.pid).length < 2) {
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
       await provider.delete('i-detached', { graceMs: 2000 });

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +12,7 @@ import { createLogger, type Logger } from '../../lib/log.js';
 import { AGENT_ENV, type AgentSettings } from '../../protocol/agent.js';
 import type { DeleteOptions, InstanceSpec, Provider, ProviderInstance } from '../provider.js';
 import { AgentEntryMissingError, AgentSpawnError, InstanceExistsError, InvalidInstanceIdError, ProviderClosedError } from './errors.js';
-import { pidAlive, pidsByHome } from '../../lib/process.js';
+import { pidAlive, pidsByEnv } from '../../lib/process.js';
 import { commandLine, descendants, signal } from './processes.js';
 
 /** Options of `LocalProvider`; `localProviderDefaults` fills them in. */
@@ -118,6 +119,15 @@ export class LocalProvider implements Provider {
     return path.join(this.options.scratchDir, id);
   }
 
+  /**
+   * The instance's short runtime directory for users' kernel sockets (a Unix socket path must fit in ~107 bytes, and
+   * the scratch dir can be deep): `/run/dspool/<id>` as root, `<tmpdir>/dspool-<uid>/<id>` otherwise.
+   */
+  runtimeDir(id: string): string {
+    const uid = process.getuid?.() ?? 0;
+    return uid === 0 ? path.join('/run/dspool', id) : path.join(os.tmpdir(), `dspool-${uid}`, id);
+  }
+
   async create(spec: InstanceSpec): Promise<ProviderInstance> {
     this.assertOpen('create an instance');
     if (!INSTANCE_ID.test(spec.id)) throw new InvalidInstanceIdError(spec.id);
@@ -128,10 +138,11 @@ export class LocalProvider implements Provider {
     // Leftovers of an instance whose agent is gone are not this instance's disk.
     await rm(dir, { recursive: true, force: true });
     await mkdir(this.options.scratchDir, { recursive: true, mode: 0o755 });
-    // Users' servers must traverse it to reach their $HOME under it.
+    // Users' servers must traverse it to reach their folders on the instance's disk under it.
     await mkdir(dir, { mode: 0o755 });
 
-    const settings: AgentSettings = { ...spec.settings, address: this.options.address, scratchDir: dir };
+    await rm(this.runtimeDir(spec.id), { recursive: true, force: true });
+    const settings: AgentSettings = { ...spec.settings, address: this.options.address, scratchDir: dir, runtimeDir: this.runtimeDir(spec.id) };
     const logFd = openSync(path.join(dir, 'agent.log'), 'a', 0o600);
     let pid: number;
     try {
@@ -249,12 +260,14 @@ export class LocalProvider implements Provider {
       const killDeadline = Date.now() + 5000;
       while ([pid, ...family].some(pidAlive) && Date.now() < killDeadline) await sleep(25);
     }
-    // What users detached from their sessions (nohup) was reparented away from the agent; it still runs with a
-    // HOME on this instance's disk. A machine that is deleted takes such processes with it, so this one does too.
-    const stragglers = pidsByHome((home) => home.startsWith(`${dir}${path.sep}`));
+    // What users detached from their sessions (nohup) was reparented away from the agent; it still runs with its
+    // runtime dir on this instance's disk. A machine that is deleted takes such processes with it, so this one does too.
+    const runtime = this.runtimeDir(id);
+    const stragglers = pidsByEnv('XDG_RUNTIME_DIR', (value) => value.startsWith(`${dir}${path.sep}`) || value.startsWith(`${runtime}${path.sep}`));
     if (stragglers.length > 0) this.log.info({ instance: id, processes: stragglers.length }, 'killing processes left on the instance');
     for (const straggler of stragglers) signal(straggler, 'SIGKILL');
     await rm(dir, { recursive: true, force: true });
+    await rm(runtime, { recursive: true, force: true });
     this.log.info({ instance: id }, 'instance deleted');
   }
 }

@@ -38,7 +38,7 @@ describe.skipIf(skip !== undefined)('a pool of Slurm jobs on a real single-node 
     `provider: { type: slurm, partition: ${partition}, timeLimit: "120", slurmConf: ${cluster.conf}, scratchDir: ${join(cluster.dir, 'nodes')}, pollInterval: 1s }`;
   const newPool = (partition: string): TestPool =>
     new TestPool({
-      hubYaml: `hub: { host: ${cluster.ns.hostAddress}, port: 0, heartbeatInterval: 1s }`,
+      hubYaml: `hub: { host: ${cluster.ns.hostAddress}, port: 0, heartbeatInterval: 1s, privateNetwork: true }`,
       providerYaml: providerYaml(partition),
       poolYaml: 'pool: { instances: 1, repair: { missedHeartbeats: 5, failAfter: 5m } }',
     });

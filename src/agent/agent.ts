@@ -87,6 +87,7 @@ export class Agent {
         return { type: 'heartbeat', load: load(), servers: this.reports() };
       },
       onRequest: (request) => this.onRequest(request),
+      onRejected: (reason) => this.options.onRejected(reason),
     });
   }
 

@@ -157,3 +157,17 @@ export class AgentEnvError extends Error {
     super(`invalid agent environment: ${problems.join('; ')}`);
   }
 }
+
+/**
+ * Thrown by `JoinedMachine` when the hub refuses this machine for good (a wrong, used or expired join token, an
+ * address not in `provider.hosts`, a host credential it does not know). `code` is the hub's stable code.
+ */
+export class JoinRefusedError extends Error {
+  override readonly name = 'JoinRefusedError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -44,6 +44,12 @@ export interface AgentOptions {
    */
   readonly readinessPollMs?: number;
   /**
+   * Called when the hub says this instance no longer exists (its credential is refused); a joined machine then
+   * stops this agent and joins again as a new instance.
+   * @default nothing (the agent keeps retrying, as a provider-made instance that is about to be deleted does)
+   */
+  readonly onRejected?: (reason: string) => void;
+  /**
    * Version reported in `hello`.
    * @default the `version` of dspool's package.json
    */
@@ -73,5 +79,6 @@ export function agentDefaults(options: AgentOptions): ResolvedAgentOptions {
     stopGraceMs: options.stopGraceMs ?? 5000,
     readinessPollMs: options.readinessPollMs ?? 200,
     version: options.version ?? VERSION,
+    onRejected: options.onRejected ?? (() => undefined),
   };
 }

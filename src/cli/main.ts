@@ -1,6 +1,7 @@
 // The `dspool` command line: parses arguments, runs one command, maps errors to exit codes (0, 1, 2).
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../lib/version.js';
+import { registerAgentCommands } from './commands/agent.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerInstanceCommands } from './commands/instances.js';
 import { registerScaleCommand } from './commands/scale.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerInstanceCommands(program);
   registerSshCommands(program, registerUserCommands(program));
   registerConfigCommands(program);
+  registerAgentCommands(program);
   const applyOverride = (command: Command) => {
     // Excess arguments are checked in the hook below, so the message can name them.
     command.exitOverride().allowExcessArguments(true);

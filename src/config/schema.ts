@@ -26,6 +26,16 @@ export const hubSchema = z
     port: port.default(8081).describe('Internal port of the hub (agents and the gateway talk to it); 0 picks a free port.'),
     cookieMaxAge: duration('14d').describe('How long a browser login lasts.'),
     heartbeatInterval: duration('5s').describe('How often agents report their load.'),
+    agentAddress: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'write host:port, e.g. "10.0.0.5:8082" (port 0 picks a free one)')
+      .nullable()
+      .default(null)
+      .describe('Where the hub also listens for agents on other machines (host:port), only for agents and their join; null: agents dial host:port above.'),
+    privateNetwork: z
+      .boolean()
+      .default(false)
+      .describe('The operator says the network between the hub, the gateway and the instances is private (a VPN, a cluster network): needed for instances on other machines, since the agents\' join and the gateway → Jupyter hop are plain HTTP there.'),
   })
   .prefault({});
 
@@ -68,10 +78,18 @@ export const slurmProviderSchema = z.strictObject({
   pollInterval: duration('10s').describe('How often the hub asks Slurm (squeue) whether the instances\' jobs still run; doubled while the controller does not answer, up to 5 minutes.'),
 });
 
+export const staticProviderSchema = z.strictObject({
+  type: z.literal('static'),
+  hosts: z
+    .array(z.string().min(1))
+    .min(1, 'name at least one machine')
+    .describe('Addresses of the existing machines that may join (as the hub sees them connect); the pool has one instance per host.'),
+});
+
 export const providerSchema = z
-  .discriminatedUnion('type', [localProviderSchema, slurmProviderSchema])
+  .discriminatedUnion('type', [localProviderSchema, slurmProviderSchema, staticProviderSchema])
   .default({ type: 'local' })
-  .describe('The engine that creates instances. `local` runs each instance as an agent process on this machine; `slurm` as a Slurm job.');
+  .describe('The engine that creates instances. `local` runs each instance as an agent process on this machine; `slurm` as a Slurm job; `static` joins existing machines (`dspool instances join-command`).');
 
 export const jupyterSchema = z
   .strictObject({
@@ -142,3 +160,4 @@ export type PoolConfig = z.output<typeof poolConfigSchema>;
 export type ProviderConfig = PoolConfig['provider'];
 export type LocalProviderConfig = z.output<typeof localProviderSchema>;
 export type SlurmProviderConfig = z.output<typeof slurmProviderSchema>;
+export type StaticProviderConfig = z.output<typeof staticProviderSchema>;

@@ -5,7 +5,7 @@ import type { Store } from './store/types.js';
 /** Kinds of events the hub records. */
 export type EventKind =
   | 'instance.created' | 'instance.state' | 'instance.deleted'
-  | 'instance.failed' | 'instance.drain' | 'instance.protect' | 'instance.repair_postponed' | 'instance.create_failed'
+  | 'instance.failed' | 'instance.drain' | 'instance.protect' | 'instance.repair_postponed' | 'instance.create_failed' | 'instance.join_refused' | 'instance.joined'
   | 'session.placed' | 'session.queued' | 'session.state' | 'session.adopted' | 'session.lost' | 'session.notice'
   | 'user.created' | 'user.deleted' | 'user.key_added' | 'user.login' | 'user.login_failed' | 'token.created' | 'token.deleted';
 

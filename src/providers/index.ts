@@ -12,9 +12,10 @@ import type { PoolConfig } from '../config/schema.js';
 import type { Logger } from '../lib/log.js';
 import { createLocalProvider } from './local/index.js';
 import { createSlurmProvider } from './slurm/index.js';
+import { createStaticProvider } from './static/index.js';
 import type { Provider } from './provider.js';
 
-export type { DeleteOptions, InstanceGoneListener, InstanceSpec, Provider, ProviderInstance } from './provider.js';
+export type { ClaimedInstance, DeleteOptions, InstanceGoneListener, InstanceSpec, Provider, ProviderInstance } from './provider.js';
 
 /**
  * Builds the provider pool.yaml names in `provider.type`.
@@ -28,5 +29,7 @@ export function createProvider(config: Pick<PoolConfig, 'provider' | 'dataDir'>,
       return createLocalProvider({ ...config.provider, dataDir: config.dataDir }, log);
     case 'slurm':
       return createSlurmProvider({ ...config.provider, dataDir: config.dataDir }, log);
+    case 'static':
+      return createStaticProvider({ ...config.provider, dataDir: config.dataDir }, log);
   }
 }

@@ -35,6 +35,16 @@ export interface DeleteOptions {
   readonly graceMs?: number;
 }
 
+/** What `Provider.claim` hands a joining machine: everything its agent needs, the instance's credential included. */
+export interface ClaimedInstance {
+  readonly id: string;
+  /** The instance's own credential (its join token); the agent keeps it in a root-only file. */
+  readonly joinToken: string;
+  readonly settings: InstanceSpec['settings'];
+  /** The address its servers bind to (the host's). */
+  readonly address: string;
+}
+
 /** Called by `Provider.watch` when the engine knows an instance is gone. */
 export type InstanceGoneListener = (instanceId: string, reason: string) => void;
 
@@ -55,6 +65,12 @@ export interface Provider {
    * reported. Calling `watch` again replaces the listener.
    */
   watch?(listener: InstanceGoneListener): void;
+  /**
+   * Optional, for engines whose machines join on their own (`static`): gives the machine at `host` (its address as
+   * the hub saw it connect) an instance made by `create` that no machine holds yet. Throws an error with a stable
+   * `code` when the host is not one of the engine's or no instance is free for it.
+   */
+  claim?(host: string): Promise<ClaimedInstance>;
   /** Releases the provider's own resources; never deletes instances. Safe to call twice. */
   close(): Promise<void>;
 }

@@ -171,7 +171,10 @@ export async function runUp(config: LoadedConfig): Promise<number> {
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
 
   try {
-    if (!(await waitForPool(HubClient.forConfig(config), READY_TIMEOUT_MS, { failAfterCreateErrors: 2 }))) {
+    // Existing machines join when their operator runs the join command: nothing to wait for here.
+    if (config.provider.type === 'static') {
+      note(`  ${config.provider.hosts.length} machine(s) may join: print the command with  dspool instances join-command`);
+    } else if (!(await waitForPool(HubClient.forConfig(config), READY_TIMEOUT_MS, { failAfterCreateErrors: 2 }))) {
       note(`warning: not every instance was ready after ${READY_TIMEOUT_MS / 1000} s; the pool is serving with what it has`);
     }
   } catch (error) {

@@ -523,6 +523,8 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     try {
       await this.ctx.provider.delete(id, { graceMs: this.ctx.deleteGraceMs });
     } finally {
+      // An agent that outlives its instance (a joined machine) learns it is gone, stops its servers, joins anew.
+      this.ctx.registry.get(id)?.close(4003, 'instance removed');
       this.setState(id, 'deleted');
       this.entries.delete(id);
       await this.ctx.store.deleteInstance(id);
@@ -540,7 +542,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
       return;
     }
     const { hello } = connection;
-    const healthy = hello.checks.share && hello.checks.jupyter;
+    const healthy = hello.checks.share && hello.checks.jupyter && hello.checks.identity !== false;
     entry.lastBeatMs = Date.now();
     entry.unreachableSinceMs = 0;
     this.postponed.delete(connection.instanceId);

@@ -14,6 +14,8 @@ packages=(jupyter-notebook python3-ipykernel python3-notebook openssh-client ope
 if [ "$want_test" = 1 ]; then
   # Debian's Chromium for the browser suite (test/browser.test.ts, driven by playwright-core from npm).
   packages+=(chromium)
+  # A real single-node Slurm for test/slurm.test.ts (started there as plain processes, never as services).
+  packages+=(slurm-wlm munge)
   # (openssh-server is only for `npm run bench:ssh`, which installs it through scripts/install-sshd.sh, never started.)
   # JupyterHub's own HubAuth client drives the compatibility test. Debian's jupyterhub depends on nodejs; install
   # it only when this machine's node already comes from a Debian package, so apt never swaps the node we run on.
@@ -42,6 +44,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # Debian's jupyterhub ships a service that would listen on port 8000 (dspool's default): we only want its library.
   if printf '%s\n' "${missing[@]}" | grep -qx jupyterhub && command -v systemctl >/dev/null; then
     $sudo systemctl disable --now jupyterhub.service >/dev/null 2>&1 || true
+  fi
+  # Slurm and munge ship services that would listen on this machine: the tests start their own, in a namespace.
+  if printf '%s\n' "${missing[@]}" | grep -qxE 'slurm-wlm|munge' && command -v systemctl >/dev/null; then
+    $sudo systemctl disable --now slurmctld.service slurmd.service munge.service >/dev/null 2>&1 || true
   fi
 fi
 

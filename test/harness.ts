@@ -47,6 +47,10 @@ export interface PoolOptions {
    * @default 2
    */
   passwordMinLength?: number;
+  /** Replaces the `hub:` line (e.g. an address on a test namespace's link). */
+  hubYaml?: string;
+  /** Replaces the `provider:` line. */
+  providerYaml?: string;
   /** More keys of the `pool:` mapping, e.g. `cull: { idleTimeout: 10s }`. */
   poolYaml?: string;
 }
@@ -81,8 +85,8 @@ export class TestPool {
         'dataDir: ./state',
         'share: { path: ./share }',
         `gateway: { host: 127.0.0.1, port: 0, sshPort: ${options.ssh ? 0 : 'null'}${options.gateway ? `, ${options.gateway}` : ''} }`,
-        'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
-        'provider: { type: local }',
+        options.hubYaml ?? 'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
+        options.providerYaml ?? 'provider: { type: local }',
         // A suite's own `pool:` (option or a section in extraYaml) replaces this one: YAML refuses a key given twice.
         options.pool !== undefined ? `pool: ${options.pool}`
           : /^pool:/m.test(options.extraYaml ?? '') ? '' : `pool: { instances: ${options.instances ?? 2}${options.poolYaml ? `, ${options.poolYaml}` : ''} }`,

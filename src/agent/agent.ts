@@ -98,6 +98,7 @@ export class Agent {
         return { type: 'heartbeat', load: load(), servers: this.reports().map((report) => this.withSshWork(report)) };
       },
       onRequest: (request) => this.onRequest(request),
+      onRejected: (reason) => this.options.onRejected(reason),
     });
   }
 

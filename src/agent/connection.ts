@@ -45,6 +45,11 @@ export interface ConnectionOptions {
   readonly heartbeat: () => AgentMessage;
   /** A valid `request` from the hub. */
   readonly onRequest: (request: Extract<HubMessage, { type: 'request' }>) => void;
+  /**
+   * The hub refused this instance's credential (HTTP 401) or said it no longer knows the instance (close 4003): the
+   * instance was removed. Called each time; the connection keeps retrying unless the owner closes it.
+   */
+  readonly onRejected?: (reason: string) => void;
 }
 
 /**
@@ -161,10 +166,12 @@ export class HubConnection {
       socket.on('unexpected-response', (_request, response) => {
         this.options.log.warn({ status: response.statusCode }, 'the hub refused the connection');
         socket.terminate();
+        if (response.statusCode === 401) this.options.onRejected?.('the hub refused this instance\'s credential (it no longer exists)');
       });
       socket.on('error', (error) => this.options.log.warn({ err: error.message }, 'hub connection error'));
-      socket.on('close', (code) => {
+      socket.on('close', (code, reason) => {
         this.stopHeartbeat();
+        if (code === 4003) this.options.onRejected?.(`the hub closed the connection: ${reason.toString() || 'unknown instance'}`);
         if (this.current !== 'closed') this.options.log.warn({ code }, 'hub connection closed');
         resolve();
       });
@@ -198,11 +205,23 @@ export class HubConnection {
 
   private startHeartbeat(intervalMs: number): void {
     this.stopHeartbeat();
+    const period = intervalMs || this.options.heartbeatIntervalMs;
+    const socket = this.socket;
+    let lastPong = Date.now();
+    socket?.on('pong', () => (lastPong = Date.now()));
     const beat = (): void => {
+      // A link that went dead without a FIN (a cut cable, a host cut off) shows no error for minutes: without an
+      // answer to our pings for 3 periods, the connection is dropped and dialed again.
+      if (socket && Date.now() - lastPong > 3 * period + 1000) {
+        this.options.log.warn({ silentMs: Date.now() - lastPong }, 'the hub does not answer pings; reconnecting');
+        socket.terminate();
+        return;
+      }
+      socket?.ping();
       this.send(this.options.heartbeat());
     };
     beat();
-    this.heartbeatTimer = setInterval(beat, intervalMs || this.options.heartbeatIntervalMs);
+    this.heartbeatTimer = setInterval(beat, period);
     this.heartbeatTimer.unref();
   }
 

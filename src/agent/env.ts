@@ -2,6 +2,7 @@
 import { AGENT_ENV, agentSettingsSchema } from '../protocol/agent.js';
 import { AgentEnvError } from './errors.js';
 import type { AgentOptions } from './options.js';
+import { ownAddress } from './host.js';
 
 /**
  * Builds agent options from `AGENT_ENV` variables; throws `AgentEnvError` listing every problem.
@@ -42,5 +43,12 @@ export function readAgentEnv(env: NodeJS.ProcessEnv): AgentOptions {
     for (const issue of parsed.error.issues) problems.push(`${AGENT_ENV.settings}.${issue.path.join('.')}: ${issue.message}`);
   }
   if (problems.length > 0 || !parsed?.success) throw new AgentEnvError(problems);
-  return { hubUrl, instanceId, joinToken, settings: parsed.data };
+  let { address } = parsed.data;
+  // `auto` (a Slurm job, a joined host): the machine's own address, known only where the agent runs.
+  if (address === 'auto') {
+    const found = ownAddress();
+    if (!found) throw new AgentEnvError([`${AGENT_ENV.settings}.address: "auto" but this machine has no non-loopback IPv4 address`]);
+    address = found;
+  }
+  return { hubUrl, instanceId, joinToken, settings: { ...parsed.data, address } };
 }

@@ -185,3 +185,17 @@ export class SpawnToolMissingError extends AgentError {
     super(AgentErrorCode.startFailed, `${tool} was not found (looked in ${searched.join(', ')}); install Debian's ${debianPackage}`);
   }
 }
+
+/**
+ * Thrown by `JoinedMachine` when the hub refuses this machine for good (a wrong, used or expired join token, an
+ * address not in `provider.hosts`, a host credential it does not know). `code` is the hub's stable code.
+ */
+export class JoinRefusedError extends Error {
+  override readonly name = 'JoinRefusedError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,7 +1,7 @@
 // What the agent reports about its machine: capacity, load, whether it can take sessions.
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { AgentSettings, Capacity, GpuDevice, Load } from '../protocol/agent.js';
@@ -9,6 +9,20 @@ import type { AgentSettings, Capacity, GpuDevice, Load } from '../protocol/agent
 /** True when the agent runs as root, so servers run as each user's own account. */
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
+}
+
+/**
+ * The machine's own address for `address: auto`: its first non-loopback IPv4 address (interfaces in name order),
+ * or undefined when it has none.
+ *
+ * @example
+ * ownAddress(); // '198.18.4.2'
+ */
+export function ownAddress(interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces()): string | undefined {
+  for (const name of Object.keys(interfaces).sort()) {
+    for (const info of interfaces[name] ?? []) if (info.family === 'IPv4' && !info.internal) return info.address;
+  }
+  return undefined;
 }
 
 /** The machine's size as reported in `hello`, with the GPUs `detectGpus` found. */
@@ -97,7 +111,37 @@ export async function findExecutable(command: string, searchPath: string): Promi
 export interface HostChecks {
   share: boolean;
   jupyter: boolean;
+  /** False when this machine's accounts clash with the pool's IDs; absent when not checked (no `knownUsers`). */
+  identity?: boolean;
   detail?: string;
+}
+
+/**
+ * Where this machine's /etc/passwd and /etc/group give a pool user's UID or GID to another name, one sentence each.
+ *
+ * @example
+ * identityClashes([{ name: 'alice', uid: 20001, gid: 20001 }], 'mallory:x:20001:20001::/home/mallory:/bin/sh\n', '');
+ * // ['UID 20001 belongs to "mallory" on this machine, but the pool gave it to "alice"']
+ */
+export function identityClashes(users: ReadonlyArray<{ name: string; uid: number; gid: number }>, passwd: string, group: string): string[] {
+  const byId = (text: string): Map<number, string> => {
+    const out = new Map<number, string>();
+    for (const line of text.split('\n')) {
+      const [name, , id] = line.split(':');
+      if (name && id !== undefined && /^\d+$/.test(id)) out.set(Number(id), name);
+    }
+    return out;
+  };
+  const uids = byId(passwd);
+  const gids = byId(group);
+  const clashes: string[] = [];
+  for (const user of users) {
+    const owner = uids.get(user.uid);
+    if (owner !== undefined && owner !== user.name) clashes.push(`UID ${user.uid} belongs to "${owner}" on this machine, but the pool gave it to "${user.name}"`);
+    const groupOwner = gids.get(user.gid);
+    if (groupOwner !== undefined && groupOwner !== user.name) clashes.push(`GID ${user.gid} belongs to group "${groupOwner}" on this machine, but the pool gave it to "${user.name}"`);
+  }
+  return clashes;
 }
 
 /**
@@ -106,8 +150,15 @@ export interface HostChecks {
  * @example
  * const checks = await runChecks(settings); // { share: true, jupyter: true }
  */
-export async function runChecks(settings: Pick<AgentSettings, 'sharePath' | 'jupyter'>): Promise<HostChecks> {
+export async function runChecks(settings: Pick<AgentSettings, 'sharePath' | 'jupyter' | 'knownUsers'>): Promise<HostChecks> {
   const problems: string[] = [];
+  let identity: boolean | undefined;
+  if (settings.knownUsers) {
+    const [passwd, group] = await Promise.all([readFile('/etc/passwd', 'utf8').catch(() => ''), readFile('/etc/group', 'utf8').catch(() => '')]);
+    const clashes = identityClashes(settings.knownUsers, passwd, group);
+    identity = clashes.length === 0;
+    if (!identity) problems.push(`this machine's accounts clash with the pool's: ${clashes.join('; ')}`);
+  }
   let share = false;
   try {
     const info = await stat(settings.sharePath);
@@ -120,5 +171,6 @@ export async function runChecks(settings: Pick<AgentSettings, 'sharePath' | 'jup
   const command = settings.jupyter.command[0] ?? '';
   const jupyter = (await findExecutable(command, settings.jupyter.path)) !== undefined;
   if (!jupyter) problems.push(`Jupyter command "${command}" not found or not executable`);
-  return problems.length > 0 ? { share, jupyter, detail: problems.join('; ') } : { share, jupyter };
+  const checked = identity === undefined ? { share, jupyter } : { share, jupyter, identity };
+  return problems.length > 0 ? { ...checked, detail: problems.join('; ') } : checked;
 }

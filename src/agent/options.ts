@@ -50,6 +50,12 @@ export interface AgentOptions {
    */
   readonly sessionPidsMax?: number;
   /**
+   * Called when the hub says this instance no longer exists (its credential is refused); a joined machine then
+   * stops this agent and joins again as a new instance.
+   * @default nothing (the agent keeps retrying, as a provider-made instance that is about to be deleted does)
+   */
+  readonly onRejected?: (reason: string) => void;
+  /**
    * Version reported in `hello`.
    * @default the `version` of dspool's package.json
    */
@@ -80,5 +86,6 @@ export function agentDefaults(options: AgentOptions): ResolvedAgentOptions {
     readinessPollMs: options.readinessPollMs ?? 200,
     sessionPidsMax: options.sessionPidsMax ?? 4096,
     version: options.version ?? VERSION,
+    onRejected: options.onRejected ?? (() => undefined),
   };
 }

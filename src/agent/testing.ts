@@ -85,14 +85,31 @@ export class FakeHub {
 
   private constructor(private readonly heartbeatIntervalMs: number) {}
 
-  static async start(options: { port?: number; heartbeatIntervalMs?: number } = {}): Promise<FakeHub> {
+  /** `host`: where it listens (default loopback; a test namespace's link address for agents on other "hosts"). */
+  static async start(options: { port?: number; heartbeatIntervalMs?: number; host?: string } = {}): Promise<FakeHub> {
     const hub = new FakeHub(options.heartbeatIntervalMs ?? 200);
+    hub.host = options.host ?? '127.0.0.1';
     await hub.listen(options.port ?? 0);
     return hub;
   }
 
+  private host = '127.0.0.1';
+
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
+  }
+
+  /**
+   * Resolves with the credentials the agent of `instanceId` dialed with (first handshake), for conformance tests.
+   */
+  async awaitHandshake(instanceId: string, timeoutMs = 60_000): Promise<{ authorization: string; instance: string }> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const found = this.handshakes.find((h) => h['x-dspool-instance'] === instanceId);
+      if (found) return { authorization: String(found.authorization), instance: instanceId };
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`no agent of ${instanceId} dialed the fake hub within ${timeoutMs} ms`);
   }
 
   /** The socket of the most recent connection. */
@@ -111,7 +128,7 @@ export class FakeHub {
       this.handshakes.push(request.headers);
       wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws));
     });
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.listen(port, this.host, resolve));
     const address = server.address();
     this.port = typeof address === 'object' && address ? address.port : 0;
     this.server = server;

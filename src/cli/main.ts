@@ -1,6 +1,7 @@
 // The `dspool` command line: parses arguments, runs one command, maps errors to exit codes (0, 1, 2).
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../lib/version.js';
+import { registerAgentCommands } from './commands/agent.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerCullCommands } from './commands/cull.js';
 import { registerInstanceCommands } from './commands/instances.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerCullCommands(program, users);
   registerConfigCommands(program);
   registerSimulateCommand(program);
+  registerAgentCommands(program);
   const applyOverride = (command: Command) => {
     // Excess arguments are checked in the hook below, so the message can name them.
     command.exitOverride().allowExcessArguments(true);

@@ -53,10 +53,24 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   const base = dirname(file);
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   const config = result.data;
-  const provider = config.provider.type === 'local' && config.provider.scratchDir !== undefined
-    ? { ...config.provider, scratchDir: at(config.provider.scratchDir) }
-    : config.provider;
-  return { ...config, configFile: file, dataDir: at(config.dataDir), share: { path: at(config.share.path) }, provider };
+  let provider = config.provider;
+  if (provider.type === 'local' && provider.scratchDir !== undefined) provider = { ...provider, scratchDir: at(provider.scratchDir) };
+  if (provider.type === 'slurm' && provider.slurmConf !== null) provider = { ...provider, slurmConf: at(provider.slurmConf) };
+  const problems: ConfigProblem[] = [];
+  const agentHost = config.hub.agentAddress?.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  const remote = provider.type !== 'local' || (agentHost !== undefined && !isLoopback(agentHost));
+  if (remote && !config.hub.privateNetwork) {
+    problems.push({
+      path: 'hub.privateNetwork',
+      message:
+        `instances on other machines (provider ${provider.type}${agentHost ? `, hub.agentAddress ${config.hub.agentAddress}` : ''}) get their join token and ` +
+        'Jupyter\'s server tokens over plain HTTP; set hub.privateNetwork: true if that network is private (a VPN, a cluster network). TLS between hosts is not built yet',
+    });
+  }
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  // A static pool has exactly one instance per listed machine.
+  const pool = provider.type === 'static' ? { ...config.pool, instances: provider.hosts.length } : config.pool;
+  return { ...config, pool, configFile: file, dataDir: at(config.dataDir), share: { path: at(config.share.path) }, provider };
 }
 
 /** The JSON Schema of pool.yaml (as users write it), generated from the zod definition. */
@@ -149,4 +163,8 @@ function editDistance(a: string, b: string): number {
     }
   }
   return row[b.length] ?? 0;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }

@@ -65,6 +65,16 @@ export const hubSchema = z
       })
       .prefault({})
       .describe('Login guessing limits, shared by the web login and the SSH front door.'),
+    agentAddress: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'write host:port, e.g. "10.0.0.5:8082" (port 0 picks a free one)')
+      .nullable()
+      .default(null)
+      .describe('Where the hub also listens for agents on other machines (host:port), only for agents and their join; null: agents dial host:port above.'),
+    privateNetwork: z
+      .boolean()
+      .default(false)
+      .describe('The operator says the network between the hub, the gateway and the instances is private (a VPN, a cluster network): needed for instances on other machines, since the agents\' join and the gateway → Jupyter hop are plain HTTP there.'),
   })
   .prefault({});
 
@@ -76,10 +86,49 @@ export const localProviderSchema = z.strictObject({
     .describe('Where each instance\'s local disk is created (deleted with the instance). Default: <dataDir>/instances.'),
 });
 
+/** Slurm's `--time` forms: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, or UNLIMITED. */
+const SLURM_TIME = /^(UNLIMITED|INFINITE|\d+(:\d{1,2}){0,2}|\d+-\d{1,2}(:\d{1,2}){0,2})$/;
+
+export const slurmProviderSchema = z.strictObject({
+  type: z.literal('slurm'),
+  partition: z.string().min(1).nullable().default(null).describe('Partition the instances\' jobs run in (`sbatch --partition`); null: the cluster\'s default.'),
+  account: z.string().min(1).nullable().default(null).describe('Account charged (`sbatch --account`); null: the submitter\'s default.'),
+  timeLimit: z
+    .string()
+    .regex(SLURM_TIME, 'a Slurm time limit such as "8:00:00", "1-00:00:00", "90" (minutes) or "UNLIMITED"')
+    .nullable()
+    .default(null)
+    .describe('Time limit of each instance\'s job (`sbatch --time`); a job that reaches it is a failed instance, replaced.'),
+  gres: z.string().min(1).nullable().default(null).describe('Generic resources per job (`sbatch --gres`), e.g. "gpu:1".'),
+  extraArgs: z.array(z.string().min(1)).default([]).describe('More sbatch arguments, e.g. ["--exclusive", "--mem=0"]. Never put secrets here.'),
+  address: z
+    .string()
+    .min(1)
+    .default('auto')
+    .describe('Address the agent binds its servers to on its node; `auto`: the node\'s first non-loopback IPv4 address.'),
+  scratchDir: z
+    .string()
+    .min(1)
+    .default('/var/tmp/dspool')
+    .describe('Node-local directory under which each job makes its instance\'s disk (`<scratchDir>/<id>`), removed when the job ends.'),
+  node: z.string().min(1).nullable().default(null).describe('Node.js on the compute nodes; null: the same path as the hub\'s.'),
+  agentEntry: z.string().min(1).nullable().default(null).describe('dspool\'s `dist/agent/main.js` on the compute nodes; null: the hub\'s own copy (a shared install).'),
+  slurmConf: z.string().min(1).nullable().default(null).describe('slurm.conf for the Slurm commands the hub runs (`SLURM_CONF`); null: Slurm\'s default.'),
+  pollInterval: duration('10s').describe('How often the hub asks Slurm (squeue) whether the instances\' jobs still run; doubled while the controller does not answer, up to 5 minutes.'),
+});
+
+export const staticProviderSchema = z.strictObject({
+  type: z.literal('static'),
+  hosts: z
+    .array(z.string().min(1))
+    .min(1, 'name at least one machine')
+    .describe('Addresses of the existing machines that may join (as the hub sees them connect); the pool has one instance per host.'),
+});
+
 export const providerSchema = z
-  .discriminatedUnion('type', [localProviderSchema])
+  .discriminatedUnion('type', [localProviderSchema, slurmProviderSchema, staticProviderSchema])
   .default({ type: 'local' })
-  .describe('The engine that creates instances. `local` runs each instance as an agent process on this machine.');
+  .describe('The engine that creates instances. `local` runs each instance as an agent process on this machine; `slurm` as a Slurm job; `static` joins existing machines (`dspool instances join-command`).');
 
 export const jupyterSchema = z
   .strictObject({
@@ -168,3 +217,5 @@ export type PoolConfigInput = z.input<typeof poolConfigSchema>;
 export type PoolConfig = z.output<typeof poolConfigSchema>;
 export type ProviderConfig = PoolConfig['provider'];
 export type LocalProviderConfig = z.output<typeof localProviderSchema>;
+export type SlurmProviderConfig = z.output<typeof slurmProviderSchema>;
+export type StaticProviderConfig = z.output<typeof staticProviderSchema>;

@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { LoadedConfig } from '../config/index.js';
 import type { Logger } from '../lib/log.js';
-import { AGENT_PATH } from '../protocol/agent.js';
+import { AGENT_PATH, JOIN_PATH } from '../protocol/agent.js';
+import { JoinService } from './instances/join.js';
 import { GATEWAY_PATH } from '../protocol/gateway.js';
 import type { Provider } from '../providers/provider.js';
 import { AgentRegistry } from './agents/registry.js';
@@ -109,22 +110,46 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     log,
   });
 
-  const server = createAdaptorServer({ fetch: (request: Request, env: unknown) => app.fetch(request, env) }) as Server;
+  const joins = new JoinService({ provider, store, events, log });
+  // Machines joining on their own (`dspool agent join`) post here, on the hub's port and on the agents' one.
+  const joinFetch = async (request: Request, env: { incoming?: { socket?: { remoteAddress?: string } } }): Promise<Response> => {
+    const body = await request.json().catch(() => undefined);
+    const reply = await joins.join(body, env.incoming?.socket?.remoteAddress ?? '');
+    return Response.json(reply.body, { status: reply.status });
+  };
+  const isJoin = (request: Request): boolean => request.method === 'POST' && new URL(request.url).pathname === JOIN_PATH;
+  const server = createAdaptorServer({
+    fetch: (request: Request, env: { incoming?: { socket?: { remoteAddress?: string } } }) => (isJoin(request) ? joinFetch(request, env) : app.fetch(request, env)),
+  }) as Server;
   server.on('upgrade', (request, socket, head) => {
     const path = (request.url ?? '').split('?')[0];
     if (path === AGENT_PATH) void registry.handleUpgrade(request, socket, head);
     else if (path === GATEWAY_PATH) feed.handleUpgrade(request, socket, head);
     else socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? config.hub.port, config.hub.host, () => resolve());
-  });
+  await listen(server, options.port ?? config.hub.port, config.hub.host);
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.hub.host.includes(':') ? `[${config.hub.host}]` : config.hub.host}:${port}`;
+  // hub.agentAddress: a second listener for agents only (their WebSocket and the join), e.g. on the instances' network.
+  let agentServer: Server | undefined;
+  let agentUrl = url;
+  if (config.hub.agentAddress) {
+    const split = config.hub.agentAddress.lastIndexOf(':');
+    const agentHost = config.hub.agentAddress.slice(0, split).replace(/^\[|\]$/g, '');
+    agentServer = createAdaptorServer({
+      fetch: (request: Request, env: { incoming?: { socket?: { remoteAddress?: string } } }) =>
+        isJoin(request) ? joinFetch(request, env) : new Response('only agents are served here\n', { status: 404 }),
+    }) as Server;
+    agentServer.on('upgrade', (request, socket, head) => {
+      if ((request.url ?? '').split('?')[0] === AGENT_PATH) void registry.handleUpgrade(request, socket, head);
+      else socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    });
+    await listen(agentServer, Number(config.hub.agentAddress.slice(split + 1)), agentHost);
+    agentUrl = `http://${agentHost.includes(':') ? `[${agentHost}]` : agentHost}:${(agentServer.address() as AddressInfo).port}`;
+  }
 
   pool = new InstancePool({
-    store, provider, registry, events, log, hubUrl: url, size: config.pool.instances, deleteGraceMs: 10_000,
+    store, provider, registry, events, log, hubUrl: agentUrl, size: config.pool.instances, deleteGraceMs: 10_000,
     ...placementSettings(config, { countOn: (id) => sessions.countOn(id) }),
     agentSettings: {
       sharePath: config.share.path,
@@ -187,7 +212,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     configured: config.pool.instances,
     save: (desired: number) => store.putSetting(POOL_SIZE_SETTING, { desired, configured: config.pool.instances }),
   };
-  const app = buildApp(services, log, { gatewaySecret }, { pool, sessions, metrics, scale });
+  const app = buildApp(services, log, { gatewaySecret }, { pool, sessions, metrics, scale }, { joins, agentUrl });
   metrics.attach({ pool, sessions });
   pool.on('lost', () => metrics.repairs.inc());
 
@@ -207,7 +232,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   history.preload(sizesFromEvents(current, await store.listEvents({ limit: 100_000 }), Date.now() - 86_400_000));
   autoscaler?.start();
   writeRuntime(config.dataDir, { hub_url: url, pid: process.pid, started: new Date().toISOString(), version: options.version });
-  log.info({ url, instances: config.pool.instances }, 'hub running');
+  log.info({ url, agentUrl, instances: config.pool.instances }, 'hub running');
 
   let state: HubState = 'running';
   let closing: Promise<void> | undefined;
@@ -234,6 +259,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
           ['close agent connections', () => registry.close()],
           ['close gateway feed', () => feed.close()],
           ['close HTTP server', () => closeServer(server)],
+          ['close agent listener', () => (agentServer ? closeServer(agentServer) : undefined)],
           ['close provider', () => provider.close()],
           ['close store', () => store.close()],
           ['remove runtime file', () => removeRuntime(config.dataDir, process.pid)],
@@ -250,6 +276,13 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       return closing;
     },
   };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
 }
 
 function closeServer(server: Server): Promise<void> {

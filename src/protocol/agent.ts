@@ -51,6 +51,11 @@ export const agentSettingsSchema = z.strictObject({
   ssh: z.strictObject({ internalPublicKey: z.string() }).nullable(),
   /** nvidia-smi used to detect GPUs (a path or a name on `jupyter.path`); null or absent: no detection. */
   gpuCommand: z.string().nullable().optional(),
+  /**
+   * The pool's users with their hub-assigned IDs when the instance was made: an instance whose /etc/passwd gives
+   * one of these UIDs (or GIDs) to another name is not ready (the accounts of that machine clash with the pool's).
+   */
+  knownUsers: z.array(z.strictObject({ name: z.string(), uid: z.number().int(), gid: z.number().int() })).optional(),
 });
 export type AgentSettings = z.infer<typeof agentSettingsSchema>;
 
@@ -143,7 +148,13 @@ export const helloSchema = z.strictObject({
   /** True when servers run as the user's own account (agent runs as root). */
   isolation: z.boolean(),
   /** Share mounted and writable, Jupyter command found: the instance can take sessions. */
-  checks: z.strictObject({ share: z.boolean(), jupyter: z.boolean(), detail: z.string().optional() }),
+  checks: z.strictObject({
+    share: z.boolean(),
+    jupyter: z.boolean(),
+    /** False when this machine's accounts clash with the pool's UIDs/GIDs (absent: not checked). */
+    identity: z.boolean().optional(),
+    detail: z.string().optional(),
+  }),
   /** Port of the instance-side SSH server on `address`, or null when it is off. */
   sshPort: z.number().int().nullable(),
   /** That server's public host key (`ssh-ed25519 AAAA…`), pinned by the gateway on the hop. */
@@ -256,3 +267,36 @@ export const AgentErrorCode = {
   internal: 'internal',
 } as const;
 export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];
+
+/** Where a joining machine exchanges a one-use join token (or its host credential) for an instance (POST, JSON). */
+export const JOIN_PATH = '/hub/internal/join';
+
+/** Body of `POST JOIN_PATH`: the one-use join token the first time, the host credential it got back afterwards. */
+export const joinRequestSchema = z.union([
+  z.strictObject({ token: z.string().min(16) }),
+  z.strictObject({ hostCredential: z.string().min(16) }),
+]);
+export type JoinRequest = z.infer<typeof joinRequestSchema>;
+
+/** Answer of `POST JOIN_PATH`: the instance this machine now is, and (after a token) its long-lived host credential. */
+export const joinResponseSchema = z.strictObject({
+  /** Present only in exchange for a join token; kept by the agent in a root-only file, never shown again. */
+  hostCredential: z.string().optional(),
+  instanceId: z.string(),
+  /** The instance's own credential (what `AGENT_ENV.joinToken` carries for other providers). */
+  instanceToken: z.string(),
+  /** Address the agent binds its servers to (this machine's, as the hub sees it). */
+  address: z.string(),
+  settings: agentSettingsSchema.omit({ address: true, scratchDir: true }),
+});
+export type JoinResponse = z.infer<typeof joinResponseSchema>;
+
+/** Stable codes of a refused join (`{ code, message }`, HTTP 4xx). */
+export const JoinErrorCode = {
+  badRequest: 'bad_request',
+  tokenInvalid: 'join_token_invalid',
+  hostCredentialInvalid: 'host_credential_invalid',
+  hostNotListed: 'host_not_listed',
+  noFreeInstance: 'no_free_instance',
+  notSupported: 'join_not_supported',
+} as const;

@@ -11,9 +11,11 @@
 import type { PoolConfig } from '../config/schema.js';
 import type { Logger } from '../lib/log.js';
 import { createLocalProvider } from './local/index.js';
+import { createSlurmProvider } from './slurm/index.js';
+import { createStaticProvider } from './static/index.js';
 import type { Provider } from './provider.js';
 
-export type { DeleteOptions, InstanceSpec, Provider, ProviderInstance } from './provider.js';
+export type { ClaimedInstance, DeleteOptions, InstanceGone, InstanceSpec, Provider, ProviderInstance } from './provider.js';
 
 /**
  * Builds the provider pool.yaml names in `provider.type`.
@@ -25,5 +27,9 @@ export function createProvider(config: Pick<PoolConfig, 'provider' | 'dataDir'>,
   switch (config.provider.type) {
     case 'local':
       return createLocalProvider({ ...config.provider, dataDir: config.dataDir }, log);
+    case 'slurm':
+      return createSlurmProvider({ ...config.provider, dataDir: config.dataDir }, log);
+    case 'static':
+      return createStaticProvider({ ...config.provider, dataDir: config.dataDir }, log);
   }
 }

@@ -42,6 +42,16 @@ export interface InstanceGone {
   readonly reason: string;
 }
 
+/** What `Provider.claim` hands a joining machine: everything its agent needs, the instance's credential included. */
+export interface ClaimedInstance {
+  readonly id: string;
+  /** The instance's own credential (its join token); the agent keeps it in a root-only file. */
+  readonly joinToken: string;
+  readonly settings: InstanceSpec['settings'];
+  /** The address its servers bind to (the host's). */
+  readonly address: string;
+}
+
 export interface Provider {
   /** Engine name as written in pool.yaml `provider.type`. */
   readonly type: string;
@@ -51,13 +61,20 @@ export interface Provider {
   delete(id: string, options?: DeleteOptions): Promise<void>;
   /** Instances that exist in the engine now (used to re-adopt them after a hub restart). */
   list(): Promise<ProviderInstance[]>;
+  /**
+   * Optional, for engines whose machines join on their own (`static`): gives the machine at `host` (its address as
+   * the hub saw it connect) an instance made by `create` that no machine holds yet. Throws an error with a stable
+   * `code` when the host is not one of the engine's or no instance is free for it.
+   */
+  claim?(host: string): Promise<ClaimedInstance>;
   /** Releases the provider's own resources; never deletes instances. Safe to call twice. */
   close(): Promise<void>;
   /**
-   * Optional. Subscribes to instances the engine *knows* are gone (their agent process exited, their job ended,
-   * their VM was deleted) without a `delete` from the hub; returns the unsubscribe function. The hub fails such an
+   * Optional. Subscribes to instances the engine *knows* are gone (their agent process exited, their Slurm job ended
+   * — time limit, node failure, `scancel` —, their VM was deleted) without a `delete` from the hub; returns the unsubscribe function. The hub fails such an
    * instance at once instead of waiting `pool.repair.failAfter` on its silence. Never called for an instance the
-   * hub is deleting, nor for a mere silence (a network cut): that is the heartbeat rules' to judge. An engine that
+   * hub is deleting, nor for a mere silence (a network cut, a scheduler that does not answer): not knowing is not a
+   * loss; that is the heartbeat rules' to judge. An engine that
    * cannot tell leaves this out. Listeners are called synchronously and must not throw.
    *
    * @example

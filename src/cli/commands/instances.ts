@@ -31,6 +31,21 @@ export function registerInstanceCommands(program: Command): void {
       process.stdout.write(`${body.id}: draining, ${body.sessions} session(s) left; removed once they end or at ${body.drain_deadline ?? 'the deadline'}\n`);
     });
   instances
+    .command('join-command')
+    .description('print the one command that makes a machine an instance (provider static): a one-use, expiring token')
+    .option('--expires-in <duration>', 'how long the token may be used, e.g. 30m', '1h')
+    .option('--config <file>', 'pool.yaml (default: $DSPOOL_CONFIG or ./pool.yaml)')
+    .option('--json', 'print JSON', false)
+    .action(async (opts: { config?: string; json: boolean; expiresIn: string }) => {
+      const hub = HubClient.forConfig(resolveConfig(opts.config));
+      const { body } = await hub.json<{ token: string; expires_at: string; hub_url: string; command: string }>(
+        'POST', '/hub/api/instances/join-tokens', { expires_in: opts.expiresIn },
+      );
+      if (opts.json) return printJson(body);
+      process.stdout.write(`${body.command}\n`);
+      process.stderr.write(`run it as root on the machine (one use, until ${body.expires_at})\n`);
+    });
+  instances
     .command('protect')
     .description('protect an instance from removal (drain, scale-in), or lift the protection with --off')
     .argument('<id>', 'instance id (see dspool instances list)')

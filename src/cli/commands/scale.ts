@@ -28,7 +28,7 @@ export function registerScaleCommand(program: Command): void {
       const hub = HubClient.forConfig(resolveConfig(opts.config));
       let { body } = await hub.json<PoolJson>('PATCH', '/hub/api/pool', { instances });
       if (opts.wait) {
-        if (!(await waitForPool(hub, WAIT_TIMEOUT_MS))) throw new OperationError(`not every instance was ready after ${WAIT_TIMEOUT_MS / 1000} s`);
+        if (!(await waitForPool(hub, WAIT_TIMEOUT_MS, { failAfterCreateErrors: 2 }))) throw new OperationError(`not every instance was ready after ${WAIT_TIMEOUT_MS / 1000} s`);
         body = (await hub.json<PoolJson>('GET', '/hub/api/pool')).body;
       }
       if (opts.json) return printJson(body);

@@ -174,8 +174,17 @@ export async function runUp(config: LoadedConfig): Promise<number> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
 
-  if (!(await waitForPool(HubClient.forConfig(config), READY_TIMEOUT_MS))) {
-    note(`warning: not every instance was ready after ${READY_TIMEOUT_MS / 1000} s; the pool is serving with what it has`);
+  try {
+    // Existing machines join when their operator runs the join command: nothing to wait for here.
+    if (config.provider.type === 'static') {
+      note(`  ${config.provider.hosts.length} machine(s) may join: print the command with  dspool instances join-command`);
+    } else if (!(await waitForPool(HubClient.forConfig(config), READY_TIMEOUT_MS, { failAfterCreateErrors: 2 }))) {
+      note(`warning: not every instance was ready after ${READY_TIMEOUT_MS / 1000} s; the pool is serving with what it has`);
+    }
+  } catch (error) {
+    // The front door still works (logins, the API); the pool keeps retrying with back-off until it is fixed.
+    if (!(error instanceof OperationError)) throw error;
+    note(`error: ${error.message}; serving without those instances and retrying with back-off (see dspool status)`);
   }
   if (state === 'starting') {
     state = 'running';

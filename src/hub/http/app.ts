@@ -11,6 +11,7 @@ import { adminRoutes } from './admin-page.js';
 import { pageRoutes } from './pages.js';
 import { metricsRoutes, poolApiRoutes, type PoolApiContext } from './pool-api.js';
 import { INTERNAL_PREFIX, internalRoutes, type InternalContext } from './internal.js';
+import { joinApiRoutes, type JoinApiContext } from './join-api.js';
 import type { HubEnv, HubServices } from './services.js';
 
 /**
@@ -21,7 +22,7 @@ import type { HubEnv, HubServices } from './services.js';
  * const app = buildApp(services, log);
  * createAdaptorServer({ fetch: app.fetch }).listen(8081);
  */
-export function buildApp(services: HubServices, log: Logger, internal?: InternalContext, pool?: PoolApiContext): Hono<HubEnv> {
+export function buildApp(services: HubServices, log: Logger, internal?: InternalContext, pool?: PoolApiContext, join?: JoinApiContext): Hono<HubEnv> {
   // Not strict: `/hub/api/` and `/hub/api` are the same route, as in JupyterHub.
   const app = new Hono<HubEnv>({ strict: false });
   app.onError((error, c) => {
@@ -54,6 +55,7 @@ export function buildApp(services: HubServices, log: Logger, internal?: Internal
     app.route('/hub', metricsRoutes(pool));
   }
   app.route('/hub', adminRoutes(services));
+  if (join) app.route('/hub/api', joinApiRoutes(join));
   app.route('/hub', pageRoutes(services));
   return app;
 }

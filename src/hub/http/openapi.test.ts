@@ -1,3 +1,4 @@
+import type { JoinApiContext } from './join-api.js';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { VERSION } from '../../lib/version.js';
@@ -9,7 +10,7 @@ import type { PoolApiContext } from './pool-api.js';
 import type { HubServices } from './services.js';
 
 // Only the route table is read: no handler runs, so the services are never touched.
-const app = buildApp({} as HubServices, createLogger('test', 'silent'), { gatewaySecret: 'x' }, {} as PoolApiContext);
+const app = buildApp({} as HubServices, createLogger('test', 'silent'), { gatewaySecret: 'x' }, {} as PoolApiContext, {} as JoinApiContext);
 const served = new Set(
   app.routes
     .filter((r) => r.path.startsWith('/hub/api') && r.method !== 'ALL')

@@ -7,6 +7,7 @@ import {
   createTokenBody, createUserBody, errorSchema, eventSchema, instanceSchema, patchUserBody, requestIdentitySchema, serverSchema,
   tokenListSchema, tokenSchema, userSchema, versionSchema, sshKeySchema, addSshKeyBody, extendServerBody, extendResultSchema,
 } from './schemas.js';
+import { joinTokenBodySchema, joinTokenSchema } from './join-api.js';
 import { drainBodySchema, poolSizeSchema, profileJsonSchema, protectBodySchema, queueEntrySchema, scaleBodySchema, startServerBodySchema } from './pool-api.js';
 
 /** One response of a documented route. */
@@ -146,6 +147,17 @@ export const API_ROUTES: readonly RouteDoc[] = [
   {
     method: 'get', path: '/instances/:id', summary: 'One instance with capacity, protection and drain state', scopes: ['read:instances'],
     responses: { 200: { description: 'the instance', schema: instanceSchema }, 403: err('not an admin'), 404: err('no such instance') },
+  },
+  {
+    method: 'post', path: '/instances/join-tokens', summary: 'A one-use, expiring join token and the command that makes a machine an instance (provider static)', scopes: ['admin:instances'],
+    body: { schema: joinTokenBodySchema, example: { expires_in: '30m' } },
+    responses: {
+      201: {
+        description: 'the token (shown once) and the command', schema: joinTokenSchema,
+        example: { token: 'dspj_Zm9vYmFy', expires_at: '2026-11-23T11:00:00.000Z', hub_url: 'http://10.0.0.1:8082', command: 'dspool agent join http://10.0.0.1:8082 --token dspj_Zm9vYmFy' },
+      },
+      400: err('bad expires_in'), 403: err('not an admin'),
+    },
   },
   {
     method: 'post', path: '/instances/:id/drain', summary: 'Stop new placements on an instance and remove it once its sessions end (or the deadline passes)', scopes: ['admin:instances'],

@@ -4,7 +4,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { parseDuration } from '../../lib/duration.js';
 import { BadRequestError, InstanceNotFoundError } from '../errors.js';
-import type { InstancePool, InstanceView } from '../instances/pool.js';
+import type { CreateFailure, InstancePool, InstanceView } from '../instances/pool.js';
 import type { HubMetrics } from '../metrics.js';
 import type { SessionManager } from '../sessions/manager.js';
 import { requireCaller, requireScope } from './auth.js';
@@ -14,7 +14,7 @@ import type { HubEnv } from './services.js';
 
 /** What the pool routes use from the hub. */
 export interface PoolApiContext {
-  readonly pool: Pick<InstancePool, 'get' | 'drain' | 'protect' | 'resize' | 'size' | 'list' | 'ready'>;
+  readonly pool: Pick<InstancePool, 'get' | 'drain' | 'protect' | 'resize' | 'size' | 'list' | 'ready' | 'createError'>;
   /** pool.yaml's `pool.instances`, and where a new desired size is kept across hub restarts. */
   readonly scale: { readonly configured: number; save(desired: number): Promise<void> };
   readonly sessions: Pick<SessionManager, 'countOn' | 'queued' | 'profiles' | 'resolveProfile'>;
@@ -43,6 +43,15 @@ export const poolSizeSchema = z
     draining: z.array(z.string()).describe('Instances being drained (no new sessions; removed once their sessions end).'),
     min: z.number().int(),
     max: z.number().int(),
+    create_error: z
+      .object({
+        code: z.string().describe('Stable code of the provider\'s error, e.g. `sbatch_rejected`, `slurm_unavailable`.'),
+        message: z.string(),
+        attempts: z.number().int().describe('Failed creates in a row.'),
+        retry_at: z.string().describe('When the pool tries again (ISO-8601).'),
+      })
+      .nullable()
+      .describe('Why the pool cannot create instances right now (it retries with back-off); null when creates succeed.'),
   })
   .meta({ id: 'Pool' });
 
@@ -75,6 +84,10 @@ export const profileJsonSchema = z.object({
   memory_bytes: z.number(),
   gpus: z.number().int(),
 });
+
+function createErrorModel(failure: CreateFailure | undefined) {
+  return failure ? { code: failure.code, message: failure.message, attempts: failure.attempts, retry_at: failure.retryAt } : null;
+}
 
 /**
  * Builds the pool routes (mounted at `/hub/api`).
@@ -124,6 +137,7 @@ export function poolApiRoutes(ctx: PoolApiContext): Hono<HubEnv> {
     draining: ctx.pool.list().filter((v) => v.draining).map((v) => v.id),
     min: 0,
     max: 1000,
+    create_error: createErrorModel(ctx.pool.createError),
   });
 
   api.get('/pool', (c) => {

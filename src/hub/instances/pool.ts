@@ -110,6 +110,21 @@ export interface InstanceView {
   readonly unreachableSince: string | null;
 }
 
+/** The provider could not create instances; the pool retries with back-off (`GET /hub/api/pool` shows it). */
+export interface CreateFailure {
+  /** The provider error's stable code (e.g. `sbatch_rejected`, `slurm_unavailable`), or `provider_failed`. */
+  readonly code: string;
+  readonly message: string;
+  /** Failed creates in a row. */
+  readonly attempts: number;
+  /** When the pool tries again (ISO-8601). */
+  readonly retryAt: string;
+}
+
+/** First pause after a failed create, in ms; doubled per failure in a row, up to `CREATE_BACKOFF_MAX_MS`. */
+const CREATE_BACKOFF_MIN_MS = 2_000;
+const CREATE_BACKOFF_MAX_MS = 5 * 60_000;
+
 /** Events of the pool. */
 export interface InstancePoolEvents {
   /** An instance changed state (placement waits on `ready`). */
@@ -153,6 +168,9 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
   /** Instances whose postponed repair was already recorded (so the event log is not flooded). */
   private readonly postponed = new Set<string>();
   private readonly unwatchGone: (() => void) | undefined;
+  /** The last failed create while failures continue; undefined once an instance joins. */
+  private failure: CreateFailure | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly ctx: InstancePoolContext) {
     super();
@@ -162,8 +180,13 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     this.unwatchGone = ctx.provider.watchGone?.(({ id, reason }) => this.onProviderGone(id, reason));
   }
 
+  /** Why instances cannot be created right now, while the pool backs off; undefined when creates succeed. */
+  get createError(): CreateFailure | undefined {
+    return this.failure;
+  }
+
   /**
-   * The provider knows an instance is gone (its agent process exited, its job ended): there is nothing to wait
+   * The provider knows an instance is gone (its agent process exited, its Slurm job ended): there is nothing to wait
    * for, so it fails now (its sessions are lost, their users are placed elsewhere on their next request) instead
    * of after `repair.failAfter` of silence. An instance being removed, or the pool closing, is left alone.
    */
@@ -171,6 +194,13 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     const entry = this.entries.get(id);
     if (!entry || entry.removing || this.closing || entry.view.state === 'failed') return;
     this.ctx.log.warn({ instance: id, reason }, 'the provider says the instance is gone; failing it now');
+    this.ctx.registry.get(id)?.close(4005, 'instance gone');
+    // Gone before its agent ever joined (a job that dies at start): as a failed create, the next one waits.
+    if (entry.view.state === 'starting') {
+      this.backOff(id, 'instance_lost_at_start', reason);
+      void this.fail(entry, reason);
+      return;
+    }
     // `unreachable` first (the one way into `failed`), then failed at once rather than after its grace period.
     this.markUnreachable(entry, Date.now(), `gone: ${reason}`);
     void this.fail(entry, `its provider reports it gone: ${reason}`);
@@ -232,6 +262,8 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
   stopMonitor(): void {
     clearInterval(this.monitor);
     this.monitor = undefined;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
   }
 
   /**
@@ -432,14 +464,33 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     this.ctx.events.record('instance.created', `creating instance ${id}`, { instanceId: id, data: { provider: this.ctx.provider.type } });
     try {
       const made = await this.ctx.provider.create({ id, hubUrl: this.ctx.hubUrl, joinToken, settings: this.ctx.agentSettings });
-      entry.view = { ...entry.view, address: made.address, details: made.details };
+      entry.view = { ...entry.view, address: made.address || null, details: made.details };
       await this.persist(entry);
     } catch (error) {
-      this.ctx.log.error({ instance: id, err: (error as Error).message }, 'provider could not create the instance');
-      this.setState(id, 'stopping', `provider failed: ${(error as Error).message}`);
+      const message = (error as Error).message;
+      const code = typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'provider_failed';
+      this.ctx.log.error({ instance: id, code, err: message }, 'provider could not create the instance');
+      this.setState(id, 'stopping', `provider failed: ${message}`);
       this.entries.delete(id);
       await this.ctx.store.deleteInstance(id);
+      this.backOff(id, code, message);
     }
+  }
+
+  /** After a failed create: one event, then `grow` again later (doubling pauses), never a tight loop. */
+  private backOff(id: string, code: string, message: string): void {
+    const attempts = (this.failure?.attempts ?? 0) + 1;
+    const delayMs = Math.min(CREATE_BACKOFF_MAX_MS, CREATE_BACKOFF_MIN_MS * 2 ** (attempts - 1));
+    this.failure = { code, message, attempts, retryAt: new Date(Date.now() + delayMs).toISOString() };
+    this.ctx.events.record('instance.create_failed', `the provider could not create ${id}: ${message} (attempt ${attempts}; next try in ${Math.round(delayMs / 1000)} s)`, {
+      instanceId: id, data: { code, attempts, retryInMs: delayMs },
+    });
+    if (this.closing || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.grow();
+    }, delayMs);
+    this.retryTimer.unref();
   }
 
   /** Fails an instance: its sessions are lost, the provider deletes what is left of it, a replacement is made. */
@@ -469,7 +520,8 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     } catch (error) {
       this.ctx.log.error({ instance: id, err: (error as Error).message }, 'could not delete an instance');
     }
-    if (!this.closing) await this.grow();
+    // While creates back off, the retry timer grows the pool (never a tight create → fail → create loop).
+    if (!this.closing && !this.retryTimer) await this.grow();
   }
 
   private async remove(id: string): Promise<void> {
@@ -480,6 +532,8 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     try {
       await this.ctx.provider.delete(id, { graceMs: this.ctx.deleteGraceMs });
     } finally {
+      // An agent that outlives its instance (a joined machine) learns it is gone, stops its servers, joins anew.
+      this.ctx.registry.get(id)?.close(4003, 'instance removed');
       this.setState(id, 'deleted');
       this.entries.delete(id);
       await this.ctx.store.deleteInstance(id);
@@ -497,10 +551,12 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
       return;
     }
     const { hello } = connection;
-    const healthy = hello.checks.share && hello.checks.jupyter;
+    const healthy = hello.checks.share && hello.checks.jupyter && hello.checks.identity !== false;
     entry.lastBeatMs = Date.now();
     entry.unreachableSinceMs = 0;
     this.postponed.delete(connection.instanceId);
+    // An instance made it all the way: creates work again.
+    this.failure = undefined;
     entry.view = {
       ...entry.view, address: hello.address, capacity: hello.capacity, sshPort: hello.sshPort, sshHostKey: hello.sshHostKey, isolation: hello.isolation,
       lastHeartbeat: new Date(entry.lastBeatMs).toISOString(), detail: healthy ? null : (hello.checks.detail ?? 'a health check failed'),

@@ -1,0 +1,96 @@
+// Machines joining the pool on their own (provider `static`): one-use, expiring join tokens issued to an admin
+// (`dspool instances join-command`), exchanged once by `dspool agent join` for a long-lived host credential, which
+// the machine then trades for an instance whenever it (re)joins. Tokens and credentials are kept hashed.
+import type { Logger } from '../../lib/log.js';
+import { JoinErrorCode, joinRequestSchema, type JoinResponse } from '../../protocol/agent.js';
+import type { InstanceSpec, Provider } from '../../providers/provider.js';
+import { hashSecret, newSecret, sameSecret } from '../auth/credentials.js';
+import type { EventLog } from '../events.js';
+import type { Store } from '../store/types.js';
+
+/** Store key of the host credentials' hashes, by host address. */
+const HOSTS_SETTING = 'join.hosts';
+
+/** What the join service needs from the hub. */
+export interface JoinContext {
+  readonly provider: Pick<Provider, 'type' | 'claim'>;
+  readonly store: Pick<Store, 'getSetting' | 'putSetting' | 'listUsers'>;
+  readonly events: Pick<EventLog, 'record'>;
+  readonly log: Logger;
+}
+
+/** A join's answer: an HTTP status and its JSON body. */
+export interface JoinReply {
+  readonly status: number;
+  readonly body: JoinResponse | { code: string; message: string };
+}
+
+/**
+ * Issues join tokens and answers `POST /hub/internal/join`.
+ *
+ * @example
+ * const { token } = joins.issue(3_600_000);
+ * const reply = await joins.join({ token }, '10.0.0.5'); // { status: 200, body: { instanceId, hostCredential, … } }
+ */
+export class JoinService {
+  /** Hash → expiry (epoch ms) of join tokens not used yet. */
+  private readonly tokens = new Map<string, number>();
+
+  constructor(private readonly ctx: JoinContext) {}
+
+  /** A new one-use join token valid for `ttlMs`. Kept in memory only: a hub restart voids unused ones. */
+  issue(ttlMs: number): { token: string; expiresAt: string } {
+    const now = Date.now();
+    for (const [hash, expires] of this.tokens) if (expires <= now) this.tokens.delete(hash);
+    const token = `dspj_${newSecret()}`;
+    this.tokens.set(hashSecret(token), now + ttlMs);
+    return { token, expiresAt: new Date(now + ttlMs).toISOString() };
+  }
+
+  /** Handles one join from `remote` (the machine's address as this hub sees it). Never throws. */
+  async join(raw: unknown, remote: string): Promise<JoinReply> {
+    const host = remote.replace(/^::ffff:/, '');
+    const refuse = (status: number, code: string, message: string): JoinReply => {
+      this.ctx.events.record('instance.join_refused', `a machine at ${host} could not join: ${message}`, { data: { host, code } });
+      this.ctx.log.warn({ host, code }, 'join refused');
+      return { status, body: { code, message } };
+    };
+    const parsed = joinRequestSchema.safeParse(raw);
+    if (!parsed.success) return refuse(400, JoinErrorCode.badRequest, 'send {"token": …} or {"hostCredential": …}');
+    if (!this.ctx.provider.claim) {
+      return refuse(400, JoinErrorCode.notSupported, `provider ${this.ctx.provider.type} makes its own instances; machines join only with provider: { type: static }`);
+    }
+    const hosts = ((await this.ctx.store.getSetting(HOSTS_SETTING)) ?? {}) as Record<string, string>;
+    let hostCredential: string | undefined;
+    if ('token' in parsed.data) {
+      const hash = hashSecret(parsed.data.token);
+      const expires = this.tokens.get(hash);
+      // One use: gone from the map whatever happens next.
+      this.tokens.delete(hash);
+      if (expires === undefined || expires <= Date.now()) {
+        return refuse(401, JoinErrorCode.tokenInvalid, 'the join token is wrong, already used or expired; print a new one with: dspool instances join-command');
+      }
+      hostCredential = `dsph_${newSecret()}`;
+      hosts[host] = hashSecret(hostCredential);
+      await this.ctx.store.putSetting(HOSTS_SETTING, hosts);
+    } else {
+      const known = hosts[host];
+      if (!known || !sameSecret(known, hashSecret(parsed.data.hostCredential))) {
+        return refuse(401, JoinErrorCode.hostCredentialInvalid, `this machine's credential is not the one issued to ${host}; join it again with a new token (dspool instances join-command)`);
+      }
+    }
+    try {
+      const claimed = await this.ctx.provider.claim(host);
+      const knownUsers = (await this.ctx.store.listUsers()).map((u) => ({ name: u.name, uid: u.uid, gid: u.gid }));
+      const settings: InstanceSpec['settings'] = { ...claimed.settings, knownUsers };
+      this.ctx.events.record('instance.joined', `the machine at ${host} joined as ${claimed.id}`, { instanceId: claimed.id, data: { host } });
+      return {
+        status: 200,
+        body: { ...(hostCredential ? { hostCredential } : {}), instanceId: claimed.id, instanceToken: claimed.joinToken, address: claimed.address, settings },
+      };
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? 'internal';
+      return refuse(code === JoinErrorCode.hostNotListed ? 403 : 409, code, (error as Error).message);
+    }
+  }
+}

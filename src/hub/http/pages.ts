@@ -249,10 +249,12 @@ ${await keysSection(s, who.user, csrf)}`;
       await s.sessions.stop(who.user);
       return c.redirect('/hub/home');
     }
+    // This form is the start (a same-site POST with its CSRF token); the page it leads to only shows progress.
     const user = await s.store.getUser(who.user);
-    if (user && typeof form.profile === 'string' && form.profile !== '') {
+    const active = s.sessions.active(who.user);
+    if (user && (!active || active.state === 'stopping')) {
       try {
-        await s.sessions.start(user, { profile: form.profile });
+        await s.sessions.start(user, typeof form.profile === 'string' && form.profile !== '' ? { profile: form.profile } : undefined);
       } catch (error) {
         if (!(error instanceof HubError)) throw error;
         return c.html(page('Home', `<p class="alert alert-danger" role="alert">${esc(error.message)}</p><p><a href="/hub/home">Back</a></p>`, who.user), 400);

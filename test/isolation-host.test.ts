@@ -28,7 +28,7 @@ describe.skipIf(Boolean(skip))('users kept apart on a shared instance (root)', (
   writeFileSync(
     pool.config,
     readFileSync(pool.config, 'utf8')
-      .replace('pool: { instances: 1 }', `pool: { instances: 1, profiles: { small: { memory: ${SMALL} } } }`)
+      .replace('pool: { instances: 1 }', `pool: { instances: 1, profiles: { small: { memory: ${SMALL}, processes: 200 } } }`)
       .replace(`users: { uidBase: ${pool.uidBase} }`, `users: { uidBase: ${uidBase}, teamGid: ${teamGid} }`),
   );
   const alice = `a${rand()}`;
@@ -132,7 +132,7 @@ describe.skipIf(Boolean(skip))('users kept apart on a shared instance (root)', (
     aliceJupyterPid = status.servers['']?.pid ?? 0;
   }, 240_000);
 
-  it('puts mallory\'s SSH shell in her session\'s cgroup, with her groups, umask 077 and her profile\'s memory limit', async () => {
+  it('puts mallory\'s SSH shell in her session\'s cgroup, with her groups, umask 077 and her profile\'s memory and process limits', async () => {
     const inKernel = await execute(mallory, "print(open('/proc/self/cgroup').read().strip())");
     const shell = await ssh(mallory, malloryKey, 'cat /proc/self/cgroup; echo ---; id -G; umask');
     expect(shell.code, shell.stderr).toBe(0);
@@ -148,6 +148,10 @@ describe.skipIf(Boolean(skip))('users kept apart on a shared instance (root)', (
     const base = cgroups?.version === 1 ? '/sys/fs/cgroup/memory' : '/sys/fs/cgroup';
     const limitFile = cgroups?.version === 1 ? 'memory.limit_in_bytes' : 'memory.max';
     expect(readFileSync(join(base, relative, limitFile), 'utf8').trim()).toBe(String(SMALL));
+    // And her profile's process limit.
+    const pidsLine = lines(inKernel).find((l) => (cgroups?.version === 1 ? /^\d+:pids:/ : /^0::/).test(l)) ?? '';
+    const pidsBase = cgroups?.version === 1 ? '/sys/fs/cgroup/pids' : '/sys/fs/cgroup';
+    expect(readFileSync(join(pidsBase, pidsLine.slice(pidsLine.lastIndexOf(':') + 1), 'pids.max'), 'utf8').trim()).toBe('200');
   }, 120_000);
 
   it('kills only mallory\'s kernel when she allocates past her memory limit; alice\'s kernel keeps its state', async () => {

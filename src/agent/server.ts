@@ -69,7 +69,7 @@ export interface ServerContext {
   readonly cgroups: CgroupHost | undefined;
   /** The instance's cgroup folder name (`instanceCgroupName`). */
   readonly instanceCgroup: string;
-  /** Most processes and threads a session may run at once (its cgroup's pids limit); 0: no limit. */
+  /** Most processes and threads a session may run at once when its profile sets none (its cgroup's pids limit); 0: no limit. */
   readonly sessionPidsMax: number;
   /** `phase` names a step whose time the hub records (`forked`, `exec`). */
   readonly onProgress: (percent: number, message: string, phase?: string) => void;
@@ -271,7 +271,7 @@ export class UserServer {
         this.sessionCgroup = createSessionCgroup(this.ctx.cgroups, this.ctx.instanceCgroup, this.sessionId, {
           memoryBytes: resources?.memoryBytes ?? 0,
           cpu: resources?.cpu ?? 0,
-          pids: this.ctx.sessionPidsMax,
+          pids: resources?.pids ?? this.ctx.sessionPidsMax,
         });
       }
 

@@ -68,6 +68,12 @@ export const profileSchema = z
     memory: size().default(0).describe('Memory reserved for a session of this profile, e.g. "4Gi".'),
     gpus: gpus().default(0).describe('GPUs granted to a session of this profile (it sees only those).'),
     idleTimeout: idleTimeout().optional().describe('Cull timeout of this profile\'s sessions (null: never); default pool.cull.idleTimeout.'),
+    processes: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe('Most processes and threads a session of this profile runs at once (its cgroup\'s pids limit, as root); absent: 4096; 0: no limit.'),
   })
   .describe('What a session of this profile reserves on its instance.');
 

@@ -41,7 +41,11 @@ export function sessionSettings(
 ): Pick<SessionManagerContext, 'strategy' | 'profiles' | 'defaultProfile' | 'queueTimeoutMs'> {
   const profiles: Record<string, ProfileRequest> = {};
   for (const [name, p] of Object.entries(config.pool.profiles)) {
-    profiles[name] = { cpu: p.cpu, memoryBytes: p.memory, gpus: p.gpus, ...(p.description === undefined ? {} : { description: p.description }) };
+    profiles[name] = {
+      cpu: p.cpu, memoryBytes: p.memory, gpus: p.gpus,
+      ...(p.description === undefined ? {} : { description: p.description }),
+      ...(p.processes === undefined ? {} : { processes: p.processes }),
+    };
   }
   return { strategy: config.pool.placement, profiles, defaultProfile: config.pool.defaultProfile, queueTimeoutMs: config.pool.queueTimeout };
 }

@@ -98,6 +98,8 @@ export const sessionResourcesSchema = z.strictObject({
   cpu: z.number().nonnegative(),
   memoryBytes: z.number().nonnegative(),
   gpus: z.array(z.number().int().nonnegative()),
+  /** Most processes and threads at once (the session cgroup's pids limit); absent: the agent's `sessionPidsMax`. */
+  pids: z.number().int().nonnegative().optional(),
 });
 export type SessionResources = z.infer<typeof sessionResourcesSchema>;
 

@@ -60,6 +60,8 @@ export interface SessionManagerContext {
 /** A profile as placement needs it. */
 export interface ProfileRequest extends ResourceRequest {
   readonly description?: string;
+  /** The session's process limit on its instance (its cgroup's pids limit); absent: the agent's default. */
+  readonly processes?: number;
 }
 
 /** Receives placement measurements. */
@@ -380,7 +382,10 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   ): Promise<void> {
     try {
       const { instance, gpus } = await this.place(live, want);
-      const resources: SessionResources = { cpu: want.request.cpu, memoryBytes: want.request.memoryBytes, gpus: [...gpus] };
+      const processes = want.profile === null ? undefined : this.ctx.profiles[want.profile]?.processes;
+      const resources: SessionResources = {
+        cpu: want.request.cpu, memoryBytes: want.request.memoryBytes, gpus: [...gpus], ...(processes === undefined ? {} : { pids: processes }),
+      };
       const deadline = Date.now() + this.ctx.startTimeoutMs;
       if (live.record.state !== 'pending') {
         this.release(live.record.id);

@@ -84,6 +84,27 @@ function pickerPage(s: HubServices, who: string, next: string): string {
 }
 
 /**
+ * Starts the user's server right after a login that leads to it (no `next`, or `next` on their own server), as
+ * JupyterHub does: the login form's POST is what starts it, and the page it leads to shows the progress. With
+ * profiles to choose from nothing starts here (`/hub/spawn` shows the picker). A start the pool refuses is left to
+ * the page it leads to, which says why.
+ */
+async function startOnLogin(s: HubServices, name: string, next: string): Promise<void> {
+  const mine = [userPrefix(name), `/hub${userPrefix(name)}`];
+  const own = next === SPAWN_PATH || mine.some((prefix) => next.startsWith(prefix) || next === prefix.slice(0, -1));
+  if (!own || Object.keys(s.sessions.profiles()).length > 0) return;
+  const active = s.sessions.active(name);
+  if (active && active.state !== 'stopping') return;
+  const user = await s.store.getUser(name);
+  if (!user || user.disabled) return;
+  try {
+    await s.sessions.start(user);
+  } catch (error) {
+    if (!(error instanceof HubError)) throw error;
+  }
+}
+
+/**
  * Builds the page routes (mounted at `/hub`).
  *
  * @example
@@ -131,6 +152,7 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
       path: '/', httpOnly: true, sameSite: 'Lax', maxAge: Math.floor(s.cookieMaxAgeMs / 1000),
       secure: c.req.header('x-forwarded-proto') === 'https',
     });
+    await startOnLogin(s, username, next);
     return c.redirect(next, 302);
   });
 

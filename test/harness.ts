@@ -51,8 +51,8 @@ export class TestPool {
   readonly config: string;
   readonly share: string;
   readonly uidBase: number;
-  /** GID of the machine's existing `dspool-team` group, when there is one. */
-  readonly teamGid: number | undefined;
+  /** The pool's own team group, so suites running at once do not share (and fight over) one. */
+  readonly teamGroup = `tg${rand()}`;
   url = '';
   /** Port of the SSH front door, when `ssh` was asked for. */
   sshPort = 0;
@@ -68,11 +68,7 @@ export class TestPool {
     chmodSync(this.dir, 0o755);
     this.share = join(this.dir, 'share');
     this.config = join(this.dir, 'pool.yaml');
-    // One `dspool-team` group serves every pool on this machine (the first pool made it, with its own GID):
-    // reuse its GID and count users up from above it, or every start would refuse the group's other GID.
-    const team = Number(spawnSync('getent', ['group', 'dspool-team'], { encoding: 'utf8' }).stdout.split(':')[2] || NaN);
-    this.teamGid = Number.isInteger(team) ? team : undefined;
-    this.uidBase = (this.teamGid ?? 40000) + 10 + Math.floor(Math.random() * 20000) * 10;
+    this.uidBase = 40000 + Math.floor(Math.random() * 20000) * 10;
     writeFileSync(
       this.config,
       [
@@ -83,7 +79,7 @@ export class TestPool {
         'provider: { type: local }',
         // A suite's own `pool:` section (profiles, repair, …) replaces this one: YAML refuses a key given twice.
         /^pool:/m.test(options.extraYaml ?? '') ? '' : `pool: { instances: ${options.instances ?? 2} }`,
-        `users: { uidBase: ${this.uidBase}, passwordMinLength: ${options.passwordMinLength ?? 2}${this.teamGid === undefined ? '' : `, teamGid: ${this.teamGid}`} }`,
+        `users: { uidBase: ${this.uidBase}, teamGroup: ${this.teamGroup}, passwordMinLength: ${options.passwordMinLength ?? 2} }`,
         'log: { level: warn }',
         options.extraYaml ?? '',
       ].join('\n'),
@@ -186,6 +182,7 @@ export class TestPool {
         spawnSync('userdel', [user], { stdio: 'ignore' });
         spawnSync('groupdel', [user], { stdio: 'ignore' });
       }
+      spawnSync('groupdel', [this.teamGroup], { stdio: 'ignore' });
     }
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -125,7 +125,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       },
       logLevel: config.log.level,
       gpuCommand: config.pool.gpuCommand,
-      teamGid: config.users.teamGid,
+      team: { name: config.users.teamGroup, gid: config.users.teamGid },
       ssh: sshInternal ? { internalPublicKey: sshInternal.publicKey } : null,
     },
   });
@@ -141,6 +141,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       uidBase: config.users.uidBase, passwordMinLength: config.users.passwordMinLength,
       // Only a pool run as root makes Unix accounts on this machine (its local instances run servers as them).
       checkSystemAccounts: process.getuid?.() === 0,
+      reservedNames: [config.users.teamGroup],
     }),
   };
   const scale = {

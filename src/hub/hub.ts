@@ -206,6 +206,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       uidBase: config.users.uidBase, passwordMinLength: config.users.passwordMinLength,
       // Only a pool run as root makes Unix accounts on this machine (its local instances run servers as them).
       checkSystemAccounts: process.getuid?.() === 0,
+      reservedNames: [config.users.teamGroup],
     }),
   };
   const scale = {

@@ -56,6 +56,12 @@ describe('account names', () => {
     }
   });
 
+  it('refuses the pool\'s own team group name', async () => {
+    const policy = accountPolicy({ uidBase: 20000, lookup: none, reservedNames: ['science-team'] });
+    expect(await accountNameProblem('science-team', policy)).toMatch(/the pool's team group \(users.teamGroup\)/);
+    expect(await accountNameProblem('science', policy)).toBeUndefined();
+  });
+
   it('refuses an existing account or group below the pool\'s UID range, and accepts one inside it', async () => {
     const policy = (uid: number | undefined, gid: number | undefined) => accountPolicy({ uidBase: 20000, lookup: async () => ({ uid, gid }) });
     expect(await accountNameProblem('carol', policy(1000, 1000))).toMatch(/existing system account \(UID 1000\) outside the pool's UID range/);

@@ -25,6 +25,11 @@ export interface AccountPolicyOptions {
    * @default true
    */
   readonly checkSystemAccounts?: boolean;
+  /**
+   * Further names no user may take, besides `RESERVED_NAMES` (the pool's team group, `users.teamGroup`).
+   * @default []
+   */
+  readonly reservedNames?: readonly string[];
 }
 
 /** An account and group of one name on this machine; a field is `undefined` when there is none. */
@@ -39,6 +44,7 @@ export interface AccountPolicy {
   readonly passwordMinLength: number;
   readonly lookup: (name: string) => Promise<SystemAccount>;
   readonly checkSystemAccounts: boolean;
+  readonly reservedNames: ReadonlySet<string>;
 }
 
 /** Default shortest password, in characters (pool.yaml `users.passwordMinLength`). */
@@ -56,6 +62,7 @@ export function accountPolicy(options: AccountPolicyOptions): AccountPolicy {
     passwordMinLength: options.passwordMinLength ?? DEFAULT_PASSWORD_MIN_LENGTH,
     lookup: options.lookup ?? lookupSystemAccount,
     checkSystemAccounts: options.checkSystemAccounts ?? true,
+    reservedNames: new Set(options.reservedNames ?? []),
   };
 }
 
@@ -120,6 +127,7 @@ export function passwordProblem(password: string, user: string, minLength: numbe
  */
 export async function accountNameProblem(name: string, policy: AccountPolicy): Promise<string | undefined> {
   const range = `the pool's UIDs start at ${policy.uidBase} (users.uidBase)`;
+  if (policy.reservedNames.has(name)) return `is the pool's team group (users.teamGroup); pool users need a name of their own`;
   if (RESERVED_NAMES.has(name)) return `is a system account or group name; pool users need a name of their own (${range})`;
   if (!policy.checkSystemAccounts) return undefined;
   const found = await policy.lookup(name);

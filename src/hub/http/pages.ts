@@ -93,6 +93,27 @@ function pickerPage(s: HubServices, who: string, next: string, csrf: string): st
 }
 
 /**
+ * Starts the user's server right after a login that leads to it (no `next`, or `next` on their own server), as
+ * JupyterHub does: the login form's POST is what starts it, and the page it leads to shows the progress. With
+ * profiles to choose from nothing starts here (`/hub/spawn` shows the picker). A start the pool refuses is left to
+ * the page it leads to, which says why.
+ */
+async function startOnLogin(s: HubServices, name: string, next: string): Promise<void> {
+  const mine = [userPrefix(name), `/hub${userPrefix(name)}`];
+  const own = next === SPAWN_PATH || mine.some((prefix) => next.startsWith(prefix) || next === prefix.slice(0, -1));
+  if (!own || Object.keys(s.sessions.profiles()).length > 0) return;
+  const active = s.sessions.active(name);
+  if (active && active.state !== 'stopping') return;
+  const user = await s.store.getUser(name);
+  if (!user || user.disabled) return;
+  try {
+    await s.sessions.start(user);
+  } catch (error) {
+    if (!(error instanceof HubError)) throw error;
+  }
+}
+
+/**
  * Builds the page routes (mounted at `/hub`).
  *
  * @example
@@ -160,7 +181,8 @@ export function pageRoutes(s: HubServices): Hono<HubEnv> {
       path: '/', httpOnly: true, sameSite: 'Lax', maxAge: Math.floor(s.cookieMaxAgeMs / 1000),
       secure: c.req.header('x-forwarded-proto') === 'https',
     });
-    return c.redirect(await startOnLogin(s, username, next), 302);
+    await startOnLogin(s, username, next);
+    return c.redirect(next, 302);
   });
 
   // Logging out takes a POST (a cross-site link or image must not end a session); the GET asks.
@@ -330,27 +352,6 @@ its own origin and removes this risk.</p>
 <form method="post" action="/hub/confirm/${esc(name)}?next=${esc(encodeURIComponent(next))}">${csrfInput(c, s.gatewaySecret)}
   <button type="submit">Continue to ${esc(name)}'s server</button> <a href="/hub/home">Cancel</a>
 </form>`, who.user));
-}
-
-/**
- * The server starts on login, as JupyterHub does, when the user was going to it (no `next`, or their own server's
- * address) and there is no profile to pick: the login form is a same-origin POST with its CSRF token, so this is
- * the one place a start may follow it. Returns where to send the browser (the start's progress page).
- */
-async function startOnLogin(s: HubServices, name: string, next: string): Promise<string> {
-  const own = [SPAWN_PATH, `/user/${name}/`, `/hub/user/${name}/`];
-  if (!own.some((prefix) => next === prefix || next.startsWith(prefix))) return next;
-  if (Object.keys(s.sessions.profiles()).length > 0 || s.sessions.active(name)) return next;
-  const user = await s.store.getUser(name);
-  if (user) {
-    try {
-      await s.sessions.start(user);
-    } catch (error) {
-      // The progress page says why (queue full, no room); the login itself succeeded.
-      if (!(error instanceof HubError)) throw error;
-    }
-  }
-  return next === SPAWN_PATH ? `/hub/user/${name}/tree` : next;
 }
 
 async function spawnPage(c: Context<HubEnv>, s: HubServices, start: boolean): Promise<Response> {

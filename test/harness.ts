@@ -45,6 +45,8 @@ export class TestPool {
   readonly config: string;
   readonly share: string;
   readonly uidBase: number;
+  /** The pool's own team group, so suites running at once do not share (and fight over) one. */
+  readonly teamGroup = `tg${rand()}`;
   url = '';
   /** Port of the SSH front door, when `ssh` was asked for. */
   sshPort = 0;
@@ -70,7 +72,7 @@ export class TestPool {
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
         `pool: { instances: ${options.instances ?? 2} }`,
-        `users: { uidBase: ${this.uidBase} }`,
+        `users: { uidBase: ${this.uidBase}, teamGroup: ${this.teamGroup} }`,
         'log: { level: warn }',
         options.extraYaml ?? '',
       ].join('\n'),
@@ -173,6 +175,7 @@ export class TestPool {
         spawnSync('userdel', [user], { stdio: 'ignore' });
         spawnSync('groupdel', [user], { stdio: 'ignore' });
       }
+      spawnSync('groupdel', [this.teamGroup], { stdio: 'ignore' });
     }
     rmSync(this.dir, { recursive: true, force: true });
   }

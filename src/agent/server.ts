@@ -319,7 +319,7 @@ export class UserServer {
       env: env as Record<string, string>,
       cwd: paths.home,
       ...(this.ctx.asRoot
-        ? { uid: this.user.uid, gid: this.user.gid, groups: [this.user.gid, ...(settings.teamGid !== undefined ? [settings.teamGid] : [])] }
+        ? { uid: this.user.uid, gid: this.user.gid, groups: [this.user.gid, ...(settings.team ? [settings.team.gid] : [])] }
         : {}),
       umask: 0o077,
       cgroupProcs: [],

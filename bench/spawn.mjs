@@ -475,11 +475,7 @@ async function executeRoundTrips(product, user, count) {
 async function startDspool(users) {
   const dir = tempDir('dspool-bench');
   const config = join(dir, 'pool.yaml');
-  let uidBase = 40000 + Math.floor(Math.random() * 2000) * 10;
-  // /etc/group is the machine's: a `dspool-team` another pool left keeps its GID, and the pool must use that one.
-  const team = spawnSync('getent', ['group', 'dspool-team'], { encoding: 'utf8' });
-  const teamGid = team.status === 0 ? Number(team.stdout.split(':')[2]) : undefined;
-  if (teamGid !== undefined) uidBase = teamGid + 1 + Math.floor(Math.random() * 2000) * 10;
+  const uidBase = 40000 + Math.floor(Math.random() * 2000) * 10;
   writeFileSync(
     config,
     [
@@ -489,7 +485,8 @@ async function startDspool(users) {
       'hub: { host: 127.0.0.1, port: 0 }',
       'provider: { type: local }',
       'pool: { instances: 2 }',
-      `users: { uidBase: ${uidBase}${teamGid === undefined ? '' : `, teamGid: ${teamGid}`} }`,
+      // A team group of this run's own (/etc/group is the machine's; another pool's `dspool-team` has another GID).
+      `users: { uidBase: ${uidBase}, teamGroup: ${TAG}team }`,
       'log: { level: warn }',
       '',
     ].join('\n'),
@@ -928,6 +925,7 @@ function cleanup(products) {
       spawnSync('userdel', [user], { stdio: 'ignore' });
       spawnSync('groupdel', [user], { stdio: 'ignore' });
     }
+    spawnSync('groupdel', [`${TAG}team`], { stdio: 'ignore' });
     for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
     // Nothing of this run may be left: no process naming its temp dirs or users, no account.
     const still = spawnSync('pgrep', ['-af', TAG], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l && !l.includes(String(process.pid)));

@@ -1,8 +1,7 @@
 // End to end: the instance's fork server in a real pool (`dspool up`, real agents, Debian's notebook 6 and
 // ipykernel). A user's server and kernels are forked from the pre-imported Python, run with the user's IDs and
 // groups, share nothing with each other, and a fork server that dies is replaced while starts fall back to exec.
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IS_ROOT, TestPool, executeInKernel, rand } from './harness.js';
 
@@ -65,19 +64,11 @@ describe.skipIf(!existsSync('/usr/bin/jupyter-notebook') || !IS_ROOT)('fork serv
     return { id, view: JSON.parse(text) as KernelView, ms };
   };
 
-  /** The team group's GID: `uidBase - 1` unless another pool on this machine made `dspool-team` already. */
-  let teamGid = pool.uidBase - 1;
-  let uidBase = pool.uidBase;
+  /** The pool's own team group (the harness names one per pool) has GID `uidBase - 1`. */
+  const teamGid = pool.uidBase - 1;
+  const uidBase = pool.uidBase;
 
   beforeAll(async () => {
-    // /etc/group is the machine's: a `dspool-team` left by another suite's pool keeps its GID, so use that one.
-    try {
-      teamGid = Number(execFileSync('getent', ['group', 'dspool-team'], { encoding: 'utf8' }).split(':')[2]);
-      uidBase = teamGid + 1 + Math.floor(Math.random() * 100_000) * 10;
-      writeFileSync(pool.config, readFileSync(pool.config, 'utf8').replace(/users: \{ uidBase: (\d+) \}/, `users: { uidBase: ${uidBase}, teamGid: ${teamGid} }`));
-    } catch {
-      // no such group yet: the pool makes it with the default GID
-    }
     await pool.start();
     token = await pool.addUser(user, `pw-${rand()}-long-enough`);
   }, 120_000);
@@ -170,14 +161,6 @@ describe.skipIf(!existsSync('/usr/bin/jupyter-notebook'))('an instance its provi
   let adminToken = '';
 
   beforeAll(async () => {
-    // As above: use the machine's `dspool-team` GID when another pool made the group already.
-    try {
-      const teamGid = Number(execFileSync('getent', ['group', 'dspool-team'], { encoding: 'utf8' }).split(':')[2]);
-      const uidBase = teamGid + 1 + Math.floor(Math.random() * 100_000) * 10;
-      writeFileSync(pool.config, readFileSync(pool.config, 'utf8').replace(/users: \{ uidBase: (\d+) \}/, `users: { uidBase: ${uidBase}, teamGid: ${teamGid} }`));
-    } catch {
-      // no such group yet
-    }
     await pool.start();
     token = await pool.addUser(user, `pw-${rand()}-long-enough`);
     adminToken = readFileSync(`${pool.dir}/state/secrets/admin-token`, 'utf8').trim();

@@ -396,16 +396,19 @@ export class UserServer {
     if (pushed) {
       let timer: NodeJS.Timeout | undefined;
       const outcome = await Promise.race([
-        pushed.then(() => 'ready' as const, () => 'failed' as const),
+        pushed.then((said) => (said.execReason === undefined ? ('ready' as const) : ('exec' as const)), () => 'failed' as const),
         this.childClosed.then(() => 'closed' as const),
         new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.ctx.settings.jupyter.startTimeoutMs))),
       ]);
       clearTimeout(timer);
       if (outcome === 'timeout') throw new ServerStartTimeoutError(this.sessionId, this.ctx.settings.jupyter.startTimeoutMs, this.tail.text());
       if (outcome === 'ready' && this.current === 'starting') return true;
-      if (outcome === 'failed' && this.child?.running()) await this.killChild();
-      await this.childClosed;
-      return false;
+      if (outcome !== 'exec') {
+        if (outcome === 'failed' && this.child?.running()) await this.killChild();
+        await this.childClosed;
+        return false;
+      }
+      // The child exec'd the command itself (it says why in its output): polled like any exec'd server.
     }
     const statusUrl = `${this.url}${this.baseUrl}api/status`;
     while (!closed && this.current === 'starting') {

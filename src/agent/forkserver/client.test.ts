@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../lib/log.js';
@@ -120,6 +121,31 @@ describe.skipIf(!isRoot() || !hasPython)('ForkServer (needs root and /usr/bin/py
     }
     expect(targets(ra)['1']).not.toBe(targets(rb)['1']);
     expect(targets(ra)['3']).not.toBe(targets(rb)['3']);
+  });
+
+  it('execs (after applying the spec) what a fork would not reproduce, and says so instead of pushing readiness', async () => {
+    const other = await forks.spawn(spec({ args: ['-c', 'import os; print("execd", os.getuid())'] }));
+    let out = '';
+    other.output.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    expect(await other.ready).toEqual({ port: 0, execReason: expect.stringMatching(/not the notebook 6 entry point/) as unknown as string });
+    expect(await other.exited).toEqual({ code: 0, signal: null });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(out).toContain(`execd ${uid}`);
+
+    // A user whose own site-packages hold a module the fork server pre-imported (a newer traitlets, say).
+    const home = path.join(root, 'shadow-home');
+    const version = execFileSync('/usr/bin/python3', ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' }).trim();
+    const site = path.join(home, '.local', 'lib', `python${version}`, 'site-packages', 'traitlets');
+    mkdirSync(site, { recursive: true });
+    chownSync(home, uid, uid + 1);
+    const shadowed = await forks.spawn(spec({ file: '/usr/bin/jupyter-notebook', args: ['--version'], env: { HOME: home, PATH: '/usr/bin:/bin' }, cwd: '/' }));
+    let said = '';
+    shadowed.output.on('data', (chunk: Buffer) => (said += chunk.toString()));
+    const ready = await shadowed.ready;
+    expect(ready.execReason).toMatch(/traitlets in .*shadow-home/);
+    await shadowed.exited;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(said).toMatch(/^6\.\d+\.\d+$/m);
   });
 
   it('refuses nothing silently: a cwd closed to the user fails the child with the reason', async () => {

@@ -94,10 +94,15 @@ export interface ForkedExit {
   readonly signal: string | null;
 }
 
-/** What the child said once its server listens. */
+/** What the child said once its server listens, or that it exec'd the command instead. */
 export interface ForkedReady {
-  /** The port the server bound. */
+  /** The port the server bound (0 when it exec'd). */
   readonly port: number;
+  /**
+   * Set when the child exec'd the command after applying the spec (not the notebook 6 entry point, or the user's own
+   * site-packages replace a pre-imported module): no readiness will be pushed, the caller polls as for any exec.
+   */
+  readonly execReason?: string;
 }
 
 /**
@@ -335,6 +340,14 @@ export class ForkServer {
         if (tracked && tracked.readyState === 'waiting') {
           tracked.readyState = 'ready';
           tracked.onReady({ port: Number(event.port ?? 0) });
+        }
+        return;
+      }
+      case 'exec': {
+        const tracked = this.tracked.get(id);
+        if (tracked && tracked.readyState === 'waiting') {
+          tracked.readyState = 'ready';
+          tracked.onReady({ port: 0, execReason: String(event.reason ?? '') });
         }
         return;
       }

@@ -13,6 +13,7 @@
 #   events              <- {"event": "spawned", "id", "pid"}
 #                          {"event": "ready", "id", "pid", "port"}     the server listens (pushed, not polled)
 #                          {"event": "failed", "id", "pid", "message"} the child could not apply the spec
+#                          {"event": "exec", "id", "pid", "reason"}   the child exec'd the command instead
 #                          {"event": "exit", "id", "pid", "code", "signal"}
 #
 # The child applies the whole SpawnSpec before any user code runs: joins the cgroups, stdin from /dev/null,
@@ -237,6 +238,8 @@ def exec_spec(spec, why):
     sys.stderr.write('dspool: exec instead of fork: %s\n' % why)
     sys.stderr.flush()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    set_parent_death_signal(0)  # an exec'd server is not tied to the fork server
+    send_status('exec', reason=why)  # no readiness will be pushed: the agent polls, as for any exec'd server
     os.close(STATUS_FD)
     os.execve(spec['file'], [spec['file']] + list(spec['args']), dict(os.environ))
 
@@ -753,6 +756,8 @@ class Server:
                 self.emit(dict(status, event='ready', id=ident, pid=pid))
             elif kind == 'failed':
                 self.emit({'event': 'failed', 'id': ident, 'pid': pid, 'message': str(status.get('message', ''))})
+            elif kind == 'exec':
+                self.emit({'event': 'exec', 'id': ident, 'pid': pid, 'reason': str(status.get('reason', ''))})
         if chunk:
             return True
         self.selector.unregister(fd)

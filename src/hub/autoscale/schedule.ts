@@ -3,7 +3,6 @@
 import { localToEpoch, wallClock } from '../../config/autoscale-schema.js';
 import type { Profile } from './options.js';
 
-const DAY_MS = 86_400_000;
 
 /**
  * The profile active at `nowMs`: a fixed-date profile covering it, else the recurring profile that started last
@@ -48,6 +47,3 @@ function lastStart(p: Profile, nowMs: number): { startMs: number; endMs: number 
   }
   return undefined;
 }
-
-/** Epoch ms of one day, for callers stepping through a schedule. */
-export const ONE_DAY_MS = DAY_MS;

@@ -10,14 +10,6 @@ export const ROOT = resolve(import.meta.dirname, '..');
 export const BIN = join(ROOT, 'bin', 'dspool.js');
 export const IS_ROOT = process.getuid?.() === 0;
 
-/** GID of the machine's `dspool-team` group when a pool made it already (as root), else undefined. */
-function existingTeamGid(): number | undefined {
-  if (!IS_ROOT) return undefined;
-  const line = spawnSync('getent', ['group', 'dspool-team'], { encoding: 'utf8' }).stdout ?? '';
-  const gid = Number(line.split(':')[2]);
-  return Number.isInteger(gid) && gid > 0 ? gid : undefined;
-}
-
 /** Random suffix for names that must not collide between suites running in parallel. */
 export const rand = (): string => Math.random().toString(36).slice(2, 8);
 
@@ -55,6 +47,8 @@ export class TestPool {
   readonly config: string;
   readonly share: string;
   readonly uidBase: number;
+  /** The pool's own team group, so suites running at once do not share (and fight over) one. */
+  readonly teamGroup = `tg${rand()}`;
   url = '';
   /** Port of the SSH front door, when `ssh` was asked for. */
   sshPort = 0;
@@ -70,10 +64,7 @@ export class TestPool {
     chmodSync(this.dir, 0o755);
     this.share = join(this.dir, 'share');
     this.config = join(this.dir, 'pool.yaml');
-    // `dspool-team` is one group per machine: once a pool made it (its GID is that pool's uidBase - 1), every
-    // later pool on the machine must use the same GID, with users above it.
-    const team = existingTeamGid();
-    this.uidBase = (team === undefined ? 40000 : team + 1) + Math.floor(Math.random() * 20000) * 10;
+    this.uidBase = 40000 + Math.floor(Math.random() * 20000) * 10;
     writeFileSync(
       this.config,
       [
@@ -83,7 +74,7 @@ export class TestPool {
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
         `pool: { instances: ${options.instances ?? 2}${options.poolYaml ? `, ${options.poolYaml}` : ''} }`,
-        `users: { uidBase: ${this.uidBase}${team === undefined ? '' : `, teamGid: ${team}`} }`,
+        `users: { uidBase: ${this.uidBase}, teamGroup: ${this.teamGroup} }`,
         'log: { level: warn }',
         options.extraYaml ?? '',
       ].join('\n'),
@@ -186,6 +177,7 @@ export class TestPool {
         spawnSync('userdel', [user], { stdio: 'ignore' });
         spawnSync('groupdel', [user], { stdio: 'ignore' });
       }
+      spawnSync('groupdel', [this.teamGroup], { stdio: 'ignore' });
     }
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -3,7 +3,7 @@ import type { Hono } from 'hono';
 import type { Identity } from '../../protocol/gateway.js';
 import type { IdentityService } from '../auth/identity.js';
 import type { PoolHistory } from '../admin/history.js';
-import type { Culler } from '../cull/culler.js';
+import type { Culler } from '../cull/index.js';
 import type { EventLog } from '../events.js';
 import type { InstancePool } from '../instances/pool.js';
 import type { SessionManager } from '../sessions/manager.js';

@@ -68,11 +68,14 @@ describe('the README REST reference', () => {
 describe('documented --json outputs', () => {
   const pool = new TestPool({ instances: 1 });
   const user = `q${rand()}`;
+  /** A user whose server runs (for `dspool extend`). */
+  const runner = `u${rand()}`;
   let instance = '';
 
   beforeAll(async () => {
     await pool.start();
     await pool.addUser(user, 'pw');
+    await pool.startServer(runner, await pool.addUser(runner, 'pw'));
     const listed = await pool.cli(['instances', 'list', '--json']);
     instance = (JSON.parse(listed.stdout) as Array<{ id: string }>)[0]?.id ?? '';
   }, 180_000);
@@ -85,6 +88,7 @@ describe('documented --json outputs', () => {
       const fresh = `n${rand()}`;
       const args = command.text
         .replace(/\[--json\]/, '--json')
+        .replace('[--user u]', `--user ${runner}`)
         .replace(/\[[^\]]*\]/g, '')
         .replace('users add <name>', `users add ${fresh} --no-password`)
         .replace(/<name>/g, user)

@@ -21,17 +21,17 @@ describe('work on a terminal', () => {
     for (const term of terms.splice(0)) term.kill('SIGKILL');
   });
 
-  it('sees a foreground job in a real shell on a pty, and not the idle prompt', async () => {
+  it('sees a foreground job in a real shell on a pty, and not the idle prompt', { timeout: 120_000 }, async () => {
     const term = pty.spawn('/bin/bash', ['--norc', '-i'], { cols: 80, rows: 24, env: { PATH: '/usr/bin:/bin', PS1: 'ready$ ' } });
     terms.push(term);
     let output = '';
     term.onData((d) => (output += d));
-    await waitFor(() => output.includes('ready$'), 10_000, 'the prompt');
+    await waitFor(() => output.includes('ready$'), 30_000, 'the prompt');
     expect(ptyForeground(term.pid)).toBe(false);
     term.write('sleep 600\r');
-    await waitFor(() => ptyForeground(term.pid), 10_000, 'sleep to run in the foreground');
+    await waitFor(() => ptyForeground(term.pid), 30_000, 'sleep to run in the foreground');
     term.write('\x03');
-    await waitFor(() => !ptyForeground(term.pid), 10_000, 'the prompt again');
+    await waitFor(() => !ptyForeground(term.pid), 30_000, 'the prompt again');
     // A job sent to the background is not the terminal's foreground.
     term.write('sleep 600 &\r');
     await new Promise((r) => setTimeout(r, 500));

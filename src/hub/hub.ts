@@ -25,7 +25,7 @@ import type { HubServices } from './http/services.js';
 import { InstancePool } from './instances/pool.js';
 import { HubMetrics } from './metrics.js';
 import { cullSettings, placementSettings, sessionSettings } from './settings.js';
-import { Culler } from './cull/culler.js';
+import { Culler } from './cull/index.js';
 import { PoolHistory, sizesFromEvents } from './admin/history.js';
 import { ADMIN_TOKEN_FILE, STORE_FILE, ensureGatewaySecret, ensureSshInternalKey, removeRuntime, writeRuntime, writeSecretFile } from './runtime.js';
 import { generateEd25519 } from '../ssh/keys.js';

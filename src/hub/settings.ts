@@ -3,7 +3,7 @@
 import type { LoadedConfig } from '../config/index.js';
 import type { InstancePoolContext } from './instances/pool.js';
 import type { ProfileRequest, SessionManagerContext } from './sessions/manager.js';
-import type { CullerContext } from './cull/culler.js';
+import type { CullerContext } from './cull/index.js';
 
 /**
  * The pool's capacity, heartbeat, repair and drain settings from the config.

@@ -67,6 +67,11 @@ interface Watch {
   idleSinceMs: number;
 }
 
+/** How long `extend` keeps a server when the caller names no duration (the API, the pages' buttons), in ms. */
+export const DEFAULT_EXTENSION_MS = 3_600_000;
+/** The longest extension accepted, in ms. */
+export const MAX_EXTENSION_MS = 7 * 86_400_000;
+
 /** Pages that polled this recently are taken to be open (they poll at least every 10 s, 30 s after an error). */
 const PAGE_OPEN_MS = 45_000;
 

@@ -14,6 +14,7 @@ import { instanceModel, serverModel, tokenModel, userModel } from './models.js';
 import { buildOpenApi } from './openapi.js';
 import { addSshKeyBody, createTokenBody, createUserBody, eventsQuery, extendServerBody, patchUserBody } from './schemas.js';
 import { parseDuration } from '../../lib/duration.js';
+import { DEFAULT_EXTENSION_MS, MAX_EXTENSION_MS } from '../cull/index.js';
 import { parseSshKey, publicKeyLine } from '../../ssh/keys.js';
 import { registerSshKey } from '../auth/ssh-keys.js';
 import { startServerBodySchema } from './pool-api.js';
@@ -21,9 +22,6 @@ import type { HubEnv, HubServices } from './services.js';
 
 /** Header the banner script on users' Jupyter pages sends when it polls their model. */
 export const PAGE_HEADER = 'x-dspool-page';
-/** `POST …/server/extend` without `for`. */
-const DEFAULT_EXTENSION_MS = 3_600_000;
-const MAX_EXTENSION_MS = 7 * 86_400_000;
 
 function sshKeyModel(key: { id: string; algo: string; data: string; comment: string; fingerprint: string; created: string }) {
   const parsed = parseSshKey(`${key.algo} ${key.data}`);

@@ -6,6 +6,7 @@ import { ACK_COOKIE, LOGIN_COOKIE, USER_HOST_AUTHORIZE_PATH, USER_HOST_CALLBACK_
 import { usernameProblem } from '../../lib/names.js';
 import { HubError } from '../errors.js';
 import { userPrefix } from '../sessions/manager.js';
+import { DEFAULT_EXTENSION_MS } from '../cull/index.js';
 import { registerSshKey } from '../auth/ssh-keys.js';
 import type { HubEnv, HubServices } from './services.js';
 import { escapeHtml as esc } from '../../lib/html.js';
@@ -238,7 +239,7 @@ ${await keysSection(s, who.user, csrf)}`;
     const who = c.get('identity');
     if (!who) return c.redirect('/hub/login');
     try {
-      s.culler.extend(who.user, 3_600_000);
+      s.culler.extend(who.user, DEFAULT_EXTENSION_MS);
     } catch (error) {
       if (!(error instanceof HubError)) throw error;
       return c.html(page('Home', `<p class="error" role="alert">${esc(error.message)}</p><p><a href="/hub/home">Back</a></p>`, who.user), 409);

@@ -6,7 +6,7 @@ import type { LoginGuard } from '../auth/login-guard.js';
 import type { UserHostLogins } from '../auth/user-host.js';
 import type { AccountPolicy } from '../auth/account-policy.js';
 import type { PoolHistory } from '../admin/history.js';
-import type { Culler } from '../cull/culler.js';
+import type { Culler } from '../cull/index.js';
 import type { EventLog } from '../events.js';
 import type { InstancePool } from '../instances/pool.js';
 import type { SessionManager } from '../sessions/manager.js';

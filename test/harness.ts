@@ -47,8 +47,8 @@ export class TestPool {
   readonly config: string;
   readonly share: string;
   readonly uidBase: number;
-  /** GID of an existing `dspool-team` group this pool shares; undefined: the pool makes it (uidBase - 1). */
-  readonly teamGid: number | undefined;
+  /** The pool's own team group, so suites running at once do not share (and fight over) one. */
+  readonly teamGroup = `tg${rand()}`;
   url = '';
   /** Port of the SSH front door, when `ssh` was asked for. */
   sshPort = 0;
@@ -64,11 +64,7 @@ export class TestPool {
     chmodSync(this.dir, 0o755);
     this.share = join(this.dir, 'share');
     this.config = join(this.dir, 'pool.yaml');
-    // The team group `dspool-team` is machine-wide: when another pool (a suite running in parallel) made it, share
-    // its GID and take UIDs above it, or every account creation here would refuse the mismatch.
-    const team = spawnSync('getent', ['group', 'dspool-team'], { encoding: 'utf8' }).stdout.split(':')[2];
-    this.teamGid = team ? Number(team) : undefined;
-    this.uidBase = (this.teamGid ?? 40000) + 1 + Math.floor(Math.random() * 20000) * 10;
+    this.uidBase = 40000 + Math.floor(Math.random() * 20000) * 10;
     writeFileSync(
       this.config,
       [
@@ -78,7 +74,7 @@ export class TestPool {
         'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         'provider: { type: local }',
         `pool: ${options.pool ?? `{ instances: ${options.instances ?? 2} }`}`,
-        `users: { uidBase: ${this.uidBase}${this.teamGid === undefined ? '' : `, teamGid: ${this.teamGid}`} }`,
+        `users: { uidBase: ${this.uidBase}, teamGroup: ${this.teamGroup} }`,
         'log: { level: warn }',
         options.extraYaml ?? '',
       ].join('\n'),
@@ -181,6 +177,7 @@ export class TestPool {
         spawnSync('userdel', [user], { stdio: 'ignore' });
         spawnSync('groupdel', [user], { stdio: 'ignore' });
       }
+      spawnSync('groupdel', [this.teamGroup], { stdio: 'ignore' });
     }
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -109,13 +109,15 @@ describe.skipIf(!existsSync(JUPYTER))('a local pool of two instances', () => {
     expect(existsSync(join(pool.share, 'users', alice, 'notebooks', 'b.ipynb'))).toBe(false);
   });
 
-  it('links notebooks/remote in the user\'s local $HOME to their folder on the share', async () => {
+  it('links notebooks/remote in the user\'s $HOME (on the share) to their notebooks folder, and keeps the instance\'s disk for runtime files', async () => {
     const model = (await (await pool.fetch(`/hub/api/users/${alice}`, { token: aliceToken })).json()) as {
       servers: Record<string, { instance: string }>;
     };
     const instance = model.servers['']?.instance ?? '';
-    const home = join(pool.dir, 'state', 'instances', instance, 'home', alice);
+    const home = join(pool.share, 'users', alice, 'home');
     expect(readlinkSync(join(home, 'notebooks', 'remote'))).toBe(join(pool.share, 'users', alice, 'notebooks'));
+    expect(existsSync(join(pool.dir, 'state', 'instances', instance, 'local', alice, 'ipython'))).toBe(true);
+    expect(existsSync(join(home, '.ipython'))).toBe(false);
     const listing = (await (await pool.fetch(`/user/${alice}/api/contents/notebooks/remote`, { token: aliceToken })).json()) as {
       content: Array<{ name: string }>;
     };

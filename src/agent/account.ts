@@ -11,12 +11,9 @@ import { AccountError } from './errors.js';
 /** What `ensureAccount` needs from its caller. */
 export interface AccountContext {
   readonly log: Logger;
-  /** GID of the pool's team group (`TEAM_GROUP`); every account is made a member. Absent: no team group. */
-  readonly teamGid?: number | undefined;
+  /** The pool's team group; every account is made a member. Absent: no team group. */
+  readonly team?: { readonly name: string; readonly gid: number } | undefined;
 }
-
-/** The pool's team group: every pool account is a member; `<share>/team` belongs to it. */
-export const TEAM_GROUP = 'dspool-team';
 
 interface CommandResult {
   code: number;
@@ -85,7 +82,7 @@ export async function ensureAccount(user: AgentUser, home: string, ctx: AccountC
     if (account && account.id !== user.uid) fail(`account exists with UID ${account.id}, but the hub assigned UID ${user.uid}`);
     if (account && account.gid !== user.gid) fail(`account exists with primary GID ${account.gid}, but the hub assigned GID ${user.gid}`);
     if (group && account) {
-      if (ctx.teamGid !== undefined) await ensureTeamMember(user.name, ctx.teamGid, ctx);
+      if (ctx.team !== undefined) await ensureTeamMember(user.name, ctx.team.name, ctx.team.gid, ctx);
       return;
     }
 
@@ -122,14 +119,14 @@ export async function ensureAccount(user: AgentUser, home: string, ctx: AccountC
  * Makes sure the team group exists with `gid` and `name` is a member. A group of that name with another GID, or
  * that GID held by another group, throws `AccountError` (the instance's accounts do not match the hub's).
  */
-async function ensureTeamMember(name: string, gid: number, ctx: AccountContext): Promise<void> {
+async function ensureTeamMember(name: string, teamGroup: string, gid: number, ctx: AccountContext): Promise<void> {
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    const group = await getent('group', TEAM_GROUP);
-    if (group && group.id !== gid) throw new AccountError(name, `group "${TEAM_GROUP}" exists with GID ${group.id}, but the pool's team group is GID ${gid}`);
+    const group = await getent('group', teamGroup);
+    if (group && group.id !== gid) throw new AccountError(name, `group "${teamGroup}" exists with GID ${group.id}, but the pool's team group is GID ${gid}`);
     if (group?.members?.includes(name)) return;
-    const result = group ? await run('usermod', ['-a', '-G', TEAM_GROUP, name]) : await run('groupadd', ['-g', String(gid), TEAM_GROUP]);
+    const result = group ? await run('usermod', ['-a', '-G', teamGroup, name]) : await run('groupadd', ['-g', String(gid), teamGroup]);
     if (result.code === 0) {
-      ctx.log.info({ user: name, group: TEAM_GROUP, gid }, group ? 'added to the team group' : 'team group created');
+      ctx.log.info({ user: name, group: teamGroup, gid }, group ? 'added to the team group' : 'team group created');
       continue;
     }
     if (isLockError(result) || result.code === 9) {
@@ -138,12 +135,12 @@ async function ensureTeamMember(name: string, gid: number, ctx: AccountContext):
     }
     if (!group && result.code === 4) {
       const holder = await getent('group', String(gid)).catch(() => undefined);
-      if (holder?.name === TEAM_GROUP) continue;
+      if (holder?.name === teamGroup) continue;
       throw new AccountError(name, `GID ${gid} (the pool's team group) is already used by group "${holder?.name ?? '?'}"`);
     }
     throw new AccountError(name, `${group ? 'usermod' : 'groupadd'} for the team group failed with exit code ${result.code}: ${result.stderr.trim()}`);
   }
-  throw new AccountError(name, `gave up adding to "${TEAM_GROUP}" after ${MAX_ATTEMPTS} attempts (/etc/group stayed locked)`);
+  throw new AccountError(name, `gave up adding to "${teamGroup}" after ${MAX_ATTEMPTS} attempts (/etc/group stayed locked)`);
 }
 
 /**

@@ -210,10 +210,10 @@ export class UserServer {
       const executable = await findExecutable(command ?? '', settings.jupyter.path);
       if (executable === undefined) throw new JupyterMissingError(command ?? '', settings.jupyter.path);
       const paths = userPaths(settings, this.user.name);
-      const layoutCtx = { log: this.log, asRoot: this.ctx.asRoot, teamGid: settings.teamGid };
+      const layoutCtx = { log: this.log, asRoot: this.ctx.asRoot, teamGid: settings.team?.gid };
 
       this.ctx.onProgress(10, 'creating account');
-      if (this.ctx.asRoot) await ensureAccount(this.user, paths.home, { log: this.log, teamGid: settings.teamGid });
+      if (this.ctx.asRoot) await ensureAccount(this.user, paths.home, { log: this.log, team: settings.team });
       this.checkNotAborted();
 
       this.ctx.onProgress(30, 'preparing your home on the share');

@@ -67,12 +67,17 @@ export const usersSchema = z
       .max(2_000_000_000)
       .default(20000)
       .describe('First UID (and GID) the hub assigns; each user keeps theirs on every instance.'),
+    teamGroup: z
+      .string()
+      .regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be a lowercase Unix group name')
+      .default('dspool-team')
+      .describe('Name of the pool\'s team group: every pool account is a member and `<share>/team` belongs to it.'),
     teamGid: z
       .number()
       .int()
       .min(1000)
       .optional()
-      .describe('GID of the pool\'s team group `dspool-team` (every account is a member; `<share>/team` is theirs). Default: `uidBase - 1`.'),
+      .describe('GID of the team group (every account is a member; `<share>/team` is theirs). Default: `uidBase - 1`.'),
   })
   .refine((users) => users.teamGid === undefined || users.teamGid < users.uidBase, {
     path: ['teamGid'],

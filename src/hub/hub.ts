@@ -125,7 +125,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       },
       logLevel: config.log.level,
       gpuCommand: config.pool.gpuCommand,
-      teamGid: config.users.teamGid,
+      team: { name: config.users.teamGroup, gid: config.users.teamGid },
       ssh: sshInternal ? { internalPublicKey: sshInternal.publicKey } : null,
     },
   });

@@ -31,8 +31,8 @@ export const agentSettingsSchema = z.strictObject({
    * paths must fit in ~107 bytes); absent: `<scratchDir>/local/<name>/runtime`.
    */
   runtimeDir: z.string().optional(),
-  /** GID of the pool's team group `dspool-team`: every account is a member, `<share>/team` is theirs; absent: none. */
-  teamGid: z.number().int().positive().optional(),
+  /** The pool's team group (pool.yaml `users.teamGroup`/`teamGid`): every account is a member, `<share>/team` is theirs; absent: none. */
+  team: z.strictObject({ name: z.string(), gid: z.number().int().positive() }).optional(),
   /** The shared drive as seen on this instance: users' `$HOME`s and notebooks live here. */
   sharePath: z.string(),
   jupyter: z.strictObject({

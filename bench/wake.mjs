@@ -33,11 +33,9 @@ if (process.getuid?.() !== 0) {
   process.exit(2);
 }
 
-/** UIDs for this run; a `dspool-team` group another pool made on this machine is shared (its GID is kept). */
+/** UIDs for this run, and its own team group (so it never fights another pool's over one GID). */
 function usersLine() {
-  const team = spawnSync('getent', ['group', 'dspool-team'], { encoding: 'utf8' }).stdout.split(':')[2];
-  const uidBase = (team ? Number(team) : 40000) + 1 + Math.floor(Math.random() * 2000) * 10;
-  return `users: { uidBase: ${uidBase}${team ? `, teamGid: ${Number(team)}` : ''} }`;
+  return `users: { uidBase: ${40000 + Math.floor(Math.random() * 2000) * 10}, teamGroup: tg${TAG} }`;
 }
 
 const dir = mkdtempSync(join(os.tmpdir(), `dspool-wake-${TAG}-`));

@@ -141,7 +141,7 @@ describe('agent process', () => {
     const result = (reply as Extract<Reply, { ok: true }>).result as { url: string; pid: number };
     expect(result.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const percents = hub.messages.filter((m) => m.type === 'progress' && m.sessionId === 'sess-1').map((m) => (m as { percent: number }).percent);
-    expect(percents).toEqual([10, 30, 50, 90]);
+    expect(percents).toEqual([10, 30, 50, 70]);
     expect(readlinkSync(userPaths(settings, user.name).link)).toBe(userPaths(settings, user.name).shareNotebooks);
     const status = await fetch(`${result.url}/user/${user.name}/api/status`, { headers: { Authorization: `token ${SERVER_TOKEN}` } });
     expect(status.status).toBe(200);

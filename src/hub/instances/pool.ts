@@ -195,10 +195,12 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     if (!entry || entry.removing || this.closing || entry.view.state === 'failed') return;
     this.ctx.log.warn({ instance: id, reason }, 'the provider says the instance is gone; failing it now');
     this.ctx.registry.get(id)?.close(4005, 'instance gone');
-    // Gone before its agent ever joined (a job that dies at start): as a failed create, the next one waits.
+    // Gone before its agent ever joined (a job that dies at start): the first time it is replaced at once, as any
+    // loss; again before any instance joined, it is a failed create and the next one waits (no crash loop).
     if (entry.view.state === 'starting') {
-      this.backOff(id, 'instance_lost_at_start', reason);
-      void this.fail(entry, reason);
+      if (this.failure) this.backOff(id, 'instance_lost_at_start', reason);
+      else this.failure = { code: 'instance_lost_at_start', message: reason, attempts: 0, retryAt: new Date().toISOString() };
+      void this.fail(entry, `its provider reports it gone: ${reason}`);
       return;
     }
     // `unreachable` first (the one way into `failed`), then failed at once rather than after its grace period.

@@ -151,9 +151,13 @@ describe.skipIf(!ready)('idle sessions are culled on no work, never kept up by t
     expect(result.text).toContain('cell done');
     expect(result.roundTripMs).toBeGreaterThanOrEqual(cellSeconds * 1000);
     expect((await server(name))?.ready).toBe(true);
-    // No warning while it ran (the agent's report reaches the hub within two heartbeats of the cell starting).
-    const during = (await events(name)).filter((e) => e.kind === 'session.cull_warning' && Date.parse(e.time) > cellStart + 3000);
-    expect(during).toEqual([]);
+    // It was never stopped, and no warning stood while the cell ran: one given while the kernel was still starting
+    // (a loaded machine) was withdrawn as soon as the agent reported it executing.
+    const cullEvents = (await events(name)).filter((e) => e.kind.startsWith('session.cull')).reverse(); // oldest first
+    const inCell = cullEvents.filter((e) => Date.parse(e.time) <= cellEnd);
+    expect(inCell.at(-1)?.kind ?? 'none').not.toBe('session.cull_warning');
+    expect(inCell.filter((e) => e.kind === 'session.cull_warning' && Date.parse(e.time) > cellStart + 10_000)).toEqual([]);
+    expect((await events(name)).map((e) => e.kind)).not.toContain('session.culled');
     const warningsBefore = (await events(name)).filter((e) => e.kind === 'session.cull_warning').length;
     // Once the cell is over the session is idle: the warning comes a timeout minus the lead after the end.
     const warning = await waitFor(async () => {

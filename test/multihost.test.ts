@@ -3,12 +3,12 @@
 // Placement, routing (HTTP, WebSocket, SSH), drain and repair across those hops; a cut link; a host whose
 // accounts clash with the pool's.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, TestPool, alive, executeInKernel, rand, run } from './harness.js';
-import { canMakeNetns, makeNetns, removeNetns, setLink, type Netns } from './netns.js';
+import { canMakeNetns, inHost, makeNetns, privateEtc, removeNetns, setLink, type Netns } from './netns.js';
 
 const skip = !existsSync('/usr/bin/jupyter-notebook') ? 'Jupyter is not installed' : !existsSync('/usr/bin/ssh') ? 'no OpenSSH client' : canMakeNetns();
 if (skip) console.warn(`test/multihost.test.ts skipped: ${skip}`);
@@ -65,20 +65,13 @@ describe.skipIf(skip !== undefined)('instances on their own hosts (network names
     const { url, token } = await joinCommand();
     const dir = join(workDir, host.name);
     mkdirSync(dir, { recursive: true });
-    const etc = join(dir, 'etc');
-    expect(spawnSync('cp', ['-a', '/etc', etc]).status).toBe(0);
-    for (const file of ['group', 'gshadow']) {
-      const path = join(etc, file);
-      if (existsSync(path)) writeFileSync(path, readFileSync(path, 'utf8').split('\n').filter((l) => !l.startsWith('dspool-team:')).join('\n'));
-    }
-    if (extraPasswd) writeFileSync(join(etc, 'passwd'), `${readFileSync(join(etc, 'passwd'), 'utf8')}${extraPasswd}`);
+    const etc = privateEtc(dir, extraPasswd);
     // Short: kernels' IPC sockets live under it, and a Unix socket path holds at most 107 bytes.
     const scratch = `/tmp/dh${rand()}`;
     scratchDirs.push(scratch);
     const agentArgs = [process.execPath, BIN, 'agent', 'join', url, '--token', token, '--state-dir', join(dir, 'state'), '--scratch-dir', scratch, '--log-level', 'warn'];
-    const child = spawn('nsenter', [
-      `--net=/run/netns/${host.name}`, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc && exec "$@"', etc, ...agentArgs,
-    ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    const [file, argv] = inHost(host, etc, agentArgs);
+    const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     child.stderr?.on('data', (d: Buffer) => (pool.output += `[${host.name}] ${d.toString()}`));
     agents.push(child);
   };

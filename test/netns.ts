@@ -1,6 +1,8 @@
 // Network namespaces made by a test: each "host" gets its own namespace, joined to this machine by a veth pair
 // with a /30 from 198.18.0.0/15 (the benchmarking range; nothing else is ever used). Stopped by name after.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { rand } from './harness.js';
 
 /** One namespace and its link to this machine. */
@@ -78,4 +80,24 @@ export function canMakeNetns(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (ip netns, veth pairs)';
   const probe = spawnSync('ip', ['netns', 'list'], { stdio: 'ignore' });
   return probe.status === 0 ? undefined : 'ip netns does not work here';
+}
+
+/**
+ * A copy of this machine's /etc at `dir` (without other suites' `dspool-team` group, `extraPasswd` appended to its
+ * passwd), for a "host" of its own accounts: bind it over /etc in a mount namespace (`withPrivateEtc`).
+ */
+export function privateEtc(dir: string, extraPasswd = ''): string {
+  const etc = join(dir, 'etc');
+  execFileSync('cp', ['-a', '/etc', etc]);
+  for (const file of ['group', 'gshadow']) {
+    const path = join(etc, file);
+    if (existsSync(path)) writeFileSync(path, readFileSync(path, 'utf8').split('\n').filter((l) => !l.startsWith('dspool-team:')).join('\n'));
+  }
+  if (extraPasswd) writeFileSync(join(etc, 'passwd'), `${readFileSync(join(etc, 'passwd'), 'utf8')}${extraPasswd}`);
+  return etc;
+}
+
+/** The argv that runs `command` in namespace `ns` with `etc` bound over /etc (its own mount namespace). */
+export function inHost(ns: Netns, etc: string, command: readonly string[]): [string, string[]] {
+  return ['nsenter', [`--net=/run/netns/${ns.name}`, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc && exec "$@"', etc, ...command]];
 }

@@ -9,7 +9,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { alive, rand } from './harness.js';
-import { canMakeNetns, makeNetns, removeNetns, type Netns } from './netns.js';
+import { canMakeNetns, inHost, makeNetns, privateEtc, removeNetns, type Netns } from './netns.js';
 
 const BINARIES = ['/usr/sbin/munged', '/usr/sbin/slurmctld', '/usr/sbin/slurmd', '/usr/bin/sbatch'];
 
@@ -28,6 +28,7 @@ export class SlurmCluster {
   readonly node = `dspn${rand()}`;
   readonly partition = 'debug';
   ns!: Netns;
+  private etc: string | undefined;
   private munged: ChildProcess | undefined;
   private slurmctld: ChildProcess | undefined;
   private slurmd: ChildProcess | undefined;
@@ -129,8 +130,10 @@ export class SlurmCluster {
 
   private daemon(name: string, args: readonly string[], inNamespace: boolean): ChildProcess {
     const out = openSync(join(this.dir, 'log', `${name}.out`), 'a');
-    // nsenter (not `ip netns exec`): only the network changes; /sys keeps its cgroup mount, which slurmd needs.
-    const [file, argv] = inNamespace ? ['nsenter', [`--net=/run/netns/${this.ns.name}`, name, ...args]] : [name, [...args]];
+    // nsenter (not `ip netns exec`): /sys keeps its cgroup mount, which slurmd needs. The node gets its own /etc
+    // (its own accounts, as a compute node has), which its jobs inherit.
+    this.etc ??= privateEtc(this.dir);
+    const [file, argv] = inNamespace ? inHost(this.ns, this.etc, [name, ...args]) : [name, [...args]];
     const child = spawn(file as string, argv as string[], { env: this.env, stdio: ['ignore', out, out], detached: true });
     closeSync(out);
     child.unref();

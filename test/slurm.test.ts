@@ -1,7 +1,7 @@
 // Live: a pool whose instances are Slurm jobs on a real single-node Slurm (slurmctld + slurmd + munged, started
 // here as plain processes, the node in its own network namespace). Start, place a user, run a cell, survive the
 // controller's absence, repair a cancelled job, and refuse a bad partition clearly without looping.
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,8 +34,10 @@ describe.skipIf(skip !== undefined)('a pool of Slurm jobs on a real single-node 
   const alice = `s${rand()}`;
   let aliceToken = '';
 
+  // Short: kernels' IPC sockets live under the instance's disk, and a Unix socket path holds at most 107 bytes.
+  const nodeScratch = `/tmp/dsn${rand()}`;
   const providerYaml = (partition: string): string =>
-    `provider: { type: slurm, partition: ${partition}, timeLimit: "120", slurmConf: ${cluster.conf}, scratchDir: ${join(cluster.dir, 'nodes')}, pollInterval: 1s }`;
+    `provider: { type: slurm, partition: ${partition}, timeLimit: "120", slurmConf: ${cluster.conf}, scratchDir: ${nodeScratch}, pollInterval: 1s }`;
   const newPool = (partition: string): TestPool =>
     new TestPool({
       hubYaml: `hub: { host: ${cluster.ns.hostAddress}, port: 0, heartbeatInterval: 1s, privateNetwork: true }`,
@@ -72,6 +74,7 @@ describe.skipIf(skip !== undefined)('a pool of Slurm jobs on a real single-node 
     await pool?.cleanup();
     await fakeHub?.stop();
     await cluster.stop();
+    rmSync(nodeScratch, { recursive: true, force: true });
   }, 120_000);
 
   describeProviderConformance('slurm', {

@@ -158,10 +158,13 @@ export class TestPool {
     return { token, cookie: [cookie, set].filter((part) => part !== '').join('; ') };
   }
 
-  /** Posts the login form as a browser would (with its CSRF token and Origin); `headers` are added to the POST. */
-  async postLogin(username: string, password: string, headers: Record<string, string> = {}): Promise<Response> {
+  /**
+   * Posts the login form as a browser would (with its CSRF token and Origin); `headers` are added to the POST. With
+   * no `next` the login leads to the user's server and starts it (as a browser's first visit does).
+   */
+  async postLogin(username: string, password: string, headers: Record<string, string> = {}, next?: string): Promise<Response> {
     const form = await this.formToken('/hub/login', '', headers);
-    return this.fetch('/hub/login', {
+    return this.fetch(next === undefined ? '/hub/login' : `/hub/login?next=${encodeURIComponent(next)}`, {
       method: 'POST',
       cookie: form.cookie,
       body: new URLSearchParams({ username, password, _xsrf: form.token }),
@@ -169,9 +172,12 @@ export class TestPool {
     });
   }
 
-  /** Logs in through the form and returns the Cookie header value. */
-  async login(username: string, password: string): Promise<string> {
-    const response = await this.postLogin(username, password);
+  /**
+   * Logs in through the form and returns the Cookie header value. It lands on `next` (the home page by default), so
+   * it starts no server: start-on-login is the browser and newcomer suites' to check.
+   */
+  async login(username: string, password: string, next = '/hub/home'): Promise<string> {
+    const response = await this.postLogin(username, password, {}, next);
     if (response.status !== 302) throw new Error(`login failed: ${response.status}`);
     const cookie = response.headers.get('set-cookie') ?? '';
     return cookie.split(';')[0] ?? '';

@@ -2,7 +2,6 @@
 // `dspool up` as root with one instance, so alice and mallory share it. mallory squats the port alice's Jupyter is
 // told to use (its --port= is readable in /proc), starves the instance's memory from her kernel and leaves jobs
 // running under another environment; each is refused or contained, and alice's kernel keeps its state throughout.
-import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,15 +20,11 @@ const SMALL = 300 * 2 ** 20;
 
 describe.skipIf(Boolean(skip))('users kept apart on a shared instance (root)', () => {
   const pool = new TestPool({ instances: 1, ssh: true });
-  // One dspool-team group per machine: a pool run by another suite may have made it with its own GID already.
-  const existingTeam = Number(spawnSync('getent', ['group', 'dspool-team'], { encoding: 'utf8' }).stdout.split(':')[2] ?? Number.NaN);
-  const teamGid = Number.isInteger(existingTeam) ? existingTeam : pool.uidBase - 1;
-  const uidBase = Math.max(pool.uidBase, teamGid + 1 + Math.floor(Math.random() * 1000) * 10);
+  // The pool's own team group (the harness names one per pool): GID users.uidBase - 1.
+  const teamGid = pool.uidBase - 1;
   writeFileSync(
     pool.config,
-    readFileSync(pool.config, 'utf8')
-      .replace('pool: { instances: 1 }', `pool: { instances: 1, profiles: { small: { memory: ${SMALL}, processes: 200 } } }`)
-      .replace(`users: { uidBase: ${pool.uidBase} }`, `users: { uidBase: ${uidBase}, teamGid: ${teamGid} }`),
+    readFileSync(pool.config, 'utf8').replace('pool: { instances: 1 }', `pool: { instances: 1, profiles: { small: { memory: ${SMALL}, processes: 200 } } }`),
   );
   const alice = `a${rand()}`;
   const mallory = `m${rand()}`;

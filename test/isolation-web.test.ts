@@ -320,7 +320,7 @@ describe.skipIf(skipReason !== '')('web and login attacks against a real pool', 
       expect((await context.cookies(pool.url)).map((c) => c.name)).not.toContain('dspool-session');
 
       // Logged in as alice (from the pool's own form), a visit to the page does not log her out.
-      await page.goto(`${pool.url}/hub/login`);
+      await page.goto(`${pool.url}/hub/login?next=/hub/home`);
       await page.fill('input[name=username]', alice);
       await page.fill('input[name=password]', 'alice-pass');
       await page.click('button[type=submit]');

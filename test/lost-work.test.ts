@@ -32,13 +32,14 @@ describe.skipIf(!ready)('nothing a user saves is lost when their instance vanish
   const keys = mkdtempSync(join(tmpdir(), 'dspool-lost-'));
   const key = join(keys, 'id');
   let token = '';
+  let adminToken = '';
 
   const sshArgs = (): string[] => [
     '-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=60',
     '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key,
   ];
   const ssh = (command: string) => run('/usr/bin/ssh', [...sshArgs(), '-p', String(pool.sshPort), `${alice}@127.0.0.1`, command], { timeoutMs: 120_000 });
-  const api = async <T>(path: string, init: RequestInit = {}): Promise<{ status: number; body: T }> => {
+  const api = async <T>(path: string, init: RequestInit & { token?: string } = {}): Promise<{ status: number; body: T }> => {
     const response = await pool.fetch(path, { token, ...init, headers: { 'content-type': 'application/json', ...init.headers } });
     const text = await response.text();
     return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
@@ -48,6 +49,7 @@ describe.skipIf(!ready)('nothing a user saves is lost when their instance vanish
     const made = await run('/usr/bin/ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
     if (made.code !== 0) throw new Error(made.stderr);
     await pool.start();
+    adminToken = await pool.addUser(`r${rand()}`, 'admin-password-1', true);
     token = await pool.addUser(alice, 'alice-password-1');
     const added = await pool.cli(['users', 'keys', 'add', alice, `${key}.pub`]);
     if (added.code !== 0) throw new Error(added.stderr);
@@ -95,13 +97,13 @@ describe.skipIf(!ready)('nothing a user saves is lost when their instance vanish
     expect(here.stdout.trim()).toBe(join(pool.share, 'users', alice, 'home'));
 
     // Lose the instance: kill -9 its agent and everything in its process group; the repair deletes its disk.
-    const victim = (await api<InstanceJson[]>('/hub/api/instances')).body.find((i) => i.id === first.instance);
+    const victim = (await api<InstanceJson[]>('/hub/api/instances', { token: adminToken })).body.find((i) => i.id === first.instance);
     expect(victim).toBeDefined();
     process.kill(-(victim?.provider.pid ?? 0), 'SIGKILL');
     await waitFor(
       'the lost instance to be replaced',
       async () => {
-        const list = (await api<InstanceJson[]>('/hub/api/instances')).body;
+        const list = (await api<InstanceJson[]>('/hub/api/instances', { token: adminToken })).body;
         return !list.some((i) => i.id === first.instance) && list.filter((i) => i.state === 'ready').length === 2 ? true : undefined;
       },
       120_000,

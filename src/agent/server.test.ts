@@ -274,7 +274,7 @@ describe('UserServer', () => {
   it('never sends the token to a squatter that bound the server\'s port first; the start moves to another port', async () => {
     const record = path.join(root, 'squatter.log');
     // The squatter reads Jupyter's --port= in /proc; should Jupyter still win the race on a busy machine, try again.
-    for (let attempt = 1; attempt <= 3; attempt++) {
+    for (let attempt = 1; attempt <= 8; attempt++) {
       const user = newUser();
       writeFileSync(record, '');
       const squatter = spawn('python3', [path.resolve('test/fixtures/squatter.py'), record, '40', `/user/${user.name}/`], { stdio: 'ignore' });
@@ -296,7 +296,7 @@ describe('UserServer', () => {
         squatter.kill('SIGKILL');
       }
     }
-    throw new Error('the squatter never won the race in 3 attempts: the test proved nothing');
+    throw new Error('the squatter never won the race in 8 attempts: the test proved nothing');
   });
 
   it('stops a server that is still starting and forgets it', async () => {

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { parseDuration } from '../../lib/duration.js';
 import { BadRequestError } from '../errors.js';
 import type { JoinService } from '../instances/join.js';
-import { requireAdmin } from './auth.js';
+import { requireScope } from './auth.js';
 import { readJson } from './body.js';
 import type { HubEnv } from './services.js';
 
@@ -45,7 +45,7 @@ const MAX_TTL_MS = 7 * 24 * 60 * 60_000;
 export function joinApiRoutes(ctx: JoinApiContext): Hono<HubEnv> {
   const api = new Hono<HubEnv>();
   api.post('/instances/join-tokens', async (c) => {
-    requireAdmin(c);
+    requireScope(c, 'admin:instances');
     const body = await readJson(c, joinTokenBodySchema);
     const ttlMs = body.expires_in === undefined ? DEFAULT_TTL_MS : parseDuration(body.expires_in);
     if (ttlMs === undefined || ttlMs <= 0 || ttlMs > MAX_TTL_MS) throw new BadRequestError('expires_in must be a duration from 1s to 7d, e.g. "30m"', 'expires_in');

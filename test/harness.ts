@@ -174,10 +174,10 @@ export class TestPool {
 
   /**
    * Logs in through the form and returns the Cookie header value. It lands on `next` (the home page by default), so
-   * it starts no server: start-on-login is the browser and newcomer suites' to check.
+   * it starts no server; `null` logs in as a browser's first visit does (no `next`: the server starts).
    */
-  async login(username: string, password: string, next = '/hub/home'): Promise<string> {
-    const response = await this.postLogin(username, password, {}, next);
+  async login(username: string, password: string, next: string | null = '/hub/home'): Promise<string> {
+    const response = await this.postLogin(username, password, {}, next ?? undefined);
     if (response.status !== 302) throw new Error(`login failed: ${response.status}`);
     const cookie = response.headers.get('set-cookie') ?? '';
     return cookie.split(';')[0] ?? '';

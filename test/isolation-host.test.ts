@@ -197,7 +197,17 @@ describe.skipIf(Boolean(skip))('users kept apart on a shared instance (root)', (
     const pids = [Number(fromSsh.stdout.trim()), Number(fromKernel.trim())];
     expect(pids.every((p) => p > 0 && alive(p))).toBe(true);
     // Not findable by their environment: it is only HOME=/ and PATH.
-    for (const pid of pids) expect(readFileSync(`/proc/${pid}/environ`, 'utf8')).toBe('HOME=/\0PATH=/usr/bin:/bin\0');
+    // (Popen returns once `env` is exec'd; `env` then execs nohup and sleep with the bare environment: wait for it.)
+    const bare = 'HOME=/\0PATH=/usr/bin:/bin\0';
+    const environOf = (pid: number): string => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    await until(() => pids.every((pid) => environOf(pid) === bare && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep'), 10_000);
+    for (const pid of pids) expect(environOf(pid)).toBe(bare);
     expect([202, 204]).toContain((await api(`/hub/api/users/${mallory}/server`, mallory, { method: 'DELETE' })).status);
     expect(await until(() => !pids.some(alive), 30_000)).toBe(true);
     expect((await execute(alice, 'print(x)')).trim()).toBe('42');

@@ -70,7 +70,7 @@ describe.skipIf(skipReason !== '')('a newcomer following the README', () => {
       if (line.startsWith('#')) {
         if (/open http/.test(line)) {
           // The browser step, as HTTP: the login form's cookie, then what a login with no `next` leads to.
-          const cookie = await pool.login(name, 'a-good-password');
+          const cookie = await pool.login(name, 'a-good-password', null);
           // The login itself (a POST) started the server, before any page was asked for.
           const model = (await (await pool.fetch(`/hub/api/users/${name}`, { cookie })).json()) as { servers: Record<string, unknown> };
           expect(Object.keys(model.servers)).toEqual(['']);

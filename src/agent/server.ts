@@ -65,6 +65,12 @@ export interface ServerContext {
   readonly stopGraceMs: number;
   /** Readiness poll interval, in milliseconds. */
   readonly readinessPollMs: number;
+  /**
+   * Picks the port Jupyter is told to use on `address`.
+   * @default a port free right now (`freePort`)
+   * @internal tests pass one that a squatter already holds, to prove the token never reaches it
+   */
+  readonly pickPort?: ((address: string, attempt: number) => Promise<number>) | undefined;
   /** Where sessions' cgroups go (as root, on a host with cgroup controllers); `undefined`: no per-session cgroup. */
   readonly cgroups: CgroupHost | undefined;
   /** The instance's cgroup folder name (`instanceCgroupName`). */
@@ -278,7 +284,7 @@ export class UserServer {
       this.ctx.onProgress(50, 'starting Jupyter');
       let forceExec: string | undefined;
       for (let attempt = 1; ; attempt++) {
-        const port = await freePort(settings.address);
+        const port = await (this.ctx.pickPort ?? freePort)(settings.address, attempt);
         this.checkNotAborted();
         const child = await this.spawnJupyter(executable, commandArgs, paths, port, forceExec);
         if (child.how === 'fork') this.ctx.onProgress(70, 'forked Jupyter, waiting for it', 'forked');

@@ -9,7 +9,16 @@ import type { ForkedProcess, ForkedReady, SpawnOptions } from './client.js';
 export interface ForkSource {
   readonly state: string;
   spawn(spec: SpawnSpec, options?: SpawnOptions): Promise<ForkedProcess>;
+  /** While `state` is `starting`: resolves once it is ready, rejects when that start failed. */
+  start?(): Promise<void>;
 }
+
+/**
+ * How long a start waits for a fork server that is still importing (the first seconds of a new instance, e.g. one
+ * woken from zero for this very user) before it execs instead. Waiting is the faster way: an exec imports the
+ * same modules again while the fork server's import still runs, two imports fighting for the same cores.
+ */
+export const STARTING_FORK_SERVER_WAIT_MS = 8000;
 
 /** How a launched process ended; `error` when it could not be started at all. */
 export interface LaunchExit {
@@ -40,8 +49,9 @@ export interface LaunchedProcess {
 }
 
 /**
- * Starts `spec`: forked when `forks` is given and ready (and `forceExec` is not set), else exec'd. A fork that
- * fails before there is a process (fork server gone, refused) is exec'd instead, with the reason in `execReason`.
+ * Starts `spec`: forked when `forks` is given and ready, or becomes ready within `STARTING_FORK_SERVER_WAIT_MS`
+ * while starting (and `forceExec` is not set), else exec'd. A fork that fails before there is a process (fork
+ * server gone, refused) is exec'd instead, with the reason in `execReason`.
  *
  * @example
  * const server = await launch(spec, forks);
@@ -51,6 +61,7 @@ export interface LaunchedProcess {
 export async function launch(spec: SpawnSpec, forks: ForkSource | undefined, forceExec?: string): Promise<LaunchedProcess> {
   let execReason: string | undefined = forceExec;
   if (forks && forceExec === undefined) {
+    if (forks.state === 'starting' && forks.start) await readyWithin(forks.start(), STARTING_FORK_SERVER_WAIT_MS);
     if (forks.state !== 'ready') execReason = `the fork server is ${forks.state}`;
     else {
       try {
@@ -61,6 +72,13 @@ export async function launch(spec: SpawnSpec, forks: ForkSource | undefined, for
     }
   }
   return fromExec(spec, execReason);
+}
+
+/** Waits for `started` at most `ms`; its failure is not this caller's (the fork server's state says what happened). */
+async function readyWithin(started: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([started.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 function fromFork(child: ForkedProcess): LaunchedProcess {

@@ -4,7 +4,7 @@
 // terminal do. The user is warned before the stop (the server model's notice, a line on the terminal), `dspool
 // extend` postpones it, an exempt user is never culled, and the stop reason is shown at the next login.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -138,6 +138,11 @@ describe.skipIf(!ready)('idle sessions are culled on no work, never kept up by t
     const again = await pool.login(name, `${name}-pass`);
     const home = await (await pool.fetch('/hub/home', { cookie: again })).text();
     expect(home).toMatch(/id="last-stop"[^>]*>Your last server stopped at [^<]*: stopped because it did no work for 12 s/);
+    // Counted on the hub's metrics: the culler's actions, and the server stopped with cause "idle".
+    const metrics = await (await pool.fetch('/hub/metrics', { token: adminToken })).text();
+    expect(metrics).toMatch(/dspool_cull_decisions_total\{action="warn"\} [1-9]/);
+    expect(metrics).toMatch(/dspool_cull_decisions_total\{action="cull"\} [1-9]/);
+    expect(metrics).toMatch(/dspool_sessions_stopped_total\{cause="idle"\} [1-9]/);
   }, 150_000);
 
   it('keeps a server while a cell runs longer than the timeout, and starts counting when it ends', async () => {
@@ -231,4 +236,31 @@ describe.skipIf(!ready)('idle sessions are culled on no work, never kept up by t
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ field: 'for' });
   }, 150_000);
+
+  it('keeps an extension across a hub restart: the server is not culled before the extension ends', async () => {
+    const { name } = await newUser('r');
+    const extended = await pool.cli(['extend', '--user', name, '--for', '50s', '--json']);
+    expect(extended.code, extended.stderr).toBe(0);
+    const until = Date.parse((JSON.parse(extended.stdout) as { extended_until: string }).extended_until);
+    // kill -9 the hub; `dspool up` starts a new one, which re-adopts the server. Without the extension kept in the
+    // store it would see a server idle for longer than its timeout and stop it a warning's lead later.
+    const hubPid = (): number => (JSON.parse(readFileSync(join(pool.dir, 'state', 'runtime.json'), 'utf8')) as { pid: number }).pid;
+    const oldPid = hubPid();
+    process.kill(oldPid, 'SIGKILL');
+    const restartedAt = await waitFor(async () => {
+      const pid = existsSync(join(pool.dir, 'state', 'runtime.json')) ? hubPid() : oldPid;
+      if (pid === oldPid || (await pool.fetch('/hub/health').catch(() => undefined))?.status !== 200) return undefined;
+      return (await server(name))?.ready ? Date.now() : undefined;
+    }, 60_000, 'the restarted hub to re-adopt the server');
+    expect(until - restartedAt).toBeGreaterThan((IDLE_TIMEOUT_S + 2) * 1000); // the test proves something only if so
+    // Well past the idle timeout after the restart, and until shortly before the warning the extension allows: kept.
+    await new Promise((r) => setTimeout(r, Math.max(0, until - WARN_BEFORE_S * 1000 - 3000 - Date.now())));
+    expect((await server(name))?.ready).toBe(true);
+    const afterRestart = (await events(name)).filter((e) => Date.parse(e.time) >= restartedAt - 1000);
+    expect(afterRestart.filter((e) => e.kind === 'session.cull_warning' || e.kind === 'session.culled')).toEqual([]);
+    // Once it ends, the usual warning and stop follow, never before the extension's end.
+    await waitFor(async () => (await server(name)) === undefined, (WARN_BEFORE_S + 40) * 1000, 'the server to be culled after its extension');
+    const culled = (await events(name)).find((e) => e.kind === 'session.culled');
+    expect(Date.parse(culled?.time ?? '')).toBeGreaterThanOrEqual(until - 1000);
+  }, 180_000);
 });

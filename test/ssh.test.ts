@@ -89,6 +89,9 @@ describe.skipIf(skipReason !== '')('SSH front door with the real OpenSSH client'
   const created: string[] = [];
   const children = new Set<ChildProcess>();
   const located: string[] = [];
+  /** Users whose server "the pool stopped": the locator holds them unless a channel asked for a terminal. */
+  const held = new Set<string>();
+  const asked: Array<{ user: string; interactive: boolean | undefined }> = [];
 
   function makeAccount(): Account {
     const name = `s${randomBytes(4).toString('hex')}`;
@@ -202,7 +205,9 @@ describe.skipIf(skipReason !== '')('SSH front door with the real OpenSSH client'
       },
     };
     const locator: SessionLocator = {
-      locate: async (user, onProgress) => {
+      locate: async (user, onProgress, _signal, options) => {
+        asked.push({ user, interactive: options?.interactive });
+        if (held.has(user) && options?.interactive !== true) return { held: `your server was stopped; start it with ssh -t (${user})` };
         located.push(user);
         onProgress(`starting a session for ${user}…`);
         await new Promise((r) => setTimeout(r, 200));
@@ -495,6 +500,36 @@ describe.skipIf(skipReason !== '')('SSH front door with the real OpenSSH client'
     } finally {
       await strict.close();
       await strict.close();
+    }
+  });
+
+  it('holds a user whose server the pool stopped: without a terminal nothing is located, with one it is', async () => {
+    held.add(bob.name);
+    try {
+      const before = located.length;
+      // VS Code's reconnect (`-T`, a command fed on stdin, a SOCKS forward), a plain command, sftp: told why, exit 1.
+      const socks = await freePort();
+      const editor = await run('ssh', [...sshKey(bob.name, bob.keyFile), '-T', '-D', `127.0.0.1:${socks}`, 'bash'], { input: 'echo agent-ran\n' });
+      expect(editor.code).toBe(1);
+      expect(editor.stdout).not.toContain('agent-ran');
+      expect(editor.stderr).toContain(`dspool: your server was stopped; start it with ssh -t (${bob.name})`);
+      const command = await run('ssh', sshKey(bob.name, bob.keyFile, 'true'));
+      expect([command.code, command.stderr.includes('start it with ssh -t')]).toEqual([1, true]);
+      const sftp = await run('sftp', [...keyOpts(bob.keyFile), '-P', String(door.port), '-b', '-', `${bob.name}@127.0.0.1`], { input: 'pwd\n' });
+      expect(sftp.code).not.toBe(0);
+      expect(sftp.stderr).toContain('start it with ssh -t');
+      expect(located.length).toBe(before);
+      expect(asked.filter((a) => a.user === bob.name).slice(-3).map((a) => a.interactive)).toEqual([undefined, undefined, undefined]);
+      // A terminal asks again, as interactive: located, with the progress on stderr, and the command runs.
+      const terminal = await run('ssh', ['-tt', ...sshKey(bob.name, bob.keyFile, 'echo "ran-$((6*7))"')]);
+      expect(terminal.code, terminal.stderr).toBe(0);
+      expect(terminal.stdout).toContain('ran-42');
+      expect(terminal.stdout).not.toContain('dspool:');
+      expect(terminal.stderr).toContain(`dspool: starting a session for ${bob.name}…`);
+      expect(asked.at(-1)).toEqual({ user: bob.name, interactive: true });
+      expect(located.length).toBe(before + 1);
+    } finally {
+      held.delete(bob.name);
     }
   });
 });

@@ -165,14 +165,14 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   });
   sessions = new SessionManager({
     store, pool, registry, events, log, startTimeoutMs: config.jupyter.startTimeout + 30_000,
-    ...sessionSettings(config), metrics: metrics.placement,
+    ...sessionSettings(config), metrics: metrics.placement, stopping: (cause) => metrics.stops.inc({ cause }),
     routes: { publish: (route) => feed.publish(route), unpublish: (user, id) => feed.unpublish(user, id) },
   });
   const { window: windowMs, maxWait: maxWaitMs, maxConcurrent, ...loginLimit } = config.hub.loginLimit;
   const logins = new LoginGuard({ identities, events }, { windowMs, maxWaitMs, maxConcurrent: maxConcurrent ?? undefined, ...loginLimit });
   const culler = new Culler({
     running: () => sessions.running(),
-    stop: (user, reason) => sessions.stop(user, reason),
+    stop: (user, reason) => sessions.stop(user, reason, 'idle'),
     notify: async (instanceId, user, message) => {
       await registry.get(instanceId)?.request('notify', { user, message: message.slice(0, 500) }, 10_000);
     },
@@ -180,6 +180,8 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       load: async () => ((await store.getSetting(CULL_EXEMPT_SETTING)) as string[] | undefined) ?? [],
       save: (users) => store.putSetting(CULL_EXEMPT_SETTING, users),
     },
+    keepExtension: (sessionId, until) => sessions.keepExtension(sessionId, until),
+    registry: metrics.registry,
     events, log, now: Date.now, ...cullSettings(config),
   });
   sessions.showCullFields((id) => culler.fieldsOf(id));

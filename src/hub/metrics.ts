@@ -44,6 +44,11 @@ export class HubMetrics {
     buckets: [0.1, 1, 5, 15, 60, 300, 900, 3600],
     registers: [this.registry],
   });
+  /** Servers stopped, by who stopped them (`StopCause`): `idle` is a cull. */
+  readonly stops = new Counter({
+    name: 'dspool_sessions_stopped_total', help: 'Servers stopped, by cause: request, idle (culled for no work), drain (a drain deadline), shutdown.',
+    labelNames: ['cause'], registers: [this.registry],
+  });
   /** Repairs: instances failed and replaced. */
   readonly repairs = new Counter({ name: 'dspool_instance_repairs_total', help: 'Instances failed and replaced.', registers: [this.registry] });
 

@@ -120,13 +120,21 @@ export const sshAuthResult = z.strictObject({
   retryAfterMs: z.number().int().nonnegative().optional(),
 });
 
-/** Body of `SSH_LOCATE_PATH`. */
-export const sshLocateBody = z.strictObject({ user: z.string().max(64) });
-/** One NDJSON line of the `SSH_LOCATE_PATH` answer: progress for the user, then the target or an error. */
+/**
+ * Body of `SSH_LOCATE_PATH`. `interactive`: absent while the front door does not know yet what the connection
+ * wants (at login); `true` once one of its channels asked for a terminal (an interactive login, `ssh -t`).
+ */
+export const sshLocateBody = z.strictObject({ user: z.string().max(64), interactive: z.boolean().optional() });
+/**
+ * One NDJSON line of the `SSH_LOCATE_PATH` answer: progress for the user, then the target, an error, or `held`:
+ * the user has no server because the pool stopped it (idle, a drain deadline), and only an interactive login
+ * starts it again — the line is what to tell a connection that is not one (an editor reconnecting on its own).
+ */
 export const locateLineSchema = z.union([
   z.strictObject({ progress: z.string() }),
   z.strictObject({ target: z.strictObject({ host: z.string(), port: z.number().int(), hostKey: z.string().optional() }) }),
   z.strictObject({ error: z.string() }),
+  z.strictObject({ held: z.string() }),
 ]);
 export type LocateLine = z.infer<typeof locateLineSchema>;
 

@@ -44,3 +44,19 @@ export class SshSessionUnavailableError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * Thrown by a held connection's hop (`front-door.ts`) when a channel that did not ask for a terminal (an exec, a
+ * subsystem, a forward) would start a server the pool stopped; `message` is the hub's explanation for the user,
+ * written on the channel's stderr before the connection ends.
+ */
+export class SshServerHeldError extends Error {
+  override readonly name = 'SshServerHeldError';
+  readonly code = 'ssh_server_held';
+  constructor(
+    message: string,
+    readonly user: string,
+  ) {
+    super(message);
+  }
+}

@@ -8,11 +8,11 @@ import { Lifecycle } from '../../lib/state.js';
 import { noDelay } from '../../ssh/nodelay.js';
 import { parseSshKey, sameKey, signatureValid } from '../../ssh/keys.js';
 import { sendAuthBanner, sendIgnore } from '../../ssh/wire.js';
-import { SshListenError, SshSessionUnavailableError } from './errors.js';
+import { SshListenError, SshServerHeldError, SshSessionUnavailableError } from './errors.js';
 import { loadOrCreateHostKey } from './host-key.js';
 import { sshFrontDoorDefaults, type ResolvedSshFrontDoorOptions, type SshFrontDoorOptions, type SshTarget } from './options.js';
 import { LoginLimiter } from '../../lib/login-limiter.js';
-import { relaySession, relayTcpip } from './relay.js';
+import { openHop, relaySession, relayTcpip, type Hop, type RelayContext } from './relay.js';
 
 const { Server, Client } = ssh2;
 type SshClient = InstanceType<typeof Client>;
@@ -37,15 +37,18 @@ const EDGES: Record<SshFrontDoorState, readonly SshFrontDoorState[]> = {
  * Lifecycle of one client connection.
  * - `authenticating`: waiting for a valid credential.
  * - `locating`: credential accepted; waiting for the hub to name (or start) the user's instance.
+ * - `held`: authenticated, but the pool stopped the user's server (idle, a drain deadline) and only a channel that
+ *   asks for a terminal may start it again; waiting for the first channel to say what it wants.
  * - `connecting`: opening the hop to the instance's SSH server.
  * - `relaying`: authenticated; channels are relayed.
  * - `closed`: the client or the instance hop went away.
  */
-export type SshConnectionState = 'authenticating' | 'locating' | 'connecting' | 'relaying' | 'closed';
+export type SshConnectionState = 'authenticating' | 'locating' | 'held' | 'connecting' | 'relaying' | 'closed';
 
 const CONNECTION_EDGES: Record<SshConnectionState, readonly SshConnectionState[]> = {
   authenticating: ['locating', 'closed'],
-  locating: ['connecting', 'authenticating', 'closed'],
+  locating: ['connecting', 'held', 'authenticating', 'closed'],
+  held: ['connecting', 'closed'],
   connecting: ['relaying', 'authenticating', 'closed'],
   relaying: ['closed'],
   closed: [],
@@ -248,11 +251,16 @@ function handleConnection(conn: Connection, ip: string, opts: ResolvedSshFrontDo
     const keepalive = setInterval(() => sendIgnore(conn), opts.waitKeepaliveMs);
     let target: SshTarget;
     try {
-      target = await withTimeout(
+      const located = await withTimeout(
         opts.locator.locate(name, (message) => void sendAuthBanner(conn, `dspool: ${message}\r\n`), abort.signal),
         opts.locateTimeoutMs,
       );
       if (abort.signal.aborted) return;
+      if ('held' in located) {
+        clearInterval(keepalive);
+        return hold(ctx, name, located.held);
+      }
+      target = located;
       life.to('connecting');
       upstream = await connectUpstream(name, target, opts);
     } catch (error) {
@@ -276,7 +284,70 @@ function handleConnection(conn: Connection, ip: string, opts: ResolvedSshFrontDo
     hop.on('error', (err) => log.info({ user: name, err: err.message }, 'ssh instance hop error'));
     conn.once('ready', () => {
       life.to('relaying');
-      const relay = { user: name, upstream: hop, subsystems: opts.subsystems, log };
+      const relay: RelayContext = { user: name, hop: openHop(hop), subsystems: opts.subsystems, log };
+      conn.on('session', (accept) => relaySession(accept(), relay));
+      conn.on('tcpip', (accept, reject, info) => relayTcpip(accept, reject, info, relay));
+    });
+    ctx.accept();
+  }
+
+  /**
+   * The pool stopped the user's server: log them in with no instance yet. The first channel that asks for a
+   * terminal starts the server (progress on its stderr) and every channel then shares that hop; a channel that
+   * does not (an editor reconnecting on its own: `ssh -T host bash`, sftp, a forward) is told `message` on its
+   * stderr and the connection ends. A connection that opens no channel at all ends after the login grace time.
+   */
+  function hold(ctx: AuthContext, name: string, message: string): void {
+    life.to('held');
+    user = name;
+    log.info({ user: name, ip }, 'ssh login accepted; server stopped by the pool: waiting for an interactive channel to start it');
+    const idle = setTimeout(() => {
+      if (life.state === 'held') conn.end();
+    }, opts.loginGraceMs);
+    conn.once('close', () => clearTimeout(idle));
+    let connecting: Promise<SshClient> | undefined;
+    const hop: Hop = {
+      get({ interactive, say }) {
+        if (connecting) return connecting;
+        if (!interactive) return Promise.reject(new SshServerHeldError(message, name));
+        clearTimeout(idle);
+        life.to('connecting');
+        connecting = (async () => {
+          const located = await withTimeout(
+            opts.locator.locate(name, (line) => say?.(line), abort.signal, { interactive: true }),
+            opts.locateTimeoutMs,
+          );
+          if ('held' in located) throw new SshServerHeldError(located.held, name);
+          const client = await connectUpstream(name, located, opts);
+          if (abort.signal.aborted) {
+            client.end();
+            throw new SshSessionUnavailableError('the connection closed while the server started', name);
+          }
+          upstream = client;
+          client.on('close', () => conn.end());
+          client.on('error', (err) => log.info({ user: name, err: err.message }, 'ssh instance hop error'));
+          life.to('relaying');
+          return client;
+        })();
+        connecting.catch((error: unknown) => {
+          log.warn({ user: name, ip, err: error }, 'ssh session unavailable');
+          // The channel tells the user why; then the connection ends (nothing else can use it).
+          setTimeout(() => conn.end(), 1_000);
+        });
+        return connecting;
+      },
+    };
+    conn.once('ready', () => {
+      const relay: RelayContext = {
+        user: name, hop, subsystems: opts.subsystems, log,
+        // The channel that may not start the server has read why (stderr, exit status 1); the client closes the
+        // connection once that channel is closed, and one that does not is let go after a moment.
+        onHeld: () => {
+          setTimeout(() => {
+            if (life.state === 'held') conn.end();
+          }, 2_000).unref();
+        },
+      };
       conn.on('session', (accept) => relaySession(accept(), relay));
       conn.on('tcpip', (accept, reject, info) => relayTcpip(accept, reject, info, relay));
     });

@@ -4,7 +4,7 @@ import {
   SSH_AUTH_PATH, SSH_LOCATE_PATH, locateLineSchema, sshAuthResult, type SshAuthBody,
 } from '../../protocol/gateway.js';
 import { SshSessionUnavailableError } from './errors.js';
-import type { AuthVerdict, PasswordVerdict, SessionLocator, SshAuthenticator, SshTarget } from './options.js';
+import type { AuthVerdict, PasswordVerdict, SessionLocator, SshAuthenticator, SshHeld, SshTarget } from './options.js';
 
 /** Where the hub is and how to prove we are the gateway. */
 export interface HubSshClientOptions {
@@ -46,10 +46,10 @@ export function hubSshClient(options: HubSshClientOptions): { authenticator: Ssh
   };
 
   const locator: SessionLocator = {
-    async locate(user, onProgress, signal): Promise<SshTarget> {
+    async locate(user, onProgress, signal, options = {}): Promise<SshTarget | SshHeld> {
       let response: Response;
       try {
-        response = await post(SSH_LOCATE_PATH, { user }, signal);
+        response = await post(SSH_LOCATE_PATH, { user, ...(options.interactive === undefined ? {} : { interactive: options.interactive }) }, signal);
       } catch (error) {
         throw new SshSessionUnavailableError(`the pool's hub cannot be reached right now (${(error as Error).message})`, user);
       }
@@ -64,6 +64,7 @@ export function hubSshClient(options: HubSshClientOptions): { authenticator: Ssh
           buffered = buffered.slice(newline + 1);
           if ('progress' in line) onProgress(line.progress);
           else if ('error' in line) throw new SshSessionUnavailableError(line.error, user);
+          else if ('held' in line) return { held: line.held };
           else return line.target;
         }
       }

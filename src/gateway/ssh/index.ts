@@ -3,6 +3,8 @@
  * The SSH front door. Users log in as their pool user with a registered key or their password; the front door
  * asks a `SessionLocator` for their instance (progress in the auth banner while a session starts), then relays
  * every channel to that instance's SSH server with the pool-internal key. Credentials never leave the gateway.
+ * When the pool stopped the user's server (idle, a drain deadline) the locator answers `SshHeld`: the login is
+ * accepted with no instance, and only a channel that asks for a terminal starts the server again.
  *
  * @example
  * import { startSshFrontDoor } from './ssh/index.js';
@@ -21,12 +23,14 @@ export {
   type AuthVerdict,
   type PasswordVerdict,
   type ResolvedSshFrontDoorOptions,
+  type LocateOptions,
   type SessionLocator,
   type SshAuthenticator,
   type SshFrontDoorOptions,
+  type SshHeld,
   type SshRateLimit,
   type SshTarget,
 } from './options.js';
 export { loadOrCreateHostKey, type HostKey } from './host-key.js';
-export { SshHostKeyError, SshListenError, SshSessionUnavailableError } from './errors.js';
+export { SshHostKeyError, SshListenError, SshServerHeldError, SshSessionUnavailableError } from './errors.js';
 export { hubSshClient, type HubSshClientOptions } from './hub-client.js';

@@ -41,14 +41,33 @@ export interface SshTarget {
   hostKey?: string;
 }
 
+/**
+ * The user has no server, and the pool stopped their last one (idle, a drain deadline): a connection that is not
+ * interactive does not start it again. `message` tells such a connection why and how to start it.
+ */
+export interface SshHeld {
+  readonly held: string;
+}
+
+/** What the locator knows about the connection it locates for. */
+export interface LocateOptions {
+  /**
+   * True once a channel of the connection asked for a terminal (an interactive login, `ssh -t`): the server is
+   * started whatever stopped it. Absent at login, before the client said what it wants.
+   * @default undefined (not known yet)
+   */
+  readonly interactive?: boolean;
+}
+
 /** Finds, or starts, the session a user's SSH connection goes to. */
 export interface SessionLocator {
   /**
    * Resolves with the user's instance SSH server once it is ready. May take a while (the hub may start an
-   * instance): call `onProgress` with short lines for the user, shown as the SSH banner (stderr). Reject with
+   * instance): call `onProgress` with short lines for the user, shown as the SSH banner (stderr). Resolves with
+   * `SshHeld` instead when the pool stopped the user's server and `options.interactive` is not true. Reject with
    * `SshSessionUnavailableError` for a reason the user should read; `signal` aborts when the client goes away.
    */
-  locate(user: string, onProgress: (message: string) => void, signal: AbortSignal): Promise<SshTarget>;
+  locate(user: string, onProgress: (message: string) => void, signal: AbortSignal, options?: LocateOptions): Promise<SshTarget | SshHeld>;
 }
 
 /**

@@ -113,6 +113,37 @@ describe('autoscale rules', () => {
     expect(held.reason).toContain('flapping');
   });
 
+  it('keeps an idle instance while warm slots are wanted and draining it would leave only them (no drain-then-restart)', () => {
+    // Packed: i-0 has 6 of 8 sessions (2 free), i-1 is idle. Draining i-1 leaves exactly the 2 warm slots, so the
+    // next session would scale straight out again: i-1 stays, however long the surplus lasts.
+    const r = rig({ min: 0, max: 10, autoscale: { enabled: true, warmSlots: 2, scaleInDelay: '30s' } });
+    const packed = (first: number, second = 0): PoolSnapshot => {
+      const base = pool(2, { slots: 8 });
+      const instances = [
+        { ...(base.instances[0] as InstanceSnapshot), sessions: first, freeSlots: 8 - first },
+        { ...(base.instances[1] as InstanceSnapshot), sessions: second, freeSlots: 8 - second },
+      ];
+      return { ...base, instances, sessions: first + second, activeUsers: first + second };
+    };
+    r.set(packed(6));
+    const held = r.run(10 * 60_000);
+    expect(held).toMatchObject({ direction: 'none' });
+    expect(held.reason).toMatch(/keeping i-1: without it 2 free slot\(s\) would be left for 2 wanted, and the next session would scale straight out again/);
+    // With 5 sessions, 3 would be left: i-1 goes once the surplus lasted the delay …
+    r.set(packed(5));
+    const drained = r.run(60_000);
+    expect(drained).toMatchObject({ direction: 'in', to: 1, drain: ['i-1'] });
+    // … and the next session to arrive does not scale out again.
+    const one = pool(1, { slots: 8, sessions: 6 });
+    r.set(one);
+    r.advance(5_000);
+    expect(r.scaler.tick().direction).toBe('none');
+    // Without warm slots nothing is held back: an idle instance goes as soon as the delay has passed.
+    const cold = rig({ min: 0, max: 10, autoscale: { enabled: true, warmSlots: 0, scaleInDelay: '30s' } });
+    cold.set(packed(7));
+    expect(cold.run(60_000)).toMatchObject({ direction: 'in', to: 1, drain: ['i-1'] });
+  });
+
   it('covers queued requests and intents at once, ignoring cooldowns, and keeps warm slots while anyone works', () => {
     const r = rig({ min: 0, max: 10, autoscale: { enabled: true, warmSlots: 2 } });
     r.set(pool(0, { queued: 1 }));

@@ -251,17 +251,27 @@ export class Autoscaler {
     const inRules = p.rules.map((r, i) => ({ r, e: evaluations[i] as RuleEvaluation })).filter((x) => x.r.action.direction === 'in');
     // Without scale-in rules only empty instances go (demand alone never unsettles a user); a rule may drain one
     // with sessions, which keep running there until they end.
+    // While warm slots are wanted, a drain must leave more than them: left with exactly the slots wanted, the next
+    // session to arrive would scale straight out again (an idle instance drained, then a new one started).
+    const margin = this.warmMargin(p, working);
     const removable: InstanceSnapshot[] = [];
+    let heldBack: { id: string; left: number } | undefined;
     let free = values.freeSlots;
     for (const inst of order) {
-      if (free - inst.freeSlots < need || (aware && inRules.length === 0 && inst.sessions > 0)) continue;
+      if (aware && inRules.length === 0 && inst.sessions > 0) continue;
+      if (free - inst.freeSlots < need + margin) {
+        if (free - inst.freeSlots >= need) heldBack ??= { id: inst.id, left: free - inst.freeSlots };
+        continue;
+      }
       free -= inst.freeSlots;
       removable.push(inst);
     }
     const floor = Math.max(p.min, current - removable.length);
     let proposed = current;
     let cause: Decision['cause'] = 'none';
-    let reason = 'no rule fired and demand is met';
+    let reason = heldBack && floor === current
+      ? `keeping ${heldBack.id}: without it ${heldBack.left} free slot(s) would be left for ${need} wanted, and the next session would scale straight out again`
+      : 'no rule fired and demand is met';
     let rule: RuleEvaluation | undefined;
     if (inRules.length > 0) {
       const waiting = inRules.find((x) => !x.e.fired || x.e.cooling);
@@ -312,13 +322,21 @@ export class Autoscaler {
     return make(current, 'none', reason);
   }
 
+  /** Free slots a scale-in must leave beyond those wanted: one while warm slots are kept (see `decide`), else none. */
+  private warmMargin(p: Profile, working: boolean): number {
+    return this.settings.sessionAware && working && p.warmSlots > 0 ? 1 : 0;
+  }
+
   /** Why the pool would scale straight out again at size `to` (after draining `drained`), or undefined. */
   private wouldScaleOut(
     p: Profile, snap: PoolSnapshot, values: MetricValues, drained: readonly InstanceSnapshot[], to: number, need: number, now: number,
   ): string | undefined {
     const current = snap.instances.length;
     const lostFree = drained.reduce((n, i) => n + i.freeSlots, 0);
-    if (values.freeSlots - lostFree < need) return `leave ${values.freeSlots - lostFree} free slot(s) of ${need} wanted`;
+    const working = snap.sessions + snap.queued + snap.intents > 0;
+    if (values.freeSlots - lostFree < need + this.warmMargin(p, working)) {
+      return `leave ${values.freeSlots - lostFree} free slot(s) of ${need} wanted${values.freeSlots - lostFree >= need ? ', so the next session would scale out' : ''}`;
+    }
     const project = (metric: AutoscaleMetric, v: number): number => {
       if (metric === 'freeSlots') return v - lostFree;
       if (metric === 'sessionsPerInstance') return to === 0 ? (v > 0 ? Number.POSITIVE_INFINITY : 0) : (v * current - drained.reduce((n, i) => n + i.sessions, 0)) / to;

@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { ServerReport } from '../../protocol/agent.js';
 import type { EventKind, EventLog } from '../events.js';
@@ -8,11 +9,14 @@ import { NoServerToExtendError } from './errors.js';
 
 const START = Date.parse('2026-12-01T10:00:00.000Z');
 
-function setup(options: { saveTimeoutMs?: number } = {}) {
+function setup(options: { saveTimeoutMs?: number; extendedUntil?: string } = {}) {
   let now = START;
+  const kept: Array<[string, string]> = [];
+  const registry = new Registry();
   const record: SessionRecord = {
     id: 's-1', user: 'alice', name: '', instanceId: 'i-1', state: 'running', url: 'http://x', token: 't'.repeat(16),
-    started: new Date(START - 5000).toISOString(), lastActivity: new Date(START).toISOString(), stopped: null, reason: null,
+    started: new Date(START - 5000).toISOString(), lastActivity: new Date(START).toISOString(), stopped: null, reason: null, profile: null,
+    extendedUntil: options.extendedUntil ?? null, stopCause: null,
   };
   let running = true;
   const told: string[] = [];
@@ -30,6 +34,8 @@ function setup(options: { saveTimeoutMs?: number } = {}) {
     },
     policyOf: () => ({ idleTimeoutMs: 60_000, warnBeforeMs: 20_000 }),
     exemptions: { load: async () => exempt, save: async (users) => void (exempt = users) },
+    keepExtension: async (id, until) => void kept.push([id, until]),
+    registry,
     events: { record: (kind: EventKind) => void kinds.push(kind) } as unknown as EventLog,
     log: pino({ level: 'silent' }),
     saveTimeoutMs: options.saveTimeoutMs ?? 50,
@@ -38,12 +44,14 @@ function setup(options: { saveTimeoutMs?: number } = {}) {
   });
   const report = (work: ServerReport['work']): void =>
     culler.report([{ sessionId: 's-1', user: 'alice', state: 'running', url: 'http://x', startedAt: record.started, ...(work ? { work } : {}) }]);
-  return { culler, told, stopped, kinds, report, at: (ms: number) => (now = START + ms), getExempt: () => exempt };
+  const counted = async (action: string): Promise<number> =>
+    (await registry.getSingleMetric('dspool_cull_decisions_total')?.get())?.values.find((v) => v.labels.action === action)?.value ?? 0;
+  return { culler, told, stopped, kinds, report, kept, counted, at: (ms: number) => (now = START + ms), getExempt: () => exempt };
 }
 
 describe('the culler, wired to a session on a virtual clock', () => {
   it('warns on the terminal and in the server model, then asks open pages to save and stops with the reason', async () => {
-    const { culler, told, stopped, kinds, at } = setup({ saveTimeoutMs: 30 });
+    const { culler, told, stopped, kinds, counted, at } = setup({ saveTimeoutMs: 30 });
     at(39_000);
     culler.check();
     expect(culler.fieldsOf('s-1')).toEqual({ notice: null, cullAt: null, saveRequested: false });
@@ -60,6 +68,7 @@ describe('the culler, wired to a session on a virtual clock', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(stopped[0]).toMatch(/^stopped because it did no work for 1 min \(idle since 2026-12-01T10:00:00.000Z\)/);
     expect(kinds).toEqual(['session.cull_warning', 'session.culled']);
+    expect([await counted('warn'), await counted('cull'), await counted('withdraw')]).toEqual([1, 1, 0]);
   });
 
   it('withdraws the warning when the agent reports work, and counts from the end of it', () => {
@@ -82,18 +91,33 @@ describe('the culler, wired to a session on a virtual clock', () => {
   });
 
   it('counts requests a person made, extends on request, and refuses to extend a stopped server', async () => {
-    const { culler, stopped, at, getExempt } = setup();
+    const { culler, stopped, kept, counted, at, getExempt } = setup();
     culler.personRequest('alice', START + 30_000);
     at(70_000);
     culler.check();
     expect(culler.fieldsOf('s-1').cullAt).toBe(new Date(START + 90_000).toISOString());
     expect(culler.extend('alice', 3_600_000)).toEqual({ extendedUntil: new Date(START + 70_000 + 3_600_000).toISOString(), cullAt: null });
     expect(culler.fieldsOf('s-1').notice).toBeNull();
+    expect(kept).toEqual([['s-1', new Date(START + 70_000 + 3_600_000).toISOString()]]);
+    expect(await counted('extend')).toBe(1);
     await culler.setExempt('alice', true);
     expect(getExempt()).toEqual(['alice']);
     at(10 * 3_600_000);
     culler.check();
     expect(stopped).toEqual([]);
     expect(() => culler.extend('bob', 1000)).toThrow(NoServerToExtendError);
+  });
+
+  it('honours an extension kept on the record by an earlier hub (a restart), then warns in full before the stop', () => {
+    // The record says: extended until 10:30; this culler (a restarted hub) never saw the extend call.
+    const { culler, stopped, kinds, at } = setup({ extendedUntil: new Date(START + 30 * 60_000).toISOString() });
+    at(20 * 60_000);
+    culler.check();
+    expect(culler.fieldsOf('s-1').cullAt).toBeNull();
+    expect(kinds).toEqual([]);
+    at(30 * 60_000 - 20_000);
+    culler.check();
+    expect(culler.fieldsOf('s-1').cullAt).toBe(new Date(START + 30 * 60_000).toISOString());
+    expect(stopped).toEqual([]);
   });
 });

@@ -2,6 +2,9 @@
 // extensions), asks `decideCull` every interval, and acts on its verdict: a warning on the user's open pages (the
 // server model's notice) and SSH terminals (a wall line), withdrawn when work resumes; at the stop, open pages are
 // asked to save and given a bounded time, then the server is stopped with the reason recorded for the next login.
+// Extensions are kept on the session's record, so a restarted hub honours them; every action is counted in
+// `dspool_cull_decisions_total{action}`.
+import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../lib/log.js';
 import { transitions } from '../../lib/state.js';
 import type { ServerReport } from '../../protocol/agent.js';
@@ -38,6 +41,13 @@ export interface CullerContext {
   policyOf(profile: string | null): CullPolicy;
   /** Users an admin exempted, kept across hub restarts. */
   readonly exemptions: { load(): Promise<readonly string[]>; save(users: readonly string[]): Promise<void> };
+  /**
+   * Keeps a session's extension (ISO-8601) on its record, so it outlives a hub restart; the record's
+   * `extendedUntil` is read back when the culler first sees the session.
+   */
+  keepExtension(sessionId: string, until: string): Promise<void>;
+  /** Where the culler's Prometheus metric is registered. */
+  readonly registry: Registry;
   readonly events: EventLog;
   readonly log: Logger;
   /** How long open pages get to save before the stop, in ms. */
@@ -75,6 +85,13 @@ export const MAX_EXTENSION_MS = 7 * 86_400_000;
 /** Pages that polled this recently are taken to be open (they poll at least every 10 s, 30 s after an error). */
 const PAGE_OPEN_MS = 45_000;
 
+/**
+ * What the culler did, as counted in `dspool_cull_decisions_total{action}`: `warn` (a warning given or moved),
+ * `withdraw` (work resumed or extended), `cull` (a session stopped for no work), `called_off` (used while its pages
+ * saved), `extend` (`dspool extend`, the pages' button).
+ */
+export type CullAction = 'warn' | 'withdraw' | 'cull' | 'called_off' | 'extend';
+
 /** Formats epoch ms as `HH:MM:SS UTC`. */
 const clock = (ms: number): string => `${new Date(ms).toISOString().slice(11, 19)} UTC`;
 
@@ -90,7 +107,7 @@ export function humanDuration(ms: number): string {
  * warning.
  *
  * @example
- * const culler = new Culler({ running, stop, notify, policyOf, exemptions, events, log, saveTimeoutMs: 15_000, intervalMs: 15_000, now: Date.now });
+ * const culler = new Culler({ running, stop, notify, policyOf, exemptions, keepExtension, registry, events, log, saveTimeoutMs: 15_000, intervalMs: 15_000, now: Date.now });
  * await culler.start();
  * connection.on('heartbeat', (beat) => culler.report(beat.servers));
  */
@@ -103,8 +120,15 @@ export class Culler {
   private readonly pagesSeen = new Map<string, number>();
   private exempt = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly decisions: Counter<'action'>;
 
-  constructor(private readonly ctx: CullerContext) {}
+  constructor(private readonly ctx: CullerContext) {
+    this.decisions = new Counter({
+      name: 'dspool_cull_decisions_total', help: 'Idle culler actions: warn, withdraw, cull (a session stopped for no work), called_off, extend.',
+      labelNames: ['action'], registers: [ctx.registry],
+    });
+    for (const action of ['warn', 'withdraw', 'cull', 'called_off', 'extend'] satisfies CullAction[]) this.decisions.inc({ action }, 0);
+  }
 
   /** Loads the exemptions and starts checking every `intervalMs`. */
   async start(): Promise<void> {
@@ -154,6 +178,11 @@ export class Culler {
     const watch = this.watchOf(entry.record);
     const until = this.ctx.now() + forMs;
     watch.extendedUntilMs = Math.max(watch.extendedUntilMs ?? 0, until);
+    this.decisions.inc({ action: 'extend' });
+    const kept = new Date(watch.extendedUntilMs).toISOString();
+    this.ctx.keepExtension(entry.record.id, kept).catch((error: unknown) =>
+      this.ctx.log.warn({ session: entry.record.id, err: (error as Error).message }, 'could not keep the extension in the store'),
+    );
     this.ctx.events.record('session.extended', `${user} kept their server until ${clock(watch.extendedUntilMs)}`, {
       user, instanceId: watch.instanceId ?? undefined, data: { session: entry.record.id, until: new Date(watch.extendedUntilMs).toISOString() },
     });
@@ -197,9 +226,11 @@ export class Culler {
   private watchOf(record: SessionRecord): Watch {
     let watch = this.watches.get(record.id);
     if (!watch) {
+      // An extension given before a hub restart is on the record.
+      const extendedMs = record.extendedUntil ? Date.parse(record.extendedUntil) : Number.NaN;
       watch = {
-        state: 'watching', user: record.user, instanceId: record.instanceId, warning: undefined, extendedUntilMs: undefined,
-        idleSinceMs: Date.parse(record.started),
+        state: 'watching', user: record.user, instanceId: record.instanceId, warning: undefined,
+        extendedUntilMs: Number.isFinite(extendedMs) ? extendedMs : undefined, idleSinceMs: Date.parse(record.started),
       };
       this.watches.set(record.id, watch);
     }
@@ -249,6 +280,7 @@ export class Culler {
     const first = watch.warning === undefined;
     watch.warning = { warnedAtMs: first ? this.ctx.now() : (watch.warning?.warnedAtMs ?? this.ctx.now()), cullAtMs };
     this.move(watch, 'warned');
+    this.decisions.inc({ action: 'warn' });
     const timeout = this.ctx.policyOf(profile).idleTimeoutMs ?? 0;
     const message = `${record.user}'s server has done no work since ${clock(watch.idleSinceMs)}; it will be stopped at ${clock(cullAtMs)} unless used or extended`;
     this.ctx.events.record('session.cull_warning', message, {
@@ -262,6 +294,7 @@ export class Culler {
   private withdraw(record: SessionRecord, watch: Watch, reason: string): void {
     watch.warning = undefined;
     this.move(watch, 'watching');
+    this.decisions.inc({ action: 'withdraw' });
     this.ctx.events.record('session.cull_withdrawn', `${record.user}'s server is in use again (${reason}); it will not be stopped`, {
       user: record.user, instanceId: record.instanceId ?? undefined, data: { session: record.id, reason },
     });
@@ -281,10 +314,12 @@ export class Culler {
     if (verdict.action !== 'cull') {
       watch.warning = undefined;
       this.move(watch, 'watching');
+      this.decisions.inc({ action: 'called_off' });
       this.ctx.log.info({ session: record.id, verdict: verdict.action }, 'cull called off: the session was used while saving');
       return;
     }
     this.move(watch, 'stopping');
+    this.decisions.inc({ action: 'cull' });
     const timeout = this.ctx.policyOf(profile).idleTimeoutMs ?? 0;
     const reason = `stopped because it did no work for ${humanDuration(timeout)} (idle since ${new Date(verdict.idleSinceMs).toISOString()}): no kernel executing, no terminal or SSH work, no page you opened`;
     this.ctx.events.record('session.culled', `${record.user}'s server ${reason}`, {

@@ -7,6 +7,7 @@ import {
 } from '../../protocol/gateway.js';
 import { usernameProblem } from '../../lib/names.js';
 import { sameSecret } from '../auth/credentials.js';
+import { POOL_STOP_CAUSES } from '../sessions/state.js';
 import { BadRequestError, ForbiddenError } from '../errors.js';
 import { readJson } from './body.js';
 import type { HubEnv, HubServices } from './services.js';
@@ -53,7 +54,7 @@ export function internalRoutes(s: HubServices, ctx: InternalContext): Hono<HubEn
   });
 
   internal.post(SSH_LOCATE_PATH.slice(INTERNAL_PREFIX.length), async (c) => {
-    const { user: name } = await readJson(c, sshLocateBody);
+    const { user: name, interactive } = await readJson(c, sshLocateBody);
     const problem = usernameProblem(name);
     if (problem) throw new BadRequestError(`invalid username: ${problem}`, 'user');
     c.header('content-type', 'application/x-ndjson');
@@ -63,6 +64,10 @@ export function internalRoutes(s: HubServices, ctx: InternalContext): Hono<HubEn
       if (!user || user.disabled) return void (await send({ error: `user ${name} cannot log in` }));
       let session = s.sessions.active(name);
       if (!session || session.state === 'stopping') {
+        // Stopped by the pool (idle, a drain deadline): only a person's intent starts it again, never a connection
+        // that may be an editor reconnecting on its own. The front door asks again once a channel wants a terminal.
+        const held = interactive === true ? undefined : await heldBecause(s, name);
+        if (held !== undefined) return void (await send({ held }));
         await send({ progress: 'starting your session…' });
         session = await s.sessions.start(user);
       }
@@ -90,4 +95,19 @@ export function internalRoutes(s: HubServices, ctx: InternalContext): Hono<HubEn
     });
   });
   return internal;
+}
+
+/**
+ * Why a connection that is not interactive does not start `user`'s server: their newest server was stopped by the
+ * pool (`POOL_STOP_CAUSES`) and nothing has started one since. Undefined when such a connection may start one
+ * (never had a server, stopped it themselves, or lost it with an instance).
+ */
+async function heldBecause(s: HubServices, user: string): Promise<string | undefined> {
+  const last = await s.store.latestSession(user, '');
+  if (!last || !(POOL_STOP_CAUSES as readonly string[]).includes(last.stopCause ?? '')) return undefined;
+  const at = (last.stopped ?? new Date().toISOString()).slice(11, 16);
+  const why = last.stopCause === 'idle' ? 'it did no work for its idle timeout' : 'its instance was drained';
+  return `your server was stopped at ${at} UTC (${why}). A connection that is not an interactive login — an editor `
+    + 'such as VS Code reconnecting on its own, scp, sftp, `ssh host command` — does not start it again. '
+    + `Start it with an interactive login (ssh -t), on the pool's web page, or with POST /hub/api/users/${user}/server; then connect again.`;
 }

@@ -16,7 +16,7 @@ import type { SessionRecord, Store, UserRecord } from '../store/types.js';
 import {
   decidePlacement, neverFitsReason, type Candidate, type Usage, type PlacementDecision, type PlacementStrategy, type ResourceRequest,
 } from './placement.js';
-import { nextSessionState, type SessionState } from './state.js';
+import { nextSessionState, type SessionState, type StopCause } from './state.js';
 
 /** One step of a server's start, in JupyterHub's progress-event shape. */
 export interface ProgressEvent {
@@ -55,6 +55,8 @@ export interface SessionManagerContext {
   readonly queueTimeoutMs: number;
   /** Where placement timings go (Prometheus). */
   readonly metrics: PlacementObserver;
+  /** Told each time a server is being stopped, with who stopped it (for the stop metric). */
+  readonly stopping?: (cause: StopCause) => void;
 }
 
 /** A profile as placement needs it. */
@@ -317,7 +319,8 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     if (current) await this.settled(current.id, this.ctx.startTimeoutMs);
     const record: SessionRecord = {
       id: `s-${newSecret(6).replace(/[^A-Za-z0-9]/g, 'x')}`, user: user.name, name: '', instanceId: null, state: 'pending', url: null,
-      token: newSecret(), started: new Date().toISOString(), lastActivity: null, stopped: null, reason: null,
+      token: newSecret(), started: new Date().toISOString(), lastActivity: null, stopped: null, reason: null, profile, extendedUntil: null,
+      stopCause: null,
     };
     await this.ctx.store.createSession(record);
     let done!: () => void;
@@ -340,20 +343,23 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     return result;
   }
 
-  /** Stops the user's server; resolves once it is stopped. A user with no server is a no-op. */
-  async stop(user: string, reason = 'stopped by request'): Promise<void> {
+  /**
+   * Stops the user's server; resolves once it is stopped. A user with no server is a no-op. `cause` is kept on the
+   * session record (who stopped it), `reason` is for people.
+   */
+  async stop(user: string, reason = 'stopped by request', cause: StopCause = 'request'): Promise<void> {
     const id = this.byUser.get(user);
     const live = id ? this.live.get(id) : undefined;
     if (!live) return;
     if (live.record.state === 'pending') {
       this.withdrawn.add(live.record.id);
       this.dequeue(live.record.id, new ServerStartError(user, `stopped while waiting for an instance (${reason})`));
-      await this.transition(live, 'stopped', reason);
+      await this.transition(live, 'stopped', reason, cause);
       return;
     }
     await live.started;
     if (!ACTIVE.has(live.record.state) || live.record.state === 'stopping') return;
-    await this.transition(live, 'stopping', reason);
+    await this.transition(live, 'stopping', reason, cause);
     const connection = live.record.instanceId ? this.ctx.registry.get(live.record.instanceId) : undefined;
     try {
       await connection?.request('stopServer', { sessionId: live.record.id }, 30_000);
@@ -365,11 +371,23 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
 
   /** Stops every server (hub shutdown with the pool). */
   async stopAll(reason: string): Promise<void> {
-    await Promise.allSettled([...this.byUser.keys()].map((user) => this.stop(user, reason)));
+    await Promise.allSettled([...this.byUser.keys()].map((user) => this.stop(user, reason, 'shutdown')));
+  }
+
+  /**
+   * Keeps (or clears, with null) an active session's extension on its record, so it outlives a hub restart. The
+   * idle culler decides with it; this only stores it.
+   *
+   * @example
+   * await sessions.keepExtension(record.id, '2026-01-05T12:00:00.000Z');
+   */
+  async keepExtension(sessionId: string, until: string | null): Promise<void> {
+    const live = this.live.get(sessionId);
+    if (live && live.record.extendedUntil !== until) await this.update(live, { extendedUntil: until });
   }
 
   private track(record: SessionRecord, started: Promise<void>): Live {
-    const live: Live = { record, profile: null, progress: [], started };
+    const live: Live = { record, profile: record.profile, progress: [], started };
     this.live.set(record.id, live);
     this.byUser.set(record.user, record.id);
     return live;
@@ -571,7 +589,7 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
   /** A draining instance's deadline passed: its remaining servers are stopped. */
   private async onDrainExpired(instanceId: string): Promise<void> {
     const users = [...this.live.values()].filter((l) => l.record.instanceId === instanceId).map((l) => l.record.user);
-    await Promise.allSettled(users.map((user) => this.stop(user, `instance ${instanceId} was drained: its deadline passed`)));
+    await Promise.allSettled(users.map((user) => this.stop(user, `instance ${instanceId} was drained: its deadline passed`, 'drain')));
   }
 
   /** Tells each user on a draining instance (their server model and the event log). */
@@ -635,11 +653,13 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
     else this.ctx.log.warn({ session: sessionId, detail }, 'server exited while starting');
   }
 
-  private async transition(live: Live, to: SessionState, reason: string): Promise<void> {
+  /** Moves a session to `to`; `cause` (a stop's) is kept on the record. */
+  private async transition(live: Live, to: SessionState, reason: string, cause?: StopCause): Promise<void> {
     const from = live.record.state as SessionState;
     nextSessionState(from, to);
     const ended = to === 'stopped' || to === 'failed';
-    await this.update(live, { state: to, ...(ended ? { stopped: new Date().toISOString(), reason } : {}) });
+    await this.update(live, { state: to, ...(ended ? { stopped: new Date().toISOString(), reason } : {}), ...(cause ? { stopCause: cause } : {}) });
+    if (cause) this.ctx.stopping?.(cause);
     this.ctx.events.record('session.state', `${live.record.user}: ${from} → ${to} (${reason})`, {
       user: live.record.user, instanceId: live.record.instanceId ?? undefined, data: { session: live.record.id, from, to },
     });

@@ -22,3 +22,15 @@ export const nextSessionState = transitions<SessionState>('session', {
   stopped: [],
   failed: [],
 });
+
+/**
+ * Who stopped a server (kept on its record as `stopCause`).
+ * - `request`: the user or an admin (the API, the home page, a disabled or deleted user).
+ * - `idle`: the idle culler, after its warning.
+ * - `drain`: its instance's drain deadline passed.
+ * - `shutdown`: the pool itself stopped (`dspool up` ended).
+ */
+export type StopCause = 'request' | 'idle' | 'drain' | 'shutdown';
+
+/** Stop causes by which the pool, not the user, ended a server: only a person's intent starts it again. */
+export const POOL_STOP_CAUSES: readonly StopCause[] = ['idle', 'drain'];

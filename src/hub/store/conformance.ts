@@ -12,7 +12,8 @@ import type { SessionRecord, Store } from './types.js';
 export function describeStoreConformance(name: string, open: () => Promise<Store> | Store, uidBase = 30000): void {
   const session = (over: Partial<SessionRecord> = {}): SessionRecord => ({
     id: 's-1', user: 'alice', name: '', instanceId: null, state: 'pending', url: null, token: 'x'.repeat(32),
-    started: new Date().toISOString(), lastActivity: null, stopped: null, reason: null, ...over,
+    started: new Date().toISOString(), lastActivity: null, stopped: null, reason: null, profile: null, extendedUntil: null,
+    stopCause: null, ...over,
   });
 
   describe(`store conformance: ${name}`, () => {
@@ -93,6 +94,19 @@ export function describeStoreConformance(name: string, open: () => Promise<Store
       expect((await store.listActiveSessions()).map((s) => s.id)).toEqual(['s-2']);
       const updated = await store.updateSession('s-2', { state: 'running', url: 'http://127.0.0.1:1', instanceId: 'i-1' });
       expect([updated.state, updated.url, updated.instanceId]).toEqual(['running', 'http://127.0.0.1:1', 'i-1']);
+      await store.close();
+    });
+
+    it('keeps a session\'s profile, extension and stop cause (the idle culler\'s state across hub restarts)', async () => {
+      const store = await open();
+      await store.createUser({ name: 'alice', admin: false, passwordHash: null });
+      await store.createSession(session({ id: 's-1', profile: 'gpu' }));
+      expect(await store.getSession('s-1')).toMatchObject({ profile: 'gpu', extendedUntil: null, stopCause: null });
+      await store.updateSession('s-1', { extendedUntil: '2026-01-01T01:00:00.000Z' });
+      const stopped = await store.updateSession('s-1', { state: 'stopping', stopCause: 'idle' });
+      expect(stopped).toMatchObject({ profile: 'gpu', extendedUntil: '2026-01-01T01:00:00.000Z', stopCause: 'idle' });
+      expect((await store.listActiveSessions())[0]).toMatchObject({ id: 's-1', profile: 'gpu', extendedUntil: '2026-01-01T01:00:00.000Z' });
+      expect(await store.updateSession('s-1', { extendedUntil: null })).toMatchObject({ extendedUntil: null, stopCause: 'idle' });
       await store.close();
     });
 

@@ -1,6 +1,8 @@
 // Ordered schema migrations for the SQLite store; `user_version` records how many have run.
 // Migration 6 keeps the last UID handed out in `counters` (seeded from the users there are), so a deleted user's
 // UID, which still owns their share folder, is never given to anyone else.
+// Migration 7 keeps the idle culler's state of a session across hub restarts (its profile, an extension) and who
+// stopped it (so an editor reconnecting on its own does not start a server the pool stopped for no work).
 
 export const MIGRATIONS: readonly string[] = [
   `
@@ -97,5 +99,10 @@ export const MIGRATIONS: readonly string[] = [
     value INTEGER NOT NULL
   );
   INSERT INTO counters (name, value) SELECT 'last_uid', uid FROM users ORDER BY uid DESC LIMIT 1;
+  `,
+  `
+  ALTER TABLE sessions ADD COLUMN profile TEXT;
+  ALTER TABLE sessions ADD COLUMN extended_until TEXT;
+  ALTER TABLE sessions ADD COLUMN stop_cause TEXT;
   `,
 ];

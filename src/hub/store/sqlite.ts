@@ -48,7 +48,8 @@ function toSession(r: Row): SessionRecord {
   return {
     id: str(r.id), user: str(r.user), name: str(r.name), instanceId: strOrNull(r.instance_id), state: str(r.state),
     url: strOrNull(r.url), token: str(r.token), started: str(r.started), lastActivity: strOrNull(r.last_activity),
-    stopped: strOrNull(r.stopped), reason: strOrNull(r.reason),
+    stopped: strOrNull(r.stopped), reason: strOrNull(r.reason), profile: strOrNull(r.profile), extendedUntil: strOrNull(r.extended_until),
+    stopCause: strOrNull(r.stop_cause),
   };
 }
 function toEvent(r: Row): EventRecord {
@@ -60,6 +61,7 @@ function toEvent(r: Row): EventRecord {
 
 const SESSION_COLUMNS: Record<keyof SessionPatch, string> = {
   instanceId: 'instance_id', state: 'state', url: 'url', lastActivity: 'last_activity', stopped: 'stopped', reason: 'reason',
+  extendedUntil: 'extended_until', stopCause: 'stop_cause',
 };
 const USER_COLUMNS: Record<keyof UserPatch, string> = {
   admin: 'admin', passwordHash: 'password_hash', disabled: 'disabled', lastActivity: 'last_activity',
@@ -121,8 +123,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     listInstances: db.prepare('SELECT * FROM instances ORDER BY created, id'),
     deleteInstance: db.prepare('DELETE FROM instances WHERE id = ?'),
     insertSession: db.prepare(
-      `INSERT INTO sessions (id, user, name, instance_id, state, url, token, started, last_activity, stopped, reason)
-       VALUES (@id, @user, @name, @instanceId, @state, @url, @token, @started, @lastActivity, @stopped, @reason)`,
+      `INSERT INTO sessions (id, user, name, instance_id, state, url, token, started, last_activity, stopped, reason, profile, extended_until, stop_cause)
+       VALUES (@id, @user, @name, @instanceId, @state, @url, @token, @started, @lastActivity, @stopped, @reason, @profile, @extendedUntil, @stopCause)`,
     ),
     getSession: db.prepare('SELECT * FROM sessions WHERE id = ?'),
     activeSessions: db.prepare("SELECT * FROM sessions WHERE state NOT IN ('stopped', 'failed') ORDER BY started, id"),

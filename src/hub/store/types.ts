@@ -67,6 +67,16 @@ export interface SessionRecord {
   readonly stopped: string | null;
   /** Why it ended or failed, for people. */
   readonly reason: string | null;
+  /** The profile it was started with (null: none named, the default). */
+  readonly profile: string | null;
+  /** Kept running whatever it does until then (ISO-8601; `dspool extend`), or null. */
+  readonly extendedUntil: string | null;
+  /**
+   * Who stopped it, once it is being stopped (`StopCause` values, see hub/sessions): `request` (the user or an
+   * admin), `idle` (the culler), `drain` (a drain deadline), `shutdown` (the pool stopping); null while it runs
+   * and for a server that failed or exited on its own.
+   */
+  readonly stopCause: string | null;
 }
 
 /** A public SSH key a user registered. `data` is the key's wire form, base64. */
@@ -95,7 +105,7 @@ export interface EventRecord {
 
 export type NewUser = Pick<UserRecord, 'name' | 'admin' | 'passwordHash'>;
 export type UserPatch = Partial<Pick<UserRecord, 'admin' | 'passwordHash' | 'disabled' | 'lastActivity'>>;
-export type SessionPatch = Partial<Omit<SessionRecord, 'id' | 'user' | 'name' | 'token' | 'started'>>;
+export type SessionPatch = Partial<Omit<SessionRecord, 'id' | 'user' | 'name' | 'token' | 'started' | 'profile'>>;
 
 /**
  * Everything the hub persists. Only the hub writes it. Every implementation passes `store.conformance.ts`.

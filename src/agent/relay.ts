@@ -38,7 +38,8 @@ export interface ServerRelay {
  * const relay = await startRelay({ address: '10.0.0.5', tokenOf: (port) => tokens.get(port), log });
  * relay.urlOf(40123); // 'dspool-relay://10.0.0.5:41000/40123?fingerprint=sha256:…'
  */
-export async function startRelay(ctx: RelayContext): Promise<ServerRelay> {
+export async function startRelay(options: RelayContext): Promise<ServerRelay> {
+  const ctx: Required<RelayContext> = { ...options, preambleTimeoutMs: options.preambleTimeoutMs ?? 10_000 };
   const identity = selfSignedIdentity('dspool instance relay', 365);
   const open = new Set<net.Socket>();
   const server = tls.createServer({ key: identity.key, cert: identity.cert, minVersion: 'TLSv1.2' }, (client) => {
@@ -74,9 +75,9 @@ export async function startRelay(ctx: RelayContext): Promise<ServerRelay> {
 }
 
 /** Reads the preamble, checks it, and pipes the client to the server (or answers 502 and closes). */
-function serve(ctx: RelayContext, client: tls.TLSSocket, open: Set<net.Socket>): void {
+function serve(ctx: Required<RelayContext>, client: tls.TLSSocket, open: Set<net.Socket>): void {
   let buffered = Buffer.alloc(0);
-  const timer = setTimeout(() => refuse(client, 'no preamble in time'), ctx.preambleTimeoutMs ?? 10_000);
+  const timer = setTimeout(() => refuse(client, 'no preamble in time'), ctx.preambleTimeoutMs);
   const onData = (chunk: Buffer): void => {
     buffered = Buffer.concat([buffered, chunk]);
     const end = buffered.indexOf(0x0a);

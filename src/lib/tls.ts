@@ -104,9 +104,10 @@ export function pinnedConnect(target: PinnedTarget, callback: (error: Error | nu
       callback(error);
     } else callback(null, socket);
   };
+  const timeoutMs = target.timeoutMs ?? 10_000;
   const timer = setTimeout(() => {
-    finish(Object.assign(new Error(`${target.host}:${target.port}: no TLS handshake within ${target.timeoutMs ?? 10_000} ms`), { code: 'ETIMEDOUT' }));
-  }, target.timeoutMs ?? 10_000);
+    finish(Object.assign(new Error(`${target.host}:${target.port}: no TLS handshake within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+  }, timeoutMs);
   socket.once('error', finish);
   socket.once('secureConnect', () => {
     const raw = socket.getPeerCertificate().raw as Buffer | undefined;

@@ -12,6 +12,8 @@
 //   BENCH_ROUNDS=3 BENCH_MULTI_ROUNDS=2 BENCH_USERS=10 BENCH_EXECUTES=50 npm run bench:spawn
 //   BENCH_REF=HEAD npm run bench:spawn                   # measure a commit (when the working tree is mid-edit)
 //   BENCH_NO_BUILD=1 npm run bench:spawn                 # measure dist/ as it is
+//   BENCH_CPU=1 npm run bench:spawn                      # also: CPU seconds per kind of process in each 10-user round
+//   BENCH_PRODUCTS=dspool BENCH_CPU=1 npm run bench:spawn  # profiling dspool alone (no JupyterHub column)
 // dspool is always run from a private snapshot of its build (see prepareCode). Four to five minutes on 2 cores.
 // After a failure both products' logs (dspool's agent and Jupyter logs too) are kept in bench/results/.
 //
@@ -56,6 +58,10 @@ const tempDirs = [];
 const unixUsers = new Set();
 
 const log = (...args) => console.error(...args);
+/** `BENCH_CPU=1`: after each crowd round, print the CPU seconds each kind of process used (where the time goes). */
+const CPU = process.env.BENCH_CPU === '1';
+/** `BENCH_PRODUCTS=dspool`: measure dspool alone (profiling; the table then has no JupyterHub column to compare). */
+const ONLY_DSPOOL = process.env.BENCH_PRODUCTS === 'dspool';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Processes
@@ -113,6 +119,35 @@ function collectDescendants() {
     } catch {}
     descendants.set(pid, { start, cmd });
   }
+}
+
+/**
+ * CPU time (user + system, seconds) of every process under `rootPid`, its reaped children's included, grouped by
+ * what the process is (its command line with user names and numbers taken out).
+ */
+function cpuByKind(rootPid) {
+  const tick = 100; // USER_HZ on Linux
+  const kinds = new Map();
+  for (const pid of processTree(new Set([rootPid])).keys()) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const seconds = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / tick;
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      const kind = cmd.replaceAll(TAG, '<tag>').replace(/\/[^ ]*\/(dspool_forkserver\.py|main\.js|dspool\.js|jupyter-notebook|ipykernel_launcher)/g, '$1').replace(/\S*(\/tmp|\/run)\S*/g, '<path>').replace(/\d+/g, 'N').slice(0, 70);
+      kinds.set(kind, (kinds.get(kind) ?? 0) + seconds);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return kinds;
+}
+
+/** The difference of two `cpuByKind` snapshots, largest first, as lines. */
+function cpuDelta(before, after) {
+  const rows = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)]).filter(([, v]) => v >= 0.01).sort((a, b) => b[1] - a[1]);
+  const total = rows.reduce((sum, [, v]) => sum + v, 0);
+  return [`  CPU ${total.toFixed(2)} s in all:`, ...rows.map(([k, v]) => `    ${v.toFixed(2).padStart(6)} s  ${k}`)].join('\n');
 }
 
 /** True while the remembered process (same PID, same start time) still exists. */
@@ -519,6 +554,7 @@ async function startDspool(users) {
   }
   return {
     name: 'dspool',
+    pid: child.pid,
     url,
     tokens,
     // The hub writes its admin token here for the CLI (mode 0600): the bench reads instances with it.
@@ -748,7 +784,7 @@ async function main() {
   try {
     log(`starting dspool and JupyterHub (run ${TAG}) …`);
     products.push(await startDspool(users));
-    products.push(await startJupyterHub(users));
+    if (!ONLY_DSPOOL) products.push(await startJupyterHub(users));
     collectDescendants();
     for (const p of products) log(`  ${p.name.padEnd(10)} ${p.url}`);
     const forkServers = await waitForkServers(products[0], 2);
@@ -782,10 +818,12 @@ async function main() {
     for (let round = 0; round < MULTI_ROUNDS; round++) {
       const order = round % 2 === 0 ? products : [...products].reverse();
       for (const p of order) {
+        const cpuBefore = CPU && p.pid ? cpuByKind(p.pid) : undefined;
         const t0 = performance.now();
         const each = await Promise.all(crowd.map((u) => coldStart(p, u)));
         const total = performance.now() - t0;
         collectDescendants();
+        if (cpuBefore) log(cpuDelta(cpuBefore, cpuByKind(p.pid)));
         await Promise.all(crowd.map((u) => stopServer(p, u)));
         results[p.name].crowd.push(total);
         const m = (key) => median(each.map((r) => r[key])).toFixed(0);
@@ -826,7 +864,7 @@ async function main() {
     // Table
     const d = results.dspool;
     const j = results.JupyterHub;
-    const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
+    const fmt = (ms) => (typeof ms !== 'number' || Number.isNaN(ms) ? '—' : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
     const row = (label, a, b) => `| ${label} | ${fmt(a)} | ${fmt(b)} | ${(a / b).toFixed(2)}× |`;
     const phase = (r, key) => median(r.phases.map((x) => x[key]));
     /** Median time of a progress step since the POST (only the rounds where the stream saw it); NaN: never seen. */

@@ -283,7 +283,7 @@ def child_main(spec, conn_fd, status_fd, python_code=None):
         retitle([sys.executable] + argv, env)
         code = run_notebook(argv)
     except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        code = exit_code(stop)
     except BaseException as error:  # noqa: the child must never return into the fork server's loop
         try:
             message = '%s: %s' % (type(error).__name__, error)
@@ -292,15 +292,25 @@ def child_main(spec, conn_fd, status_fd, python_code=None):
         except BaseException:
             pass
     finally:
-        try:
-            import atexit
+        leave(code)
 
-            atexit._run_exitfuncs()
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:
-            pass
-        os._exit(code)
+
+def exit_code(stop):
+    """The process exit code a `SystemExit` stands for, as the interpreter would compute it."""
+    return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+
+
+def leave(code):
+    """Ends a forked child as an interpreter would end (its own exit functions, flushed output), never returning."""
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+    os._exit(code)
 
 
 def run_notebook(argv):
@@ -462,22 +472,14 @@ def fork_kernel(cmd, env, cwd, zygote_sock):
         IPKernelApp.launch_instance(argv=list(cmd[3:]))
         code = 0
     except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        code = exit_code(stop)
     except BaseException as error:  # noqa: never return into the zygote's loop
         try:
             os.write(2, ('dspool: forked kernel failed: %s: %s\n' % (type(error).__name__, error)).encode())
         except BaseException:
             pass
     finally:
-        try:
-            import atexit
-
-            atexit._run_exitfuncs()
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:
-            pass
-        os._exit(code)
+        leave(code)
 
 
 class ForkedKernel:

@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +57,8 @@ describe.skipIf(skip !== undefined)('TLS between hosts (no privateNetwork)', () 
       ssh: true,
       hubYaml: `hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s, agentAddress: "${host.hostAddress}:0" }`,
       providerYaml: `provider: { type: static, hosts: [${host.address}] }`,
+      // A stopped agent's instance fails soon, so the machine may join again as a new one.
+      pool: '{ repair: { missedHeartbeats: 3, failAfter: 6s, maxShare: 1 } }',
     });
     // Everything that crosses the host's link, from before the hub starts.
     capture = spawn('tcpdump', ['-i', host.hostLink, '-n', '--immediate-mode', '-U', '-s', '0', '-w', join(pool.dir, 'veth.pcap')], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -183,6 +185,33 @@ describe.skipIf(skip !== undefined)('TLS between hosts (no privateNetwork)', () 
     }
     expect(text.includes('SSH-2.0-'), 'the SSH hop (its banner) in the capture').toBe(true);
   });
+
+  it('lets `dspool agent run` (the systemd unit) join again with the saved credential, pinning the saved fingerprint', async () => {
+    const [first] = agents;
+    const before = (await instances()).find((i) => i.address === host.address && i.state === 'ready');
+    if (first?.pid) process.kill(first.pid, 'SIGTERM');
+    await waitFor('the joined agent to stop', async () => first?.exitCode !== null || first.signalCode !== null, 30_000);
+    // A credential file whose fingerprint is not the hub's: refused, nothing sent.
+    const file = join(stateDir(), 'credential.json');
+    const saved = readFileSync(file, 'utf8');
+    writeFileSync(file, saved.replace(printed.fingerprint, `sha256:${'1'.repeat(64)}`));
+    const refused = await run(process.execPath, [BIN, 'agent', 'run', '--state-dir', stateDir()], { timeoutMs: 30_000 });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('hub_fingerprint_mismatch');
+    writeFileSync(file, saved);
+    const scratch = `/tmp/dt${rand()}`;
+    scratchDirs.push(scratch);
+    const [command, argv] = inHost(host, join(pool.dir, 'host-etc', 'etc'), [
+      process.execPath, BIN, 'agent', 'run', '--state-dir', stateDir(), '--scratch-dir', scratch, '--log-level', 'warn',
+    ]);
+    const child = spawn(command, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    child.stderr?.on('data', (d: Buffer) => (pool.output += `[host] ${d.toString()}`));
+    agents.push(child);
+    const again = await waitFor('the host to be back', async () => (await instances()).find((i) => i.address === host.address && i.state === 'ready' && i.id !== before?.id));
+    const placed = await pool.startServer(alice, aliceToken, 90_000);
+    expect(placed.instance).toBe(again.id);
+    expect((await pool.fetch(`/user/${alice}/api/status`, { token: aliceToken })).status).toBe(200);
+  }, 180_000);
 });
 
 async function waitForFile(file: string): Promise<void> {

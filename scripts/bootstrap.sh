@@ -14,6 +14,8 @@ packages=(jupyter-notebook python3-ipykernel python3-notebook openssh-client ope
 if [ "$want_test" = 1 ]; then
   # Debian's Chromium for the browser suite (test/browser.test.ts, driven by playwright-core from npm).
   packages+=(chromium)
+  # tcpdump: test/hosttls.test.ts captures a host's link to prove no secret crosses it in clear text.
+  packages+=(tcpdump)
   # A real single-node Slurm for test/slurm.test.ts (started there as plain processes, never as services).
   packages+=(slurm-wlm munge)
   # (openssh-server is only for `npm run bench:ssh`, which installs it through scripts/install-sshd.sh, never started.)

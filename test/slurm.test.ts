@@ -1,6 +1,7 @@
 // Live: a pool whose instances are Slurm jobs on a real single-node Slurm (slurmctld + slurmd + munged, started
 // here as plain processes, the node in its own network namespace). Start, place a user, run a cell, survive the
 // controller's absence, repair a cancelled job, and refuse a bad partition clearly without looping.
+import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -40,7 +41,9 @@ describe.skipIf(skip !== undefined)('a pool of Slurm jobs on a real single-node 
     `provider: { type: slurm, partition: ${partition}, timeLimit: "120", slurmConf: ${cluster.conf}, scratchDir: ${nodeScratch}, pollInterval: 1s }`;
   const newPool = (partition: string): TestPool =>
     new TestPool({
-      hubYaml: `hub: { host: ${cluster.ns.hostAddress}, port: 0, heartbeatInterval: 1s, privateNetwork: true }`,
+      // Jobs dial the hub's TLS agent listener on the cluster's network, pinning its certificate (passed in the job's
+      // environment); the gateway reaches their servers through the agents' TLS relays.
+      hubYaml: `hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s, agentAddress: "${cluster.ns.hostAddress}:0" }`,
       providerYaml: providerYaml(partition),
       pool: '{ instances: 1, repair: { missedHeartbeats: 5, failAfter: 5m } }',
     });
@@ -112,6 +115,11 @@ describe.skipIf(skip !== undefined)('a pool of Slurm jobs on a real single-node 
     const { instance } = await pool.startServer(alice, aliceToken, 90_000);
     expect(instance).toBe((await instances())[0]?.id);
     expect(await runCell('import socket; print(6*7)')).toContain('42');
+    // Behind the agent's TLS relay: the server listens on the node's loopback only.
+    const listening = spawnSync('ip', ['netns', 'exec', cluster.ns.name, 'ss', '-Hltnp'], { encoding: 'utf8' }).stdout.split('\n');
+    const jupyter = listening.filter((line) => /jupyter|python/.test(line));
+    expect(jupyter.length, listening.join('\n')).toBeGreaterThan(0);
+    for (const line of jupyter) expect(line).toMatch(/\s127\.0\.0\.1:\d+\s/);
   }, 120_000);
 
   it('loses nothing while the controller is stopped for 30 s: sessions stay up, no instance is failed', async () => {

@@ -25,6 +25,7 @@ import { endLeftovers } from './leftovers.js';
 import { detectCgroups, instanceCgroupName, killInstanceCgroup, prepareInstanceCgroup, type CgroupHost } from './cgroup.js';
 import { ForkServer, forkServerSocketDir } from './forkserver/client.js';
 import { mergeWork, sshWork } from './activity.js';
+import { startRelay, type ServerRelay } from './relay.js';
 
 /**
  * States of the agent.
@@ -70,6 +71,12 @@ export class Agent {
   private ssh: Promise<InstanceSshServer | undefined> = Promise.resolve(undefined);
   /** The instance's fork server (pre-imported Jupyter that forks users' servers); absent when forking is off. */
   private forks: ForkServer | undefined;
+  /**
+   * The TLS relay the gateway reaches servers through when `settings.relay` (servers then listen on loopback); it
+   * starts before the hub connection, so `hello` and every server URL can name it.
+   */
+  private relay: Promise<ServerRelay | undefined> = Promise.resolve(undefined);
+  private relayServer: ServerRelay | undefined;
   /** The same server once started, for the heartbeat (which cannot wait). */
   private sshServer: InstanceSshServer | undefined;
   /** Sessions being ended (SSH hung up, leftovers stopped) after their server exited. */
@@ -87,6 +94,7 @@ export class Agent {
       hubUrl: this.options.hubUrl,
       instanceId: this.options.instanceId,
       joinToken: this.options.joinToken,
+      hubFingerprint: this.options.settings.hubFingerprint,
       log: this.log,
       reconnectMinMs: this.options.reconnectMinMs,
       reconnectMaxMs: this.options.reconnectMaxMs,
@@ -132,6 +140,25 @@ export class Agent {
         },
       );
     }
+    if (this.options.settings.relay) {
+      this.relay = startRelay({
+        address,
+        tokenOf: (port) => {
+          for (const server of this.servers.values()) {
+            const token = server.tokenForPort(port);
+            if (token !== undefined) return token;
+          }
+          return undefined;
+        },
+        log: this.log.child({ component: 'relay' }),
+      }).then(
+        (relay) => (this.relayServer = relay),
+        (error: unknown) => {
+          this.log.error({ err: (error as Error).message }, 'the server relay did not start; servers cannot be reached');
+          return undefined;
+        },
+      );
+    }
     if (this.options.settings.jupyter.forkServer !== false) {
       const forks = new ForkServer({ socketDir: forkServerSocketDir(this.options.settings), log: this.log.child({ component: 'forkserver' }) });
       this.forks = forks;
@@ -164,6 +191,9 @@ export class Agent {
       await this.ssh
         .then((server) => server?.close())
         .catch((error: unknown) => this.log.error({ err: (error as Error).message }, 'closing the SSH server failed'));
+      await this.relay
+        .then((relay) => relay?.close())
+        .catch((error: unknown) => this.log.error({ err: (error as Error).message }, 'closing the server relay failed'));
       await this.connection.close().catch((error: unknown) => this.log.error({ err: (error as Error).message }, 'closing the hub connection failed'));
       this.transition('closed');
       this.resolveDone();
@@ -208,6 +238,8 @@ export class Agent {
   }
 
   private async hello(): Promise<AgentMessage> {
+    // Servers are reported by their relay URLs: the relay must be up before the hub hears of them.
+    await this.relay;
     const checks = await runChecks(this.options.settings);
     if (checks.detail) this.log.warn({ detail: checks.detail }, 'instance checks failed');
     return {
@@ -290,8 +322,12 @@ export class Agent {
       if (existing.user.name === params.user.name && existing.state !== 'stopping') return existing.start();
       throw new SessionExistsError(params.sessionId);
     }
+    // Behind the relay, servers listen on the instance's loopback only; the gateway reaches them through it.
+    const relay = this.relayServer;
+    if (this.options.settings.relay && !relay) throw new AgentError(AgentErrorCode.startFailed, 'this instance\'s server relay is not running, so no server here could be reached');
     const server = new UserServer(params, {
-      settings: this.options.settings,
+      settings: relay ? { ...this.options.settings, address: '127.0.0.1' } : this.options.settings,
+      ...(relay ? { publicUrl: (port: number) => relay.urlOf(port) } : {}),
       log: this.log,
       asRoot: this.asRoot,
       stopGraceMs: this.options.stopGraceMs,

@@ -3,6 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import type { Logger } from '../lib/log.js';
+import { pinnedConnector } from '../lib/tls.js';
 import { AGENT_PATH, INSTANCE_HEADER, hubMessageSchema, type AgentMessage, type HubMessage } from '../protocol/agent.js';
 import { AgentStateError } from './errors.js';
 import type { TransitionTable } from '../lib/state.js';
@@ -32,6 +33,11 @@ export interface ConnectionOptions {
   readonly hubUrl: string;
   readonly instanceId: string;
   readonly joinToken: string;
+  /**
+   * `sha256:<hex>` the hub's TLS certificate must have when `hubUrl` is `https:`: nothing (not even the credential)
+   * is sent to a hub presenting another. Absent: an `https:` hub is checked against the system's CAs.
+   */
+  readonly hubFingerprint?: string | undefined;
   readonly log: Logger;
   /** First reconnect delay, in milliseconds (doubles up to `reconnectMaxMs`). */
   readonly reconnectMinMs: number;
@@ -151,6 +157,9 @@ export class HubConnection {
       const socket = new WebSocket(url, {
         headers: { Authorization: `Bearer ${this.options.joinToken}`, [INSTANCE_HEADER]: this.options.instanceId },
         handshakeTimeout: 10_000,
+        ...(url.protocol === 'wss:' && this.options.hubFingerprint
+          ? { createConnection: pinnedConnector(url, this.options.hubFingerprint) as unknown as WebSocket.ClientOptions['createConnection'] }
+          : {}),
       });
       this.socket = socket;
       socket.on('open', () => {
@@ -230,3 +239,4 @@ export class HubConnection {
     this.heartbeatTimer = undefined;
   }
 }
+

@@ -3,8 +3,11 @@
 // the hub says the old one is gone (failed while cut off, drained, removed) — its servers stop first, so the hub
 // never has two servers for one user.
 import { mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
+import { TlsPinError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
+import { pinnedConnector } from '../lib/tls.js';
 import { JOIN_PATH, joinResponseSchema, type JoinRequest, type JoinResponse } from '../protocol/agent.js';
 import { Agent } from './agent.js';
 import { AgentStateError, JoinRefusedError } from './errors.js';
@@ -13,6 +16,12 @@ import { AgentStateError, JoinRefusedError } from './errors.js';
 export interface JoinOptions {
   /** The hub's agent URL, e.g. `http://10.0.0.1:8082` (what `dspool instances join-command` prints). */
   readonly hubUrl: string;
+  /**
+   * `sha256:<hex>` of the hub's TLS certificate (what join-command prints as `--hub-fingerprint`), pinned on every
+   * connection to an `https:` hub: a hub presenting another certificate is refused before anything is sent.
+   * Absent: the one saved in `credential.json`, else none (an `https:` hub is then checked against the system's CAs).
+   */
+  readonly hubFingerprint?: string;
   /** The one-use join token; absent: use the host credential already in `stateDir`. */
   readonly token?: string;
   /**
@@ -34,7 +43,7 @@ export interface JoinOptions {
   readonly retryMaxMs?: number;
 }
 
-export type ResolvedJoinOptions = Required<Omit<JoinOptions, 'token'>> & Pick<JoinOptions, 'token'>;
+export type ResolvedJoinOptions = Required<Omit<JoinOptions, 'token' | 'hubFingerprint'>> & Pick<JoinOptions, 'token' | 'hubFingerprint'>;
 
 /**
  * Fills in every default of `JoinOptions`; the only place they live.
@@ -47,6 +56,7 @@ export function joinDefaults(options: JoinOptions): ResolvedJoinOptions {
   return {
     hubUrl: options.hubUrl,
     ...(options.token ? { token: options.token } : {}),
+    ...(options.hubFingerprint ? { hubFingerprint: options.hubFingerprint } : {}),
     stateDir,
     scratchDir: options.scratchDir ?? path.join(stateDir, 'i'),
     log: options.log ?? createLogger('agent-join'),
@@ -59,6 +69,8 @@ export function joinDefaults(options: JoinOptions): ResolvedJoinOptions {
 export interface HostCredentialFile {
   readonly hubUrl: string;
   readonly hostCredential: string;
+  /** The hub's pinned TLS fingerprint (`https:` hubs). */
+  readonly hubFingerprint?: string;
 }
 
 /** Reads `<stateDir>/credential.json`, or undefined when this machine has not joined yet. */
@@ -162,6 +174,7 @@ export class JoinedMachine {
       try {
         reply = await this.ask(request);
       } catch (error) {
+        if (error instanceof TlsPinError) throw new JoinRefusedError('hub_fingerprint_mismatch', `${error.message} (check --hub-fingerprint against what "dspool instances join-command" printed)`);
         if (error instanceof JoinRefusedError) {
           if (error.code !== 'no_free_instance') throw error;
           this.log.warn({ reason: error.message }, 'the hub has no instance for this machine yet; asking again');
@@ -173,7 +186,9 @@ export class JoinedMachine {
       }
       attempt = 0;
       if (reply.hostCredential) {
-        writeHostCredential(this.options.stateDir, { hubUrl: this.options.hubUrl, hostCredential: reply.hostCredential });
+        writeHostCredential(this.options.stateDir, {
+          hubUrl: this.options.hubUrl, hostCredential: reply.hostCredential, ...(this.fingerprint() ? { hubFingerprint: this.fingerprint() } : {}),
+        });
         this.token = undefined;
       }
       if (this.stopping()) return;
@@ -183,15 +198,22 @@ export class JoinedMachine {
     }
   }
 
+  /** The fingerprint to pin: the one given, else the one saved when this machine joined. */
+  private fingerprint(): string | undefined {
+    return this.options.hubFingerprint ?? readHostCredential(this.options.stateDir)?.hubFingerprint;
+  }
+
   private async ask(request: JoinRequest): Promise<JoinResponse> {
-    const response = await fetch(new URL(JOIN_PATH, this.options.hubUrl), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(request),
-      signal: AbortSignal.timeout(15_000),
-    });
-    const body = (await response.json().catch(() => ({}))) as { code?: string; message?: string };
-    if (!response.ok) throw new JoinRefusedError(body.code ?? `http_${response.status}`, body.message ?? `the hub answered ${response.status}`);
+    const url = new URL(JOIN_PATH, this.options.hubUrl);
+    const fingerprint = this.fingerprint();
+    const { status, text } = url.protocol === 'https:' && fingerprint ? await pinnedPost(url, fingerprint, JSON.stringify(request)) : await plainPost(url, JSON.stringify(request));
+    let body: { code?: string; message?: string } = {};
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      // not JSON: the status says enough
+    }
+    if (status < 200 || status >= 300) throw new JoinRefusedError(body.code ?? `http_${status}`, body.message ?? `the hub answered ${status}`);
     return joinResponseSchema.parse(body);
   }
 
@@ -203,7 +225,8 @@ export class JoinedMachine {
       hubUrl: this.options.hubUrl,
       instanceId: reply.instanceId,
       joinToken: reply.instanceToken,
-      settings: { ...reply.settings, address: reply.address, scratchDir },
+      // The fingerprint this machine pinned, whatever the reply says (it came over that pinned connection anyway).
+      settings: { ...reply.settings, address: reply.address, scratchDir, ...(this.fingerprint() ? { hubFingerprint: this.fingerprint() } : {}) },
       log: this.log.child({ component: 'agent' }),
       onRejected: (reason) => {
         this.log.warn({ instance: reply.instanceId, reason }, 'the hub no longer knows this instance; stopping its servers and joining again');
@@ -219,4 +242,29 @@ export class JoinedMachine {
     if (!this.stopping()) this.current = 'joining';
     rmSync(scratchDir, { recursive: true, force: true });
   }
+}
+
+async function plainPost(url: URL, body: string): Promise<{ status: number; text: string }> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(15_000) });
+  return { status: response.status, text: await response.text().catch(() => '') };
+}
+
+/** POSTs JSON over TLS pinned to `fingerprint`; rejects with `TlsPinError` (nothing sent) when the hub is another. */
+function pinnedPost(url: URL, fingerprint: string, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const request = https.request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      createConnection: pinnedConnector(url, fingerprint) as unknown as https.RequestOptions['createConnection'],
+      timeout: 15_000,
+    }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      response.on('error', reject);
+    });
+    request.on('timeout', () => request.destroy(new Error('the hub did not answer within 15 s')));
+    request.on('error', reject);
+    request.end(body);
+  });
 }

@@ -83,6 +83,11 @@ export interface ServerContext {
   readonly forks?: ForkSource | undefined;
   /** Called once when a running server exits without being asked to. */
   readonly onUnexpectedExit: (exit: ServerExit) => void;
+  /**
+   * The URL the hub and gateway know the server by, given the port it listens on.
+   * @default its own `http://<address>:<port>` (behind the agent's TLS relay: the relay's URL for that port)
+   */
+  readonly publicUrl?: ((port: number) => string) | undefined;
 }
 
 const TAIL_LINES = 30;
@@ -194,7 +199,7 @@ export class UserServer {
   /** The server as reported to the hub in `hello` and `heartbeat`; `undefined` once exited. */
   report(): ServerReport | undefined {
     if (this.current === 'exited') return undefined;
-    const report: ServerReport = { sessionId: this.sessionId, user: this.user.name, state: this.current, url: this.url, startedAt: this.startedAt };
+    const report: ServerReport = { sessionId: this.sessionId, user: this.user.name, state: this.current, url: this.publicUrl(), startedAt: this.startedAt };
     if (this.child?.pid !== undefined) report.pid = this.child.pid;
     if (this.lastActivity !== undefined) report.lastActivity = this.lastActivity;
     if (this.params.resources !== undefined) report.resources = this.params.resources;
@@ -305,7 +310,7 @@ export class UserServer {
         throw new ServerStartError(this.sessionId, this.lastExit?.code ?? null, this.lastExit?.signal ?? null, this.tail.text());
       }
       this.transition('running');
-      return { url: this.url, pid: this.child?.pid ?? 0 };
+      return { url: this.publicUrl(), pid: this.child?.pid ?? 0 };
     } catch (error) {
       await this.abandonStart();
       if (error instanceof AgentError) throw error;
@@ -440,6 +445,19 @@ export class UserServer {
     // The output of an exit is complete once the child is closed: the caller reads the tail next.
     if (closed) await this.childClosed;
     return false;
+  }
+
+  /**
+   * The server's token when it runs and listens on `port` itself (what the agent's relay checks a preamble against);
+   * `undefined` otherwise (another port, not running, or its port held by another process).
+   */
+  tokenForPort(port: number): string | undefined {
+    return this.current === 'running' && port === this.port && this.listenerIsOurs() ? this.params.token : undefined;
+  }
+
+  private publicUrl(): string {
+    if (!this.ctx.publicUrl) return this.url;
+    return this.url !== '' && this.port !== 0 ? this.ctx.publicUrl(this.port) : '';
   }
 
   /** The server's port is listened on by the server's own process (or another of its session's). */

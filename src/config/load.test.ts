@@ -57,6 +57,14 @@ describe('parseConfig', () => {
     expect(problemsOf(`share: { path: /s }\nprovider: { type: nomad }\n`)[0]).toMatch(/^provider\.type/);
   });
 
+  it('takes instances on other machines with TLS on hub.agentAddress, or plain on a network the operator calls private', () => {
+    const pool = 'share: { path: /srv/share }\nprovider: { type: static, hosts: [198.18.0.2] }\n';
+    expect(parseConfig(`${pool}hub: { agentAddress: "198.18.0.1:8082" }`, '/etc/dspool/pool.yaml').hub.privateNetwork).toBe(false);
+    expect(parseConfig(`${pool}hub: { privateNetwork: true }`, '/etc/dspool/pool.yaml').hub.agentAddress).toBeNull();
+    expect(problemsOf(pool)).toEqual([expect.stringMatching(/^hub\.agentAddress: instances on other machines \(provider static\) dial the hub over the network: set hub\.agentAddress .*TLS.* or hub\.privateNetwork: true/)]);
+    expect(problemsOf('share: { path: /srv/share }\nprovider: { type: slurm }\n')).toEqual([expect.stringMatching(/^hub\.agentAddress: .*provider slurm/)]);
+  });
+
   it('refuses YAML that does not parse, with its line', () => {
     expect(problemsOf(`share: { path: /s\npool: [\n`)[0]).toMatch(/not valid YAML/);
   });

@@ -57,14 +57,14 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   if (provider.type === 'local' && provider.scratchDir !== undefined) provider = { ...provider, scratchDir: at(provider.scratchDir) };
   if (provider.type === 'slurm' && provider.slurmConf !== null) provider = { ...provider, slurmConf: at(provider.slurmConf) };
   const problems: ConfigProblem[] = [];
-  const agentHost = config.hub.agentAddress?.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  const remote = provider.type !== 'local' || (agentHost !== undefined && !isLoopback(agentHost));
-  if (remote && !config.hub.privateNetwork) {
+  // Agents on other machines dial the hub: with TLS on hub.agentAddress's listener, or plain on a private network.
+  // Without either, the join token and instance credentials would cross the network in clear text.
+  if (provider.type !== 'local' && config.hub.agentAddress === null && !config.hub.privateNetwork) {
     problems.push({
-      path: 'hub.privateNetwork',
+      path: 'hub.agentAddress',
       message:
-        `instances on other machines (provider ${provider.type}${agentHost ? `, hub.agentAddress ${config.hub.agentAddress}` : ''}) get their join token and ` +
-        'Jupyter\'s server tokens over plain HTTP; set hub.privateNetwork: true if that network is private (a VPN, a cluster network). TLS between hosts is not built yet',
+        `instances on other machines (provider ${provider.type}) dial the hub over the network: set hub.agentAddress (host:port on the ` +
+        'network they reach the hub by; it serves TLS, pinned by the agents), or hub.privateNetwork: true if that network is private (a VPN, a cluster network) and plain HTTP is fine there',
     });
   }
   if (problems.length > 0) throw new ConfigError(file, problems);
@@ -165,6 +165,3 @@ function editDistance(a: string, b: string): number {
   return row[b.length] ?? 0;
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
-}

@@ -70,11 +70,11 @@ export const hubSchema = z
       .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'write host:port, e.g. "10.0.0.5:8082" (port 0 picks a free one)')
       .nullable()
       .default(null)
-      .describe('Where the hub also listens for agents on other machines (host:port), only for agents and their join; null: agents dial host:port above.'),
+      .describe('Where the hub also listens for agents on other machines (host:port), only for agents and their join, with TLS (a self-signed certificate in dataDir, pinned by agents) unless privateNetwork; null: agents dial host:port above (local instances).'),
     privateNetwork: z
       .boolean()
       .default(false)
-      .describe('The operator says the network between the hub, the gateway and the instances is private (a VPN, a cluster network): needed for instances on other machines, since the agents\' join and the gateway → Jupyter hop are plain HTTP there.'),
+      .describe('The operator says the network between the hub, the gateway and the instances is private (a VPN, a cluster network): the agent listener and the gateway → Jupyter hop are then plain HTTP (no TLS, no relay; servers listen on the instance\'s address). false: both are TLS with pinned certificates.'),
   })
   .prefault({});
 

@@ -11,6 +11,7 @@ import { HubLink } from './hub-link.js';
 import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from './options.js';
 import { handleRequest, handleUpgrade, type ProxyContext } from './proxy.js';
 import { backendOf, createUpstream } from './upstream.js';
+import { RelayPools } from './relay.js';
 import type { TransitionTable } from '../lib/state.js';
 
 /**
@@ -80,6 +81,13 @@ export function createGateway(options: GatewayOptions): Gateway {
   const hubUrl = new URL(resolved.hubUrl);
   const hub = backendOf(hubUrl);
   const upstream = createUpstream({ connectionsPerBackend: resolved.maxSocketsPerBackend, keepAliveTimeoutMs: 4_000 });
+  // Servers on other machines: one pool each through their agent's relay, closed when their route goes or changes.
+  const relays = new RelayPools({ connectionsPerServer: resolved.maxSocketsPerBackend, keepAliveTimeoutMs: 4_000, log });
+  link.on('unroute', (user) => relays.forget(user));
+  link.on('route', (route) => relays.forget(route.user, link.route(route.user)?.relay));
+  link.on('routes', () => {
+    for (const user of relays.users()) relays.forget(user, link.route(user)?.relay);
+  });
   const upgraded = new Set<Duplex | Socket>();
 
   // WebSockets end with their credential: at its expiry, and when a revoke for its owner finds it no longer valid.
@@ -111,6 +119,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       return userHostRedeemResult.parse(await response.json()).cookie ?? undefined;
     },
     upstream,
+    relayDispatcher: (user, server) => relays.dispatcher(user, server),
     log,
     route: (user) => link.route(user),
     cachedIdentity: (kind, value) => link.cachedIdentity(kind, value),
@@ -205,6 +214,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     });
     await step('close hub link', () => link.close());
     await step('close backend connections', () => upstream.destroy());
+    await step('close relay connections', () => relays.close());
     await step('close server', () => serverClosed);
     transition('closed');
     if (failures.length > 0) throw new GatewayCloseError('gateway', failures);

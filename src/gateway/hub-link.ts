@@ -8,6 +8,7 @@ import { AuthCache, type CredentialKind } from './auth-cache.js';
 import { GatewayCloseError, HubUnavailableError, InvalidStateError } from './errors.js';
 import type { TransitionTable } from '../lib/state.js';
 import { backendOf, type Backend } from './upstream.js';
+import { parseRelayUrl, RELAY_PROTOCOL } from '../protocol/relay.js';
 
 /**
  * Lifecycle of the hub link.
@@ -419,6 +420,19 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
 }
 
 function resolveRoute(route: Route, log: Logger): ResolvedRoute | undefined {
+  if (route.target.startsWith(RELAY_PROTOCOL)) {
+    // A server on another machine, behind its agent's TLS relay: only ever reached through it, pinned.
+    const relay = parseRelayUrl(route.target);
+    if (relay === undefined) {
+      log.warn({ user: route.user }, 'ignoring a route whose relay URL is malformed');
+      return undefined;
+    }
+    const host = relay.host.includes(':') ? `[${relay.host}]` : relay.host;
+    return {
+      route, secure: true, hostname: relay.host, port: relay.relayPort, origin: `https://${host}:${relay.relayPort}`,
+      relay: { relay, token: route.token }, authorization: `token ${route.token}`,
+    };
+  }
   let url: URL;
   try {
     url = new URL(route.target);

@@ -3,6 +3,7 @@
 // request, which is where a Node proxy spends its time (about 1.5× the req/s of `http.request` at 10 connections).
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
+import type { RelayedServer } from './relay.js';
 
 /** Where a request is forwarded: the hub or one user's server. */
 export interface Backend {
@@ -12,6 +13,8 @@ export interface Backend {
   readonly port: number;
   /** `http://host:port`, the key of the backend's connection pool. */
   readonly origin: string;
+  /** A user's server behind its agent's TLS relay (another machine): reached only through that relay. */
+  readonly relay?: RelayedServer;
 }
 
 /**

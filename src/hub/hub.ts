@@ -2,6 +2,7 @@
 // endpoints, and the HTTP API and pages on the hub's internal port.
 import { createAdaptorServer } from '@hono/node-server';
 import { chmodSync, mkdirSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -27,7 +28,8 @@ import { HubMetrics } from './metrics.js';
 import { cullSettings, placementSettings, sessionSettings } from './settings.js';
 import { Culler } from './cull/index.js';
 import { PoolHistory, sizesFromEvents } from './admin/history.js';
-import { ADMIN_TOKEN_FILE, STORE_FILE, ensureGatewaySecret, ensureSshInternalKey, removeRuntime, writeRuntime, writeSecretFile } from './runtime.js';
+import { ensureTlsIdentity } from '../lib/tls.js';
+import { ADMIN_TOKEN_FILE, AGENT_TLS_CERT_FILE, AGENT_TLS_KEY_FILE, STORE_FILE, ensureGatewaySecret, ensureSshInternalKey, removeRuntime, writeRuntime, writeSecretFile } from './runtime.js';
 import { generateEd25519 } from '../ssh/keys.js';
 import { SessionManager } from './sessions/manager.js';
 import { openSqliteStore } from './store/sqlite.js';
@@ -131,21 +133,25 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.hub.host.includes(':') ? `[${config.hub.host}]` : config.hub.host}:${port}`;
   // hub.agentAddress: a second listener for agents only (their WebSocket and the join), e.g. on the instances' network.
+  // It serves TLS (a self-signed certificate made once in dataDir, pinned by agents) unless hub.privateNetwork.
   let agentServer: Server | undefined;
   let agentUrl = url;
+  let agentTls: { key: string; cert: string; fingerprint: string } | undefined;
   if (config.hub.agentAddress) {
     const split = config.hub.agentAddress.lastIndexOf(':');
     const agentHost = config.hub.agentAddress.slice(0, split).replace(/^\[|\]$/g, '');
+    if (!config.hub.privateNetwork) agentTls = ensureTlsIdentity(join(config.dataDir, AGENT_TLS_KEY_FILE), join(config.dataDir, AGENT_TLS_CERT_FILE), 'dspool hub');
     agentServer = createAdaptorServer({
       fetch: (request: Request, env: { incoming?: { socket?: { remoteAddress?: string } } }) =>
         isJoin(request) ? joinFetch(request, env) : new Response('only agents are served here\n', { status: 404 }),
+      ...(agentTls ? { createServer: createHttpsServer, serverOptions: { key: agentTls.key, cert: agentTls.cert, minVersion: 'TLSv1.2' as const } } : {}),
     }) as Server;
     agentServer.on('upgrade', (request, socket, head) => {
       if ((request.url ?? '').split('?')[0] === AGENT_PATH) void registry.handleUpgrade(request, socket, head);
       else socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     });
     await listen(agentServer, Number(config.hub.agentAddress.slice(split + 1)), agentHost);
-    agentUrl = `http://${agentHost.includes(':') ? `[${agentHost}]` : agentHost}:${(agentServer.address() as AddressInfo).port}`;
+    agentUrl = `${agentTls ? 'https' : 'http'}://${agentHost.includes(':') ? `[${agentHost}]` : agentHost}:${(agentServer.address() as AddressInfo).port}`;
   }
 
   pool = new InstancePool({
@@ -161,6 +167,9 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       gpuCommand: config.pool.gpuCommand,
       team: { name: config.users.teamGroup, gid: config.users.teamGid },
       ssh: sshInternal ? { internalPublicKey: sshInternal.publicKey } : null,
+      ...(agentTls ? { hubFingerprint: agentTls.fingerprint } : {}),
+      // Instances on other machines: users' servers only on their loopback, reached through the agent's TLS relay.
+      ...(config.provider.type !== 'local' && !config.hub.privateNetwork ? { relay: true } : {}),
     },
   });
   sessions = new SessionManager({
@@ -215,7 +224,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     configured: config.pool.instances,
     save: (desired: number) => store.putSetting(POOL_SIZE_SETTING, { desired, configured: config.pool.instances }),
   };
-  const app = buildApp(services, log, { gatewaySecret }, { pool, sessions, metrics, scale }, { joins, agentUrl });
+  const app = buildApp(services, log, { gatewaySecret }, { pool, sessions, metrics, scale }, { joins, agentUrl, ...(agentTls ? { agentFingerprint: agentTls.fingerprint } : {}) });
   metrics.attach({ pool, sessions });
   pool.on('lost', () => metrics.repairs.inc());
 

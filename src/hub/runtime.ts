@@ -11,6 +11,10 @@ export const ADMIN_TOKEN_FILE = 'secrets/admin-token';
 export const SSH_INTERNAL_KEY_FILE = 'secrets/ssh-internal-key';
 /** Relative to dataDir: the SSH front door's host key, created once so clients never see it change. */
 export const SSH_HOST_KEY_FILE = 'secrets/ssh-host-key';
+/** Relative to dataDir: the private key of the agent listener's TLS certificate (hub.agentAddress), 0600. */
+export const AGENT_TLS_KEY_FILE = 'secrets/agent-tls.key';
+/** Relative to dataDir: that certificate (self-signed, made once; agents pin its SHA-256 fingerprint). */
+export const AGENT_TLS_CERT_FILE = 'agent-tls.crt';
 /** Relative to dataDir: the SQLite store. */
 export const STORE_FILE = 'dspool.sqlite';
 

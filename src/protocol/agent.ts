@@ -33,6 +33,17 @@ export const agentSettingsSchema = z.strictObject({
   runtimeDir: z.string().optional(),
   /** The pool's team group (pool.yaml `users.teamGroup`/`teamGid`): every account is a member, `<share>/team` is theirs; absent: none. */
   team: z.strictObject({ name: z.string(), gid: z.number().int().positive() }).optional(),
+  /**
+   * `sha256:<hex>` of the hub's TLS certificate when the agent dials an `https:` hub URL (hub.agentAddress without
+   * hub.privateNetwork): the agent pins it and sends nothing to a hub presenting another. Absent: a plain hub URL.
+   */
+  hubFingerprint: z.string().optional(),
+  /**
+   * Users' servers listen on the instance's loopback and the gateway reaches them through the agent's TLS relay
+   * (see relay.ts): set for instances on other machines unless hub.privateNetwork. Absent: false (servers listen
+   * on `address`).
+   */
+  relay: z.boolean().optional(),
   /** The shared drive as seen on this instance: users' `$HOME`s and notebooks live here. */
   sharePath: z.string(),
   jupyter: z.strictObject({
@@ -128,7 +139,7 @@ export const serverReportSchema = z.strictObject({
   sessionId: z.string(),
   user: z.string(),
   state: agentServerStateSchema,
-  /** Where the gateway reaches it, e.g. `http://127.0.0.1:40123`. */
+  /** Where the gateway reaches it, e.g. `http://127.0.0.1:40123`, or behind the relay a `dspool-relay:` URL (relay.ts). */
   url: z.string(),
   pid: z.number().int().optional(),
   startedAt: z.string(),

@@ -47,7 +47,10 @@ export const routeSchema = z.strictObject({
   user: z.string(),
   sessionId: z.string(),
   instanceId: z.string(),
-  /** e.g. `http://127.0.0.1:40123` (no path: requests keep theirs, `/user/<name>/…`). */
+  /**
+   * e.g. `http://127.0.0.1:40123` (no path: requests keep theirs, `/user/<name>/…`), or a server behind its agent's
+   * TLS relay: `dspool-relay://<address>:<relay port>/<server port>?fingerprint=sha256:<hex>` (relay.ts).
+   */
   target: z.string(),
   token: z.string(),
 });

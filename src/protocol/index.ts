@@ -1,5 +1,6 @@
 /**
- * Contracts between processes: hub ↔ agent and hub ↔ gateway messages, typed once and imported by both sides.
+ * Contracts between processes: hub ↔ agent and hub ↔ gateway messages, and the gateway → agent TLS relay, typed
+ * once and imported by both sides.
  *
  * @example
  * import { agentMessageSchema } from './protocol/index.js';
@@ -8,3 +9,4 @@
  */
 export * as agentProtocol from './agent.js';
 export * as gatewayProtocol from './gateway.js';
+export * as relayProtocol from './relay.js';

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { JoinedMachine, readHostCredential } from '../../agent/join.js';
 import { JoinRefusedError } from '../../agent/errors.js';
 import { createLogger } from '../../lib/log.js';
+import { normalizeFingerprint } from '../../lib/tls.js';
 import { OperationError, UsageError } from '../errors.js';
 
 async function runMachine(machine: JoinedMachine): Promise<void> {
@@ -37,13 +38,21 @@ export function registerAgentCommands(program: Command): void {
     .description('join the pool at <hub-url> with a one-use token from "dspool instances join-command", then run its agent')
     .argument('<hub-url>', 'the hub\'s agent URL, as printed by join-command')
     .requiredOption('--token <token>', 'one-use join token (exchanged at once for a credential kept in --state-dir)')
+    .option('--hub-fingerprint <sha256>', 'the hub\'s TLS certificate fingerprint, as printed by join-command (needed for an https hub URL)')
     .option('--state-dir <dir>', 'root-only directory for this machine\'s credential', '/var/lib/dspool-agent')
     .option('--scratch-dir <dir>', 'local disk for instances (default: <state-dir>/i; keep it short, kernels\' sockets live below it)')
     .option('--log-level <level>', 'agent log level', 'info')
-    .action(async (hubUrl: string, opts: AgentFlags & { token: string }) => {
+    .action(async (hubUrl: string, opts: AgentFlags & { token: string; hubFingerprint?: string }) => {
       if (!/^https?:\/\//.test(hubUrl)) throw new UsageError(`hub-url: "${hubUrl}" is not an http(s) URL`);
+      const hubFingerprint = opts.hubFingerprint === undefined ? undefined : normalizeFingerprint(opts.hubFingerprint);
+      if (opts.hubFingerprint !== undefined && hubFingerprint === undefined) {
+        throw new UsageError(`--hub-fingerprint: "${opts.hubFingerprint}" is not a SHA-256 fingerprint (sha256: and 64 hex digits, as join-command prints it)`);
+      }
+      if (hubUrl.startsWith('https:') && hubFingerprint === undefined) {
+        throw new UsageError('--hub-fingerprint is required with an https hub URL: copy the whole command "dspool instances join-command" printed');
+      }
       await runMachine(new JoinedMachine({
-        hubUrl, token: opts.token, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.scratchDir ? { scratchDir: opts.scratchDir } : {}),
+        hubUrl, token: opts.token, ...(hubFingerprint ? { hubFingerprint } : {}), ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.scratchDir ? { scratchDir: opts.scratchDir } : {}),
         log: createLogger('agent', opts.logLevel),
       }));
     });

@@ -11,6 +11,7 @@ import type { GatewayErrorCode } from '../errors.js';
 import type { ResolvedRoute } from '../hub-link.js';
 import type { UserHostLayout } from './hosts.js';
 import type { Backend } from '../upstream.js';
+import type { RelayedServer } from '../relay.js';
 
 /** What the pipeline needs from its surroundings (the gateway passes itself through this narrow view). */
 export interface ProxyContext {
@@ -27,6 +28,8 @@ export interface ProxyContext {
   signClientAddress(address: string): string;
   /** Pooled keep-alive connections for plain requests (see upstream.ts). */
   readonly upstream: Dispatcher;
+  /** The pooled connections to `user`'s server behind its agent's TLS relay (see relay.ts). */
+  relayDispatcher(user: string, server: RelayedServer): Dispatcher;
   readonly log: Logger;
   route(user: string): ResolvedRoute | undefined;
   cachedIdentity(kind: CredentialKind, value: string): Identity | null | undefined;

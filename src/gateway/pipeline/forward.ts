@@ -2,7 +2,9 @@
 // WebSocket upgrade, asks the backend to upgrade and then pipes the two sockets.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { relayConnect } from '../relay.js';
 import type { Dispatcher } from 'undici';
 import { downstreamHeaders, type Backend } from '../upstream.js';
 import type { Exchange } from './exchange.js';
@@ -53,7 +55,7 @@ export function forward(ex: Exchange, backend: Backend, headers: string[], attem
     },
   };
   try {
-    ex.ctx.upstream.dispatch(
+    (backend.relay ? ex.ctx.relayDispatcher(ex.user, backend.relay) : ex.ctx.upstream).dispatch(
       { origin: backend.origin, path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, body: withBody ? req : null },
       handler,
     );
@@ -76,13 +78,17 @@ function forwardUpgrade(ex: Exchange, backend: Backend, headers: string[]): void
   const socket = ex.socket as Duplex;
   const head = ex.head;
   if (head !== undefined && head.length > 0) socket.unshift(head);
-  const upstream = (backend.secure ? https : http).request({
+  const relay = backend.relay;
+  const upstream = (backend.secure && relay === undefined ? https : http).request({
     host: backend.hostname,
     port: backend.port,
     method: req.method,
     path: req.url,
     headers,
-    agent: false,
+    // Behind a relay: its pinned TLS connection (the preamble already sent) carries the upgrade.
+    ...(relay === undefined
+      ? { agent: false }
+      : { createConnection: ((_options: unknown, callback: (error: Error | null, socket?: Socket) => void) => relayConnect(relay, callback)) as unknown as http.RequestOptions['createConnection'] }),
   });
   const abort = (): void => {
     upstream.destroy();

@@ -14,6 +14,8 @@ export interface JoinApiContext {
   readonly joins: Pick<JoinService, 'issue'>;
   /** The URL agents dial (hub.agentAddress's listener, else the hub's own). */
   readonly agentUrl: string;
+  /** `sha256:<hex>` of that listener's TLS certificate, when it serves TLS; the command pins it. */
+  readonly agentFingerprint?: string;
 }
 
 /** Body of `POST /hub/api/instances/join-tokens`. */
@@ -27,6 +29,7 @@ export const joinTokenSchema = z
     token: z.string().describe('One-use join token; shown once.'),
     expires_at: z.string(),
     hub_url: z.string().describe('Where agents reach the hub.'),
+    hub_fingerprint: z.string().nullable().describe('SHA-256 fingerprint of the TLS certificate at hub_url, pinned by the joining machine; null for a plain URL (hub.privateNetwork).'),
     command: z.string().describe('The command to run (as root) on the machine that should join.'),
   })
   .meta({ id: 'JoinToken' });
@@ -50,7 +53,11 @@ export function joinApiRoutes(ctx: JoinApiContext): Hono<HubEnv> {
     const ttlMs = body.expires_in === undefined ? DEFAULT_TTL_MS : parseDuration(body.expires_in);
     if (ttlMs === undefined || ttlMs <= 0 || ttlMs > MAX_TTL_MS) throw new BadRequestError('expires_in must be a duration from 1s to 7d, e.g. "30m"', 'expires_in');
     const { token, expiresAt } = ctx.joins.issue(ttlMs);
-    return c.json({ token, expires_at: expiresAt, hub_url: ctx.agentUrl, command: `dspool agent join ${ctx.agentUrl} --token ${token}` }, 201);
+    const pin = ctx.agentFingerprint ? ` --hub-fingerprint ${ctx.agentFingerprint}` : '';
+    return c.json({
+      token, expires_at: expiresAt, hub_url: ctx.agentUrl, hub_fingerprint: ctx.agentFingerprint ?? null,
+      command: `dspool agent join ${ctx.agentUrl} --token ${token}${pin}`,
+    }, 201);
   });
   return api;
 }

@@ -154,7 +154,10 @@ export const API_ROUTES: readonly RouteDoc[] = [
     responses: {
       201: {
         description: 'the token (shown once) and the command', schema: joinTokenSchema,
-        example: { token: 'dspj_Zm9vYmFy', expires_at: '2026-11-23T11:00:00.000Z', hub_url: 'http://10.0.0.1:8082', command: 'dspool agent join http://10.0.0.1:8082 --token dspj_Zm9vYmFy' },
+        example: {
+          token: 'dspj_Zm9vYmFy', expires_at: '2026-11-23T11:00:00.000Z', hub_url: 'https://10.0.0.1:8082', hub_fingerprint: 'sha256:3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f',
+          command: 'dspool agent join https://10.0.0.1:8082 --token dspj_Zm9vYmFy --hub-fingerprint sha256:3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f',
+        },
       },
       400: err('bad expires_in'), 403: err('not an admin'),
     },

@@ -1,6 +1,7 @@
 // Ordered schema migrations for the SQLite store; `user_version` records how many have run.
 // Migration 6 keeps the last UID handed out in `counters` (seeded from the users there are), so a deleted user's
 // UID, which still owns their share folder, is never given to anyone else.
+// Migration 7 keeps unused join tokens (their hashes), so a join command outlives a hub restart.
 
 export const MIGRATIONS: readonly string[] = [
   `
@@ -97,5 +98,12 @@ export const MIGRATIONS: readonly string[] = [
     value INTEGER NOT NULL
   );
   INSERT INTO counters (name, value) SELECT 'last_uid', uid FROM users ORDER BY uid DESC LIMIT 1;
+  `,
+  `
+  CREATE TABLE join_tokens (
+    hash TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+  );
   `,
 ];

@@ -29,8 +29,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import WebSocket from 'ws';
-import { SLURM_BINARIES, SlurmCluster, freePort, inHost, makeNetns, netnsPids, privateEtc, rand, removeNetns, stopPid } from './lib.mjs';
+import { SLURM_BINARIES, SlurmCluster, firstKernelResult, freePort, inHost, makeNetns, netnsPids, privateEtc, rand, removeNetns, stopPid } from './lib.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'dspool.js');
@@ -148,39 +147,6 @@ async function startPool(name, lines) {
   return pool;
 }
 
-/** POST → ready → kernel → `1+1` over the gateway; returns the times (performance.now()) of each step. */
-async function firstResult(pool, user, token) {
-  const tPost = performance.now();
-  const started = await pool.api(`/hub/api/users/${user}/server`, { method: 'POST', token });
-  if (started.status !== 201 && started.status !== 202) throw new Error(`${pool.name}: start ${user}: ${started.status} ${started.text}`);
-  await waitUntil(`${pool.name}: ${user}'s server ready`, async () => (await pool.api(`/hub/api/users/${user}`, { token })).json?.servers?.['']?.ready);
-  const tReady = performance.now();
-  const kernel = await pool.api(`/user/${user}/api/kernels`, { method: 'POST', token, body: { name: 'python3' } });
-  if (kernel.status !== 201) throw new Error(`${pool.name}: kernel for ${user}: ${kernel.status} ${kernel.text}`);
-  const ws = new WebSocket(`${pool.url.replace(/^http/, 'ws')}/user/${user}/api/kernels/${kernel.json.id}/channels`, { headers: { authorization: `token ${token}` }, perMessageDeflate: false });
-  await once(ws, 'open');
-  const msgId = randomBytes(8).toString('hex');
-  const text = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no kernel reply')), STEP_TIMEOUT_MS);
-    let out = '';
-    ws.on('message', (data) => {
-      const m = JSON.parse(String(data));
-      if (m.parent_header?.msg_id !== msgId) return;
-      if (m.msg_type === 'execute_result') out += m.content.data?.['text/plain'] ?? '';
-      if (m.msg_type === 'status' && m.content.execution_state === 'idle') (clearTimeout(timer), resolve(out));
-    });
-    ws.send(JSON.stringify({
-      header: { msg_id: msgId, username: 'bench', session: TAG, msg_type: 'execute_request', version: '5.3', date: new Date().toISOString() },
-      parent_header: {}, metadata: {}, buffers: [], channel: 'shell',
-      content: { code: '1+1', silent: false, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: true },
-    }));
-  });
-  const tResult = performance.now();
-  ws.close();
-  if (text.trim() !== '2') throw new Error(`${pool.name}: 1+1 gave ${JSON.stringify(text)}`);
-  return { tPost, tReady, tResult };
-}
-
 /** The one instance that is `ready` (matching `where`), once it is. */
 const readyInstance = (pool, where = () => true) =>
   waitUntil(`${pool.name}: an instance ready`, async () => (await pool.instances()).find((i) => i.state === 'ready' && where(i)));
@@ -216,7 +182,7 @@ async function measure(pool, host) {
   }
   await readyInstance(pool, (i) => !host || i.address === host.address);
   const tInstance = performance.now();
-  const r = await firstResult(pool, user, token);
+  const r = await firstKernelResult(pool.url, user, token, { timeoutMs: STEP_TIMEOUT_MS, pollMs: POLL_MS });
   // Back to zero: the server stopped, the pool scaled in (the instance drained and removed, the job cancelled); a
   // static host is switched off (its agent stopped, its namespace removed; the next round's host takes another slot).
   await pool.api(`/hub/api/users/${user}/server`, { method: 'DELETE', token });
@@ -230,7 +196,7 @@ async function measure(pool, host) {
     for (const pid of netnsPids(host)) await stopPid(pid, 2000);
     removeNetns(host);
   }
-  return { instance: tInstance - t0, server: r.tReady - r.tPost, result: r.tResult - r.tReady, total: r.tResult - t0 };
+  return { instance: tInstance - t0, server: r.tReady - r.tPost, placed: r.phases.placed, forked: r.phases.forked ?? r.phases.exec, result: r.tResult - r.tReady, total: r.tResult - t0 };
 }
 
 // ── scp: front door → instance on a namespace host, vs OpenSSH's sshd in that namespace ──
@@ -393,11 +359,16 @@ try {
   }
   const scp = await scpBench(stat, scpHost);
 
-  const m = (name, key) => (results[name] ? median(results[name].map((r) => r[key])) : undefined);
+  const m = (name, key) => {
+    const values = (results[name] ?? []).map((r) => r[key]).filter((v) => v !== undefined);
+    return values.length > 0 ? median(values) : undefined;
+  };
   const slowest = (name) => (results[name] ? Math.max(...results[name].map((r) => r.total)) : undefined);
   const rows = [
     ['instance ready (local, Slurm: scale-out; static: join command run)', 'instance'],
     ['server ready (POST → ready)', 'server'],
+    ['  · placed on the instance (from the POST)', 'placed'],
+    ['  · server process forked (from the POST)', 'forked'],
     ['kernel + first `1+1` result', 'result'],
     ['**start → first kernel result**', 'total'],
   ].map(([label, key]) => [label, m('local', key), m('static', key), m('slurm', key)]);

@@ -1,4 +1,4 @@
-// Helpers the benchmarks share: a free port, hosts of their own (network namespaces), a real single-node Slurm.
+// Helpers the benchmarks share: a free port, a user's first kernel result, hosts of their own (network namespaces), a real single-node Slurm.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
 
 /** A free TCP port on loopback (bound once, then released for the process that will use it). */
 export function freePort() {
@@ -17,6 +18,101 @@ export function freePort() {
       server.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A user's first kernel result through a pool's front door: POST /hub/api/users/<user>/server, wait until ready,
+ * POST api/kernels, run `1+1` over the kernel WebSocket. Returns the performance.now() of each step.
+ */
+export async function firstKernelResult(url, user, token, { timeoutMs = 90_000, pollMs = 50 } = {}) {
+  const call = async (path, method = 'GET', body) => {
+    const response = await fetch(`${url}${path}`, {
+      method, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs),
+      headers: { authorization: `token ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await response.text();
+    let json;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {}
+    return { status: response.status, json, text };
+  };
+  const tPost = performance.now();
+  const progress = followProgress(url, user, token, tPost);
+  const started = await call(`/hub/api/users/${user}/server`, 'POST');
+  if (started.status !== 201 && started.status !== 202) throw new Error(`start ${user}: ${started.status} ${started.text}`);
+  for (const deadline = Date.now() + timeoutMs; !(await call(`/hub/api/users/${user}`)).json?.servers?.['']?.ready; await sleep(pollMs)) {
+    if (Date.now() > deadline) throw new Error(`${user}'s server not ready in ${timeoutMs} ms`);
+  }
+  const tReady = performance.now();
+  await progress.stop();
+  const kernel = await call(`/user/${user}/api/kernels`, 'POST', { name: 'python3' });
+  if (kernel.status !== 201) throw new Error(`kernel for ${user}: ${kernel.status} ${kernel.text}`);
+  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/user/${user}/api/kernels/${kernel.json.id}/channels`, { headers: { authorization: `token ${token}` }, perMessageDeflate: false });
+  await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+  const msgId = randomBytes(8).toString('hex');
+  const text = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no kernel reply for ${user}`)), timeoutMs);
+    let out = '';
+    ws.on('message', (data) => {
+      const m = JSON.parse(String(data));
+      if (m.parent_header?.msg_id !== msgId) return;
+      if (m.msg_type === 'execute_result') out += m.content.data?.['text/plain'] ?? '';
+      if (m.msg_type === 'status' && m.content.execution_state === 'idle') (clearTimeout(timer), resolve(out));
+    });
+    ws.send(JSON.stringify({
+      header: { msg_id: msgId, username: user, session: msgId, msg_type: 'execute_request', version: '5.3', date: new Date().toISOString() },
+      parent_header: {}, metadata: {}, buffers: [], channel: 'shell',
+      content: { code: '1+1', silent: false, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: true },
+    }));
+  });
+  const tResult = performance.now();
+  ws.close();
+  if (text.trim() !== '2') throw new Error(`1+1 gave ${JSON.stringify(text)} for ${user}`);
+  return { tPost, tReady, tResult, phases: progress.phases };
+}
+
+/**
+ * Follows a server's start on the hub's progress stream (`GET /hub/api/users/<user>/server/progress`, as JupyterHub
+ * serves it): `phases.placed` (on an instance) and `phases.forked` (the server process exists), in ms from `t0`.
+ */
+function followProgress(url, user, token, t0) {
+  const phases = {};
+  const controller = new AbortController();
+  const done = (async () => {
+    await sleep(15); // after the POST has made the server
+    try {
+      const response = await fetch(`${url}/hub/api/users/${user}/server/progress`, { headers: { authorization: `token ${token}`, accept: 'text/event-stream' }, signal: controller.signal });
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of response.body) {
+        buffer += decoder.decode(chunk, { stream: true });
+        for (let cut = buffer.indexOf('\n\n'); cut >= 0; cut = buffer.indexOf('\n\n')) {
+          const data = buffer.slice(0, cut).split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5)).join('');
+          buffer = buffer.slice(cut + 2);
+          let event;
+          try {
+            event = JSON.parse(data);
+          } catch {
+            continue;
+          }
+          const phase = event.phase ?? (/spawning/i.test(event.message ?? '') ? 'placed' : undefined);
+          if (phase && phases[phase] === undefined) phases[phase] = typeof event.elapsed_ms === 'number' ? event.elapsed_ms : performance.now() - t0;
+          if (event.ready || event.failed) return;
+        }
+      }
+    } catch {
+      // aborted, or the stream ended
+    }
+  })();
+  // The stream ends by itself after `ready`; give it a moment to get there (the poll may see `ready` first).
+  const stop = async () => {
+    await Promise.race([done, sleep(2000)]);
+    controller.abort();
+    await done;
+  };
+  return { phases, stop };
 }
 
 // ── Hosts of their own: network namespaces (the approach of test/netns.ts, in plain JavaScript for the benches) ──

@@ -125,7 +125,13 @@ async function startPool(name, lines) {
   pool.api = async (path, { method = 'GET', token = pool.admin, body } = {}) => {
     const headers = { authorization: `token ${token}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(`${pool.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), redirect: 'manual', signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
+    const request = () => fetch(`${pool.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), redirect: 'manual', signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
+    // Once more when a kept-alive connection was closed by the server just as it was reused (every call here is
+    // safe to repeat: reads, a pool size, a server start or stop).
+    const response = await request().catch((error) => {
+      log(`${name}: ${method} ${path}: ${error.message} (${error.cause?.code ?? error.cause?.message ?? '?'}); once more`);
+      return request();
+    });
     const text = await response.text();
     let json;
     try {

@@ -52,7 +52,7 @@ export function joinApiRoutes(ctx: JoinApiContext): Hono<HubEnv> {
     const body = await readJson(c, joinTokenBodySchema);
     const ttlMs = body.expires_in === undefined ? DEFAULT_TTL_MS : parseDuration(body.expires_in);
     if (ttlMs === undefined || ttlMs <= 0 || ttlMs > MAX_TTL_MS) throw new BadRequestError('expires_in must be a duration from 1s to 7d, e.g. "30m"', 'expires_in');
-    const { token, expiresAt } = ctx.joins.issue(ttlMs);
+    const { token, expiresAt } = await ctx.joins.issue(ttlMs);
     const pin = ctx.agentFingerprint ? ` --hub-fingerprint ${ctx.agentFingerprint}` : '';
     return c.json({
       token, expires_at: expiresAt, hub_url: ctx.agentUrl, hub_fingerprint: ctx.agentFingerprint ?? null,

@@ -1,6 +1,7 @@
 // Machines joining the pool on their own (provider `static`): one-use, expiring join tokens issued to an admin
 // (`dspool instances join-command`), exchanged once by `dspool agent join` for a long-lived host credential, which
-// the machine then trades for an instance whenever it (re)joins. Tokens and credentials are kept hashed.
+// the machine then trades for an instance whenever it (re)joins. Tokens and credentials are kept hashed, in the
+// store: a join command printed before a hub restart still works after it, once, until it expires.
 import type { Logger } from '../../lib/log.js';
 import { JoinErrorCode, joinRequestSchema, type JoinResponse } from '../../protocol/agent.js';
 import type { InstanceSpec, Provider } from '../../providers/provider.js';
@@ -14,7 +15,7 @@ const HOSTS_SETTING = 'join.hosts';
 /** What the join service needs from the hub. */
 export interface JoinContext {
   readonly provider: Pick<Provider, 'type' | 'claim'>;
-  readonly store: Pick<Store, 'getSetting' | 'putSetting' | 'listUsers'>;
+  readonly store: Pick<Store, 'getSetting' | 'putSetting' | 'listUsers' | 'createJoinToken' | 'takeJoinToken' | 'deleteExpiredJoinTokens'>;
   readonly events: Pick<EventLog, 'record'>;
   readonly log: Logger;
 }
@@ -29,22 +30,20 @@ export interface JoinReply {
  * Issues join tokens and answers `POST /hub/internal/join`.
  *
  * @example
- * const { token } = joins.issue(3_600_000);
+ * const { token } = await joins.issue(3_600_000);
  * const reply = await joins.join({ token }, '10.0.0.5'); // { status: 200, body: { instanceId, hostCredential, … } }
  */
 export class JoinService {
-  /** Hash → expiry (epoch ms) of join tokens not used yet. */
-  private readonly tokens = new Map<string, number>();
-
   constructor(private readonly ctx: JoinContext) {}
 
-  /** A new one-use join token valid for `ttlMs`. Kept in memory only: a hub restart voids unused ones. */
-  issue(ttlMs: number): { token: string; expiresAt: string } {
+  /** A new one-use join token valid for `ttlMs`; the store keeps its hash, so it outlives a hub restart. */
+  async issue(ttlMs: number): Promise<{ token: string; expiresAt: string }> {
     const now = Date.now();
-    for (const [hash, expires] of this.tokens) if (expires <= now) this.tokens.delete(hash);
+    await this.ctx.store.deleteExpiredJoinTokens(new Date(now).toISOString());
     const token = `dspj_${newSecret()}`;
-    this.tokens.set(hashSecret(token), now + ttlMs);
-    return { token, expiresAt: new Date(now + ttlMs).toISOString() };
+    const expiresAt = new Date(now + ttlMs).toISOString();
+    await this.ctx.store.createJoinToken({ hash: hashSecret(token), created: new Date(now).toISOString(), expiresAt });
+    return { token, expiresAt };
   }
 
   /** Handles one join from `remote` (the machine's address as this hub sees it). Never throws. */
@@ -63,11 +62,9 @@ export class JoinService {
     const hosts = ((await this.ctx.store.getSetting(HOSTS_SETTING)) ?? {}) as Record<string, string>;
     let hostCredential: string | undefined;
     if ('token' in parsed.data) {
-      const hash = hashSecret(parsed.data.token);
-      const expires = this.tokens.get(hash);
-      // One use: gone from the map whatever happens next.
-      this.tokens.delete(hash);
-      if (expires === undefined || expires <= Date.now()) {
+      // One use: gone from the store whatever happens next.
+      const taken = await this.ctx.store.takeJoinToken(hashSecret(parsed.data.token));
+      if (taken === undefined || Date.parse(taken.expiresAt) <= Date.now()) {
         return refuse(401, JoinErrorCode.tokenInvalid, 'the join token is wrong, already used or expired; print a new one with: dspool instances join-command');
       }
       hostCredential = `dsph_${newSecret()}`;

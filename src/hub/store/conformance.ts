@@ -85,6 +85,21 @@ export function describeStoreConformance(name: string, open: () => Promise<Store
       await store.close();
     });
 
+    it('gives a join token back once, expired or not, and forgets expired ones', async () => {
+      const store = await open();
+      await store.createJoinToken({ hash: 'j1', created: '2026-01-01T00:00:00.000Z', expiresAt: '2026-01-01T01:00:00.000Z' });
+      await store.createJoinToken({ hash: 'j2', created: '2026-01-01T00:00:00.000Z', expiresAt: '2026-01-02T00:00:00.000Z' });
+      expect(await store.takeJoinToken('nope')).toBeUndefined();
+      const taken = await Promise.all([store.takeJoinToken('j1'), store.takeJoinToken('j1')]);
+      expect(taken.filter(Boolean)).toEqual([{ hash: 'j1', created: '2026-01-01T00:00:00.000Z', expiresAt: '2026-01-01T01:00:00.000Z' }]);
+      expect(await store.takeJoinToken('j1')).toBeUndefined();
+      await store.createJoinToken({ hash: 'j3', created: '2026-01-01T00:00:00.000Z', expiresAt: '2026-01-01T02:00:00.000Z' });
+      expect(await store.deleteExpiredJoinTokens('2026-01-01T12:00:00.000Z')).toBe(1);
+      expect(await store.takeJoinToken('j3')).toBeUndefined();
+      expect((await store.takeJoinToken('j2'))?.expiresAt).toBe('2026-01-02T00:00:00.000Z');
+      await store.close();
+    });
+
     it('tracks sessions: active ones, the latest per user, and patches', async () => {
       const store = await open();
       await store.createUser({ name: 'alice', admin: false, passwordHash: null });

@@ -3,6 +3,7 @@
 // UID, which still owns their share folder, is never given to anyone else.
 // Migration 7 keeps the idle culler's state of a session across hub restarts (its profile, an extension) and who
 // stopped it (so an editor reconnecting on its own does not start a server the pool stopped for no work).
+// Migration 8 keeps unused join tokens (their hashes), so a join command outlives a hub restart.
 
 export const MIGRATIONS: readonly string[] = [
   `
@@ -104,5 +105,12 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE sessions ADD COLUMN profile TEXT;
   ALTER TABLE sessions ADD COLUMN extended_until TEXT;
   ALTER TABLE sessions ADD COLUMN stop_cause TEXT;
+  `,
+  `
+  CREATE TABLE join_tokens (
+    hash TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+  );
   `,
 ];

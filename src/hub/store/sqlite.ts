@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { SessionNotFoundError, SshKeyExistsError, StoreVersionError, UserExistsError, UserNotFoundError } from './errors.js';
 import { MIGRATIONS } from './migrations.js';
 import type {
-  EventRecord, InstanceRecord, NewUser, SessionPatch, SessionRecord, Store, TokenRecord, UserPatch, UserRecord,
+  EventRecord, InstanceRecord, JoinTokenRecord, NewUser, SessionPatch, SessionRecord, Store, TokenRecord, UserPatch, UserRecord,
 } from './types.js';
 
 /** Options for `openSqliteStore`. */
@@ -113,6 +113,10 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     getLogin: db.prepare('SELECT * FROM logins WHERE hash = ?'),
     deleteLogin: db.prepare('DELETE FROM logins WHERE hash = ?'),
     expireLogins: db.prepare('DELETE FROM logins WHERE expires_at < ?'),
+    insertJoinToken: db.prepare('INSERT INTO join_tokens (hash, created, expires_at) VALUES (?, ?, ?)'),
+    // One statement: two joins racing for one token cannot both get it.
+    takeJoinToken: db.prepare('DELETE FROM join_tokens WHERE hash = ? RETURNING hash, created, expires_at'),
+    expireJoinTokens: db.prepare('DELETE FROM join_tokens WHERE expires_at < ?'),
     putInstance: db.prepare(
       `INSERT INTO instances (id, state, address, join_token_hash, details, created, protected, draining, drain_deadline)
        VALUES (@id, @state, @address, @joinTokenHash, @details, @created, @protected, @draining, @drainDeadline)
@@ -207,6 +211,16 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     },
     async deleteExpiredLogins(now) {
       return q.expireLogins.run(now).changes;
+    },
+    async createJoinToken(token) {
+      q.insertJoinToken.run(token.hash, token.created, token.expiresAt);
+    },
+    async takeJoinToken(hash) {
+      const row = q.takeJoinToken.get(hash) as Row | undefined;
+      return row ? ({ hash: str(row.hash), created: str(row.created), expiresAt: str(row.expires_at) } satisfies JoinTokenRecord) : undefined;
+    },
+    async deleteExpiredJoinTokens(now) {
+      return q.expireJoinTokens.run(now).changes;
     },
     async putInstance(instance) {
       q.putInstance.run({ ...instance, details: JSON.stringify(instance.details), protected: instance.protected ? 1 : 0, draining: instance.draining ? 1 : 0 });

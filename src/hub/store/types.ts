@@ -34,6 +34,18 @@ export interface LoginRecord {
   readonly expiresAt: string;
 }
 
+/**
+ * A join token not used yet (`dspool instances join-command`): one use, until `expiresAt`. Only its SHA-256 is
+ * stored, so a join command printed before a hub restart still works after it.
+ */
+export interface JoinTokenRecord {
+  readonly hash: string;
+  /** ISO-8601. */
+  readonly created: string;
+  /** ISO-8601; after it the token is refused. */
+  readonly expiresAt: string;
+}
+
 /** An instance as the hub tracks it. `state` values are `InstanceState` (see hub/instances). */
 export interface InstanceRecord {
   readonly id: string;
@@ -130,6 +142,15 @@ export interface Store {
   findLogin(hash: string): Promise<LoginRecord | undefined>;
   deleteLogin(hash: string): Promise<void>;
   deleteExpiredLogins(now: string): Promise<number>;
+
+  createJoinToken(token: JoinTokenRecord): Promise<void>;
+  /**
+   * Removes the join token with this hash and returns it, expired or not (one use: it is gone whatever the caller
+   * decides next; two callers racing for one token get it once); undefined when there is none.
+   */
+  takeJoinToken(hash: string): Promise<JoinTokenRecord | undefined>;
+  /** Removes join tokens whose `expiresAt` is before `now` (ISO-8601); returns how many. */
+  deleteExpiredJoinTokens(now: string): Promise<number>;
 
   putInstance(instance: InstanceRecord): Promise<void>;
   getInstance(id: string): Promise<InstanceRecord | undefined>;

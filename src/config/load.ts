@@ -70,7 +70,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   if (problems.length > 0) throw new ConfigError(file, problems);
   // A static pool has exactly one instance per listed machine.
   const pool = provider.type === 'static' ? { ...config.pool, instances: provider.hosts.length } : config.pool;
-  return { ...config, pool, configFile: file, dataDir: at(config.dataDir), share: { path: at(config.share.path) }, provider };
+  return { ...config, pool, configFile: file, dataDir: at(config.dataDir), share: { ...config.share, path: at(config.share.path) }, provider };
 }
 
 /** The JSON Schema of pool.yaml (as users write it), generated from the zod definition. */

@@ -233,7 +233,7 @@ export function runCommand(command: MountCommand, timeoutMs: number): Promise<Co
     const child = spawn(command.file, [...command.args], { env: { ...command.env }, stdio: ['ignore', 'ignore', 'pipe'] });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      finish({ ok: false, detail: `${command.file} did not finish within ${Math.round(timeoutMs / 1000)} s` });
+      finish({ ok: false, detail: `${command.file} did not finish within ${Math.ceil(timeoutMs / 1000)} s` });
     }, timeoutMs);
     child.stderr?.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-2000);

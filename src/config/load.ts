@@ -95,7 +95,9 @@ function describeIssues(error: z.ZodError, raw: unknown): ConfigProblem[] {
     }
     const given = valueAt(raw, issue.path);
     const message = issue.code === 'invalid_type' && given === undefined ? 'is required' : issue.message;
-    problems.push({ path: path.join('.'), message: given === undefined ? message : `${message} (got ${JSON.stringify(given)})` });
+    // Mount options may hold what someone pasted by mistake (a password): never echoed back.
+    const echo = given !== undefined && !path.join('.').startsWith('share.mount.options');
+    problems.push({ path: path.join('.'), message: echo ? `${message} (got ${JSON.stringify(given)})` : message });
   }
   return problems;
 }

@@ -43,6 +43,8 @@ describe('the mount command the agent builds', () => {
       'HostKeyAlias=dspool-share', 'StrictHostKeyChecking=yes', 'BatchMode=yes', 'PasswordAuthentication=no', 'ConnectTimeout=10',
       'ServerAliveInterval=5', 'ServerAliveCountMax=3', 'cache=no',
     ]);
+    // An sshfs that refuses absolute symlinks by default is told not to: $HOME/notebooks/remote is one.
+    expect(mountCommand(sshfs, '/srv/share', { ...ctx, sshfsContainsSymlinks: true }).args.at(-1)).toMatch(/,no_contain_symlinks,cache=no$/);
     expect(knownHostsLine('ssh-ed25519 AAAAC3Nza')).toBe('dspool-share ssh-ed25519 AAAAC3Nza\n');
   });
 

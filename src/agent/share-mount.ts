@@ -1,8 +1,9 @@
 // How the agent mounts the share: the exact command for each `share.mount.type`, what /proc/self/mountinfo says is
 // mounted where, and the root-only check on credential files. Pure functions and short-lived child processes only:
 // nothing here touches the share's path in the agent's own process (a stale network mount can hang a system call).
-import { spawn } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { ShareMountSettings } from '../protocol/agent.js';
 import { ShareCredentialsError } from './errors.js';
@@ -21,6 +22,11 @@ export interface MountCommand {
 export interface MountCommandContext {
   /** Path of the known_hosts file for sshfs (written by the caller with `knownHostsLine`). */
   readonly knownHostsFile: string;
+  /**
+   * This sshfs refuses absolute symlink targets by default (`contain_symlinks`, Debian's security update of 3.7.3) and
+   * takes `no_contain_symlinks` to allow them; see `sshfsContainsSymlinks`.
+   */
+  readonly sshfsContainsSymlinks?: boolean;
 }
 
 const BASE_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' } as const;
@@ -57,6 +63,9 @@ export function mountCommand(mount: ShareMountSettings, sharePath: string, ctx: 
         // A file server that stops answering ends the connection in ~15 s: the mount then fails fast, never hangs.
         'ServerAliveInterval=5',
         'ServerAliveCountMax=3',
+        // $HOME/notebooks/remote is an absolute link into the share: a containing sshfs would answer EPERM for it. The
+        // file server is authenticated (pinned key); a link still resolves here, under this machine's permissions.
+        ...(ctx.sshfsContainsSymlinks ? ['no_contain_symlinks'] : []),
         ...mount.options,
       ];
       return { file: 'sshfs', args: [mount.source, sharePath, '-F', '/dev/null', '-p', String(mount.port), ...optionArgs(options)], env: BASE_ENV };
@@ -76,6 +85,17 @@ export function mountCommand(mount: ShareMountSettings, sharePath: string, ctx: 
       };
     }
   }
+}
+
+/**
+ * Whether the installed sshfs knows `contain_symlinks` (and so applies it by default): its help mentions the option.
+ *
+ * @example
+ * sshfsContainsSymlinks(); // true on Debian 12's sshfs 3.7.3-1.2~deb12u1
+ */
+export function sshfsContainsSymlinks(): boolean {
+  const help = spawnSync('sshfs', ['-h'], { encoding: 'utf8', timeout: 10_000, env: BASE_ENV });
+  return `${help.stdout ?? ''}${help.stderr ?? ''}`.includes('contain_symlinks');
 }
 
 function optionArgs(options: readonly string[]): string[] {
@@ -213,16 +233,34 @@ export interface CommandResult {
   readonly detail: string;
 }
 
+let commandCounter = 0;
+
 /**
  * Runs `command` with a deadline, never waiting past it: a child stuck in the kernel (a hung network mount) is sent
- * SIGKILL and left behind, and the promise settles anyway. Never rejects.
+ * SIGKILL and left behind, and the promise settles anyway. Its stderr goes to a file, not a pipe: sshfs leaves its
+ * ssh running with the stderr it was given, and a pipe would keep that process tied to the agent. Never rejects.
  *
  * @example
  * await runCommand(unmountCommand('/srv/share'), 10_000); // { ok: true, detail: '' }
  */
 export function runCommand(command: MountCommand, timeoutMs: number): Promise<CommandResult> {
+  const errFile = path.join(os.tmpdir(), `dspool-share-${process.pid}-${++commandCounter}.err`);
+  let fd: number;
+  try {
+    fd = openSync(errFile, 'w', 0o600);
+  } catch (error) {
+    return Promise.resolve({ ok: false, detail: `cannot run ${command.file}: ${(error as Error).message}` });
+  }
+  const stderr = (): string => {
+    try {
+      return readFileSync(errFile, 'utf8').trim().split('\n').slice(-2).join(' ').slice(-400);
+    } catch {
+      return '';
+    } finally {
+      rmSync(errFile, { force: true });
+    }
+  };
   return new Promise((resolve) => {
-    let stderr = '';
     let settled = false;
     const finish = (result: CommandResult): void => {
       if (settled) return;
@@ -230,17 +268,16 @@ export function runCommand(command: MountCommand, timeoutMs: number): Promise<Co
       clearTimeout(timer);
       resolve(result);
     };
-    const child = spawn(command.file, [...command.args], { env: { ...command.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(command.file, [...command.args], { env: { ...command.env }, stdio: ['ignore', 'ignore', fd] });
+    closeSync(fd);
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
+      rmSync(errFile, { force: true });
       finish({ ok: false, detail: `${command.file} did not finish within ${Math.ceil(timeoutMs / 1000)} s` });
     }, timeoutMs);
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-2000);
-    });
     child.once('error', (error) => finish({ ok: false, detail: `${command.file}: ${error.message}` }));
-    child.once('close', (code, signal) => {
-      const last = stderr.trim().split('\n').slice(-2).join(' ').slice(-400);
+    child.once('exit', (code, signal) => {
+      const last = stderr();
       finish({ ok: code === 0, detail: code === 0 ? '' : `${command.file} exited with ${signal ?? code}${last ? `: ${last}` : ''}` });
     });
     child.unref();

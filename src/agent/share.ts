@@ -21,6 +21,7 @@ import {
   parseMountinfo,
   probeCommand,
   runCommand,
+  sshfsContainsSymlinks,
   unmountCommand,
   type CommandResult,
   type MountEntry,
@@ -115,6 +116,8 @@ export class ShareKeeper {
   private detail: string | undefined = 'the share has not been mounted yet';
   private wake: (() => void) | undefined;
   private probes = 0;
+  /** Whether the installed sshfs contains symlinks by default (asked once). */
+  private containsSymlinks: boolean | undefined;
   private resolveSettled!: () => void;
   /** Resolves once the first mount attempt is over (mounted and probed, or failed). */
   readonly settled: Promise<void> = new Promise((resolve) => (this.resolveSettled = resolve));
@@ -244,7 +247,10 @@ export class ShareKeeper {
         return `share.path ${sharePath} has ${top.fsType} ${top.source} mounted, not ${describeMount(mount)}: unmount it, or fix share.mount`;
       }
       this.makeMountPoint();
-      const command = mountCommand(mount, sharePath, { knownHostsFile: this.knownHostsFile() });
+      const command = mountCommand(mount, sharePath, {
+        knownHostsFile: this.knownHostsFile(),
+        sshfsContainsSymlinks: mount.type === 'sshfs' && (this.containsSymlinks ??= sshfsContainsSymlinks()),
+      });
       const result = await runCommand(command, mount.timeoutMs);
       if (!result.ok) return `mounting ${describeMount(mount)} at ${sharePath} failed: ${result.detail}`;
       const mounted = mountAt(this.options.mounts(), sharePath);

@@ -151,8 +151,16 @@ export class Agent {
       // Starts meanwhile exec; a fork server that dies is restarted by the client itself.
       forks.start().catch((error: unknown) => this.log.error({ err: (error as Error).message }, 'fork server did not start; servers start by exec'));
     }
-    this.share?.start();
-    this.connection.start();
+    if (!this.share) {
+      this.connection.start();
+      return;
+    }
+    // Dial once the first mount attempt is over (it may take share.mount.timeout): the hub waits only seconds for a hello.
+    const share = this.share;
+    share.start();
+    void share.settled.then(() => {
+      if (this.current === 'running') this.connection.start();
+    });
   }
 
   /**

@@ -60,6 +60,8 @@ describe.skipIf(skip !== undefined)('the share over the network (sshfs from a fi
   let service = '';
   let hostKey = '';
   let fsLinks: string[] = [];
+  /** Mounts this machine holds besides the hub's view (the local pool's agents made them). */
+  const mounts: string[] = [];
 
   const instances = async (p = pool): Promise<InstanceJson[]> => {
     const response = await p.fetch('/hub/api/instances', { token: admin });
@@ -231,8 +233,8 @@ describe.skipIf(skip !== undefined)('the share over the network (sshfs from a fi
         if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL');
       }
     }
-    // The hub's own mount of the share (this machine's), then the file server.
-    spawnSync('umount', ['-l', sharePath], { stdio: 'ignore' });
+    // The hub's own mount of the share and the local pool's (this machine's), then the file server.
+    for (const path of [sharePath, ...mounts]) spawnSync('umount', ['-l', path], { stdio: 'ignore' });
     if (sshd?.pid && alive(sshd.pid)) process.kill(sshd.pid, 'SIGTERM');
     if (service) spawnSync('ip', ['route', 'del', `${service}/32`], { stdio: 'ignore' });
     for (const host of [...hosts, ...(fileServer ? [fileServer] : [])]) removeNetns(host);
@@ -335,6 +337,31 @@ describe.skipIf(skip !== undefined)('the share over the network (sshfs from a fi
     expect(existsSync(join(exportDir, 'users', alice, 'notebooks', 'during-cut.ipynb'))).toBe(false);
     expect(underTheMount()).toEqual([]);
   }, 480_000);
+
+  it('mounts the share once for two local instances on this machine (the mount lock), and their users\' files land on it', async () => {
+    const localShare = join(base, 'local-share');
+    const local = new TestPool({ shareYaml: shareYaml(`root@${service}:${exportDir}`, localShare), providerYaml: 'provider: { type: local }', instances: 2 });
+    pools.push(local);
+    mounts.push(localShare);
+    await local.start(180_000);
+    const localAdmin = await local.addUser(`r${rand()}`, 'root-pass', true);
+    const listed = (await (await local.fetch('/hub/api/instances', { token: localAdmin })).json()) as InstanceJson[];
+    expect(listed.map((i) => i.state)).toEqual(['ready', 'ready']);
+    const mountsThere = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.split(' ')[4] === localShare);
+    expect(mountsThere).toHaveLength(1);
+    expect(mountsThere[0]).toContain(`fuse.sshfs root@${service}:${exportDir}`);
+    const erin = `e${rand()}`;
+    const erinToken = await local.addUser(erin, 'erin-pass');
+    await local.startServer(erin, erinToken, 90_000);
+    const saved = await local.fetch(`/user/${erin}/api/contents/notebooks/remote/local.ipynb`, {
+      method: 'PUT', token: erinToken, body: notebook('from a local instance'), headers: { 'content-type': 'application/json' },
+    });
+    expect(saved.status, await saved.text()).toBeLessThan(300);
+    expect(readFileSync(join(exportDir, 'users', erin, 'notebooks', 'local.ipynb'), 'utf8')).toContain('from a local instance');
+    await local.cleanup();
+    // The mount outlives the pool (another agent of this machine may use it): the operator's to remove.
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).toContain(` ${localShare} `);
+  }, 300_000);
 
   it('says why a share will not mount (a wrong source) in an event and the CLI, and backs off', async () => {
     const wrong = new TestPool({

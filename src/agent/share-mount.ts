@@ -268,7 +268,9 @@ export function runCommand(command: MountCommand, timeoutMs: number): Promise<Co
       clearTimeout(timer);
       resolve(result);
     };
-    const child = spawn(command.file, [...command.args], { env: { ...command.env }, stdio: ['ignore', 'ignore', fd] });
+    // In a session of its own: sshfs starts ssh before it daemonizes, and that ssh must not die with the agent's
+    // process group (the local provider kills it when an instance goes) while other agents use the mount.
+    const child = spawn(command.file, [...command.args], { env: { ...command.env }, stdio: ['ignore', 'ignore', fd], detached: true });
     closeSync(fd);
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

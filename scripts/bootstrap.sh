@@ -9,8 +9,9 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 # Debian packages: the real Jupyter Notebook 6 + IPython kernel, and the tools the agent and SSH use (util-linux:
-# setpriv, which starts a session's processes with the user's groups; coreutils: env -C).
-packages=(jupyter-notebook python3-ipykernel python3-notebook openssh-client openssh-sftp-server iproute2 procps passwd util-linux coreutils)
+# setpriv, which starts a session's processes with the user's groups, and mount/umount; coreutils: env -C; sshfs:
+# share.mount type sshfs. NFS and CIFS mounts need nfs-common / cifs-utils, installed by the operator who uses them).
+packages=(jupyter-notebook python3-ipykernel python3-notebook openssh-client openssh-sftp-server iproute2 procps passwd util-linux coreutils sshfs)
 if [ "$want_test" = 1 ]; then
   # Debian's Chromium for the browser suite (test/browser.test.ts, driven by playwright-core from npm).
   packages+=(chromium)
@@ -18,7 +19,9 @@ if [ "$want_test" = 1 ]; then
   packages+=(tcpdump)
   # A real single-node Slurm for test/slurm.test.ts (started there as plain processes, never as services).
   packages+=(slurm-wlm munge)
-  # (openssh-server is only for `npm run bench:ssh`, which installs it through scripts/install-sshd.sh, never started.)
+  # openssh-server: the file server of test/share-mount.test.ts and the reference of `npm run bench:ssh`, started by
+  # them as plain processes; scripts/install-sshd.sh installs it without ever starting the system's sshd.
+  bash scripts/install-sshd.sh
   # JupyterHub's own HubAuth client drives the compatibility test. Debian's jupyterhub depends on nodejs; install
   # it only when this machine's node already comes from a Debian package, so apt never swaps the node we run on.
   if dpkg -S "$(readlink -f "$(command -v node)")" 2>/dev/null | grep -q '^nodejs:'; then

@@ -53,6 +53,8 @@ export interface PoolOptions {
   providerYaml?: string;
   /** More keys of the `pool:` mapping, e.g. `cull: { idleTimeout: 10s }`. */
   poolYaml?: string;
+  /** Replaces the `share:` line (e.g. a `share.mount` for the agents to mount). */
+  shareYaml?: string;
 }
 
 /** A running pool for one suite. */
@@ -83,7 +85,7 @@ export class TestPool {
       this.config,
       [
         'dataDir: ./state',
-        'share: { path: ./share }',
+        options.shareYaml ?? 'share: { path: ./share }',
         `gateway: { host: 127.0.0.1, port: 0, sshPort: ${options.ssh ? 0 : 'null'}${options.gateway ? `, ${options.gateway}` : ''} }`,
         options.hubYaml ?? 'hub: { host: 127.0.0.1, port: 0, heartbeatInterval: 1s }',
         options.providerYaml ?? 'provider: { type: local }',

@@ -14,8 +14,9 @@ import {
   type ServerReport,
 } from '../protocol/agent.js';
 import { HubConnection } from './connection.js';
-import { AccountError, AgentError, AgentStateError, BadRequestError, SessionExistsError } from './errors.js';
-import { capacity, detectGpus, isRoot, load, runChecks } from './host.js';
+import { AccountError, AgentError, AgentStateError, BadRequestError, SessionExistsError, ShareUnavailableError } from './errors.js';
+import { capacity, detectGpus, isRoot, load, runChecks, type HostChecks } from './host.js';
+import { ShareKeeper } from './share.js';
 import { agentDefaults, type AgentOptions, type ResolvedAgentOptions } from './options.js';
 import { UserServer } from './server.js';
 import { userPaths } from './layout.js';
@@ -79,6 +80,10 @@ export class Agent {
   private relayServer: ServerRelay | undefined;
   /** The same server once started, for the heartbeat (which cannot wait). */
   private sshServer: InstanceSshServer | undefined;
+  /** Mounts and probes the share when settings ask for it (`shareMount`); absent: the operator mounts it. */
+  private readonly share: ShareKeeper | undefined;
+  /** The checks of the last `hello` other than the share's (the keeper's status is added to every heartbeat). */
+  private hostChecks: HostChecks | undefined;
   /** Sessions being ended (SSH hung up, leftovers stopped) after their server exited. */
   private readonly ending = new Set<Promise<void>>();
   private closePromise: Promise<void> | undefined;
@@ -90,6 +95,13 @@ export class Agent {
     this.options = agentDefaults(options);
     this.log = this.options.log.child({ instance: this.options.instanceId });
     this.instanceCgroup = instanceCgroupName(this.options.instanceId, this.options.settings.scratchDir);
+    const { shareMount, sharePath, scratchDir } = this.options.settings;
+    this.share = shareMount
+      ? new ShareKeeper({
+        sharePath, mount: shareMount.mount, probeIntervalMs: shareMount.probeIntervalMs, probeTimeoutMs: shareMount.probeTimeoutMs,
+        instanceId: this.options.instanceId, stateDir: scratchDir, log: this.log,
+      })
+      : undefined;
     this.connection = new HubConnection({
       hubUrl: this.options.hubUrl,
       instanceId: this.options.instanceId,
@@ -103,7 +115,8 @@ export class Agent {
       heartbeat: () => {
         // Reported with the next beat: a slow server never delays this one.
         for (const server of this.servers.values()) void server.refreshActivity();
-        return { type: 'heartbeat', load: load(), servers: this.reports().map((report) => this.withSshWork(report)) };
+        const checks = this.currentChecks();
+        return { type: 'heartbeat', load: load(), servers: this.reports().map((report) => this.withSshWork(report)), ...(checks ? { checks } : {}) };
       },
       onRequest: (request) => this.onRequest(request),
       onRejected: (reason) => this.options.onRejected(reason),
@@ -165,7 +178,16 @@ export class Agent {
       // Starts meanwhile exec; a fork server that dies is restarted by the client itself.
       forks.start().catch((error: unknown) => this.log.error({ err: (error as Error).message }, 'fork server did not start; servers start by exec'));
     }
-    this.connection.start();
+    if (!this.share) {
+      this.connection.start();
+      return;
+    }
+    // Dial once the first mount attempt is over (it may take share.mount.timeout): the hub waits only seconds for a hello.
+    const share = this.share;
+    share.start();
+    void share.settled.then(() => {
+      if (this.current === 'running') this.connection.start();
+    });
   }
 
   /**
@@ -175,6 +197,7 @@ export class Agent {
   close(): Promise<void> {
     this.closePromise ??= (async () => {
       this.transition('closing');
+      this.share?.close();
       const results = await Promise.allSettled([...this.servers.values()].map((server) => server.stop()));
       for (const result of results) {
         if (result.status === 'rejected') this.log.error({ err: (result.reason as Error).message }, 'stopping a server failed');
@@ -240,7 +263,10 @@ export class Agent {
   private async hello(): Promise<AgentMessage> {
     // Servers are reported by their relay URLs: the relay must be up before the hub hears of them.
     await this.relay;
-    const checks = await runChecks(this.options.settings);
+    // The share is mounted and probed before the instance can be ready (the first attempt, which may fail).
+    await this.share?.settled;
+    const checks = await runChecks(this.options.settings, this.share ? { ok: true } : undefined);
+    this.hostChecks = checks;
     if (checks.detail) this.log.warn({ detail: checks.detail }, 'instance checks failed');
     return {
       type: 'hello',
@@ -249,10 +275,21 @@ export class Agent {
       address: this.options.settings.address,
       capacity: capacity(await detectGpus(this.options.settings.gpuCommand, this.options.settings.jupyter.path)),
       isolation: this.asRoot,
-      checks,
+      checks: this.currentChecks() ?? checks,
       ...(await this.sshHello()),
       servers: this.reports(),
     };
+  }
+
+  /** The last `hello`'s checks with the share keeper's status now; undefined without a keeper (nothing changes). */
+  private currentChecks(): HostChecks | undefined {
+    if (!this.share || !this.hostChecks) return undefined;
+    const share = this.share.status;
+    const detail = [this.hostChecks.detail, share.ok ? undefined : share.detail].filter((d) => d !== undefined).join('; ');
+    const checks: HostChecks = { share: share.ok, jupyter: this.hostChecks.jupyter };
+    if (this.hostChecks.identity !== undefined) checks.identity = this.hostChecks.identity;
+    if (detail) checks.detail = detail;
+    return checks;
   }
 
   private async sshHello(): Promise<{ sshPort: number | null; sshHostKey?: string }> {
@@ -316,6 +353,9 @@ export class Agent {
       throw new AccountError(params.user.name, `refusing UID ${params.user.uid} / GID ${params.user.gid}: pool users get IDs of ${MIN_USER_ID} or more, never a system account's`);
     }
     if (this.current !== 'running') throw new AgentStateError('start a server', this.current);
+    // Never lay out a user's folders in the directory under a share that is away.
+    const share = this.share?.status;
+    if (share && !share.ok) throw new ShareUnavailableError(this.options.settings.sharePath, share.detail ?? 'the share is not mounted');
     const existing = this.servers.get(params.sessionId);
     if (existing) {
       // A hub that lost our reply (reconnect) may ask again: the same session gets the same server.

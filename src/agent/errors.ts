@@ -102,6 +102,22 @@ export class ShareUnavailableError extends AgentError {
   }
 }
 
+/**
+ * Thrown by the share keeper (`share.mount`) when a credentials file (`credentialsFile`, `identityFile`) is not root's
+ * own: missing, not a regular file, not owned by root, or readable by group or others. The mount is not attempted.
+ * Carries the pool.yaml field and the file's path, never its content.
+ */
+export class ShareCredentialsError extends AgentError {
+  override readonly name = 'ShareCredentialsError';
+  constructor(
+    readonly field: string,
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super(AgentErrorCode.shareUnavailable, `${field}: ${file} ${reason}`);
+  }
+}
+
 /** Thrown by `startServer` when the user cannot reach their `$HOME` (on the share) or their folder on the instance's disk because a parent directory is closed to them. */
 export class HomeUnreachableError extends AgentError {
   override readonly name = 'HomeUnreachableError';

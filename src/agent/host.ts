@@ -145,12 +145,16 @@ export function identityClashes(users: ReadonlyArray<{ name: string; uid: number
 }
 
 /**
- * Checks that the share is a writable directory and the Jupyter command exists and is executable.
+ * Checks that the share is a writable directory and the Jupyter command exists and is executable. With `share` (the
+ * share keeper's status, when the agent mounts the share) the share is not touched here.
  *
  * @example
  * const checks = await runChecks(settings); // { share: true, jupyter: true }
  */
-export async function runChecks(settings: Pick<AgentSettings, 'sharePath' | 'jupyter' | 'knownUsers'>): Promise<HostChecks> {
+export async function runChecks(
+  settings: Pick<AgentSettings, 'sharePath' | 'jupyter' | 'knownUsers'>,
+  share?: { readonly ok: boolean; readonly detail?: string },
+): Promise<HostChecks> {
   const problems: string[] = [];
   let identity: boolean | undefined;
   if (settings.knownUsers) {
@@ -159,18 +163,24 @@ export async function runChecks(settings: Pick<AgentSettings, 'sharePath' | 'jup
     identity = clashes.length === 0;
     if (!identity) problems.push(`this machine's accounts clash with the pool's: ${clashes.join('; ')}`);
   }
-  let share = false;
-  try {
-    const info = await stat(settings.sharePath);
-    if (!info.isDirectory()) throw new Error('not a directory');
-    await access(settings.sharePath, constants.W_OK);
-    share = true;
-  } catch (error) {
-    problems.push(`share ${settings.sharePath} is not a writable directory (${(error as Error).message})`);
+  let shareOk = false;
+  if (share) {
+    // A mounted share (share.mount) is checked by its keeper, never here: a stale network mount can hang a stat.
+    shareOk = share.ok;
+    if (!share.ok) problems.push(share.detail ?? `share ${settings.sharePath} is not usable`);
+  } else {
+    try {
+      const info = await stat(settings.sharePath);
+      if (!info.isDirectory()) throw new Error('not a directory');
+      await access(settings.sharePath, constants.W_OK);
+      shareOk = true;
+    } catch (error) {
+      problems.push(`share ${settings.sharePath} is not a writable directory (${(error as Error).message})`);
+    }
   }
   const command = settings.jupyter.command[0] ?? '';
   const jupyter = (await findExecutable(command, settings.jupyter.path)) !== undefined;
   if (!jupyter) problems.push(`Jupyter command "${command}" not found or not executable`);
-  const checked = identity === undefined ? { share, jupyter } : { share, jupyter, identity };
+  const checked = identity === undefined ? { share: shareOk, jupyter } : { share: shareOk, jupyter, identity };
   return problems.length > 0 ? { ...checked, detail: problems.join('; ') } : checked;
 }

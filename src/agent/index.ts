@@ -19,6 +19,8 @@ export { HubConnection, type ConnectionOptions, type ConnectionState } from './c
 export { UserServer, nextServerState, type ServerContext, type ServerExit, type ServerState } from './server.js';
 export { ensureAccount, removeAccount, type AccountContext } from './account.js';
 export { JUPYTER_CONFIG_PY, userPaths, type UserPaths } from './layout.js';
+export { ShareKeeper, shareKeeperDefaults, type ShareKeeperOptions, type ShareState, type ShareStatus } from './share.js';
+export { mountCommand, parseMountinfo, type MountCommand, type MountEntry } from './share-mount.js';
 export type { SpawnSpec } from './spawn-spec.js';
 export { spawnAsUser, spawnPlan, type SpawnAsUserOptions, type SpawnPlan } from './spawn.js';
 export {
@@ -46,6 +48,7 @@ export {
   ServerStartError,
   ServerStartTimeoutError,
   SessionExistsError,
+  ShareCredentialsError,
   ShareUnavailableError,
   SpawnToolMissingError,
 } from './errors.js';

@@ -70,7 +70,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   if (problems.length > 0) throw new ConfigError(file, problems);
   // A static pool has exactly one instance per listed machine.
   const pool = provider.type === 'static' ? { ...config.pool, instances: provider.hosts.length } : config.pool;
-  return { ...config, pool, configFile: file, dataDir: at(config.dataDir), share: { path: at(config.share.path) }, provider };
+  return { ...config, pool, configFile: file, dataDir: at(config.dataDir), share: { ...config.share, path: at(config.share.path) }, provider };
 }
 
 /** The JSON Schema of pool.yaml (as users write it), generated from the zod definition. */
@@ -95,7 +95,9 @@ function describeIssues(error: z.ZodError, raw: unknown): ConfigProblem[] {
     }
     const given = valueAt(raw, issue.path);
     const message = issue.code === 'invalid_type' && given === undefined ? 'is required' : issue.message;
-    problems.push({ path: path.join('.'), message: given === undefined ? message : `${message} (got ${JSON.stringify(given)})` });
+    // Mount options may hold what someone pasted by mistake (a password): never echoed back.
+    const echo = given !== undefined && !path.join('.').startsWith('share.mount.options');
+    problems.push({ path: path.join('.'), message: echo ? `${message} (got ${JSON.stringify(given)})` : message });
   }
   return problems;
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseSize } from '../lib/size.js';
 import { duration } from './duration.js';
 import { poolSchema } from './pool-schema.js';
+import { shareSchema } from './share-schema.js';
 
 export { poolSchema };
 
@@ -197,11 +198,7 @@ export const logSchema = z
 /** The whole pool.yaml. Relative paths are resolved against the file's own directory by `loadConfig`. */
 export const poolConfigSchema = z.strictObject({
   dataDir: z.string().min(1).default('./state').describe('Where the hub keeps its store, secrets and runtime files.'),
-  share: z
-    .strictObject({
-      path: z.string().min(1).describe('The shared drive every instance sees; users\' notebooks live under users/<name>/notebooks.'),
-    })
-    .describe('The shared drive.'),
+  share: shareSchema,
   gateway: gatewaySchema,
   hub: hubSchema,
   provider: providerSchema,
@@ -218,4 +215,5 @@ export type PoolConfig = z.output<typeof poolConfigSchema>;
 export type ProviderConfig = PoolConfig['provider'];
 export type LocalProviderConfig = z.output<typeof localProviderSchema>;
 export type SlurmProviderConfig = z.output<typeof slurmProviderSchema>;
+export type { ShareMountConfig } from './share-schema.js';
 export type StaticProviderConfig = z.output<typeof staticProviderSchema>;

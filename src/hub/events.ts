@@ -5,7 +5,7 @@ import type { Store } from './store/types.js';
 /** Kinds of events the hub records. */
 export type EventKind =
   | 'instance.created' | 'instance.state' | 'instance.deleted'
-  | 'instance.failed' | 'instance.drain' | 'instance.protect' | 'instance.repair_postponed' | 'instance.create_failed' | 'instance.join_refused' | 'instance.joined'
+  | 'instance.failed' | 'instance.drain' | 'instance.protect' | 'instance.repair_postponed' | 'instance.create_failed' | 'instance.join_refused' | 'instance.joined' | 'instance.unhealthy'
   | 'autoscale.decision'
   | 'session.placed' | 'session.queued' | 'session.state' | 'session.adopted' | 'session.lost' | 'session.notice'
   | 'session.cull_warning' | 'session.cull_withdrawn' | 'session.culled' | 'session.extended' | 'user.cull_exempt'

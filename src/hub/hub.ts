@@ -25,7 +25,7 @@ import { buildApp } from './http/app.js';
 import type { HubServices } from './http/services.js';
 import { InstancePool } from './instances/pool.js';
 import { HubMetrics } from './metrics.js';
-import { cullSettings, placementSettings, sessionSettings } from './settings.js';
+import { cullSettings, placementSettings, sessionSettings, shareMountSettings } from './settings.js';
 import { Culler } from './cull/index.js';
 import { PoolHistory, sizesFromEvents } from './admin/history.js';
 import { ensureTlsIdentity } from '../lib/tls.js';
@@ -85,8 +85,12 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   // nothing in it can be listed, the store is 0600 and secrets/ is 0700.
   mkdirSync(config.dataDir, { recursive: true, mode: 0o711 });
   chmodSync(config.dataDir, 0o711);
-  mkdirSync(join(config.share.path, 'users'), { recursive: true });
-  mkdirSync(join(config.share.path, 'team'), { recursive: true });
+  // With share.mount the agents mount the share and lay it out; the hub writes nothing under share.path (on its
+  // machine that may be the empty directory under a mount that is not there).
+  if (!config.share.mount) {
+    mkdirSync(join(config.share.path, 'users'), { recursive: true });
+    mkdirSync(join(config.share.path, 'team'), { recursive: true });
+  }
   const store = openSqliteStore({ file: join(config.dataDir, STORE_FILE), uidBase: config.users.uidBase });
   const adminToken = newSecret();
   writeSecretFile(join(config.dataDir, ADMIN_TOKEN_FILE), adminToken);
@@ -159,6 +163,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     ...placementSettings(config, { countOn: (id) => sessions.countOn(id) }),
     agentSettings: {
       sharePath: config.share.path,
+      ...shareMountSettings(config.share),
       jupyter: {
         command: config.jupyter.command, args: config.jupyter.args, startTimeoutMs: config.jupyter.startTimeout, path: config.jupyter.path,
         forkServer: config.jupyter.forkServer,

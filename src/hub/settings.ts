@@ -1,6 +1,7 @@
 // Turns pool.yaml's `pool:` section into the placement, repair and drain settings of the instance pool and the
 // session manager (the config already holds every default; this only reshapes it).
 import type { LoadedConfig } from '../config/index.js';
+import type { AgentSettings } from '../protocol/agent.js';
 import type { InstancePoolContext } from './instances/pool.js';
 import type { ProfileRequest, SessionManagerContext } from './sessions/manager.js';
 import type { CullerContext } from './cull/index.js';
@@ -67,4 +68,18 @@ export function cullSettings(config: LoadedConfig): Pick<CullerContext, 'policyO
     saveTimeoutMs: cull.saveTimeout,
     intervalMs: cull.interval,
   };
+}
+
+/**
+ * The agents' `shareMount` setting from pool.yaml's `share:` (durations in ms); nothing when the operator mounts the
+ * share. Only paths of credential files travel, never their content.
+ *
+ * @example
+ * shareMountSettings(config.share); // { shareMount: { mount: { type: 'sshfs', … }, probeIntervalMs: 10000, probeTimeoutMs: 10000 } }
+ */
+export function shareMountSettings(share: LoadedConfig['share']): Pick<AgentSettings, 'shareMount'> {
+  const { mount } = share;
+  if (!mount) return {};
+  const { timeout: timeoutMs, ...rest } = mount;
+  return { shareMount: { mount: { ...rest, timeoutMs }, probeIntervalMs: share.probeInterval, probeTimeoutMs: share.probeTimeout } };
 }

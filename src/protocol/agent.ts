@@ -20,6 +20,26 @@ export const AGENT_ENV = {
   settings: 'DSPOOL_AGENT_SETTINGS',
 } as const;
 
+/**
+ * How the agent mounts the share (pool.yaml `share.mount`, durations in ms). Credentials are never in here: only the
+ * paths of root-only files on the instance's machine.
+ */
+export const shareMountSettingsSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('nfs'), source: z.string(), options: z.array(z.string()), timeoutMs: z.number().int().positive() }),
+  z.strictObject({
+    type: z.literal('cifs'), source: z.string(), credentialsFile: z.string().optional(), options: z.array(z.string()), timeoutMs: z.number().int().positive(),
+  }),
+  z.strictObject({
+    type: z.literal('sshfs'), source: z.string(), port: z.number().int(), identityFile: z.string(), hostKey: z.string(), options: z.array(z.string()),
+    timeoutMs: z.number().int().positive(),
+  }),
+  z.strictObject({
+    type: z.literal('command'), command: z.array(z.string()).min(1), source: z.string().optional(), credentialsFile: z.string().optional(),
+    options: z.array(z.string()), timeoutMs: z.number().int().positive(),
+  }),
+]);
+export type ShareMountSettings = z.infer<typeof shareMountSettingsSchema>;
+
 /** What the agent needs to know besides hub, id and token; passed by the provider as JSON in `AGENT_ENV.settings`. */
 export const agentSettingsSchema = z.strictObject({
   /** Address the instance's servers bind to and the gateway reaches them on. */
@@ -46,6 +66,11 @@ export const agentSettingsSchema = z.strictObject({
   relay: z.boolean().optional(),
   /** The shared drive as seen on this instance: users' `$HOME`s and notebooks live here. */
   sharePath: z.string(),
+  /**
+   * Mount the share at `sharePath` (at start, and again when it goes stale), and probe it every `intervalMs` (write,
+   * fsync, read back, delete; at most `timeoutMs`); absent: the operator mounts it, checked once at `hello`.
+   */
+  shareMount: z.strictObject({ mount: shareMountSettingsSchema, probeIntervalMs: z.number().int().positive(), probeTimeoutMs: z.number().int().positive() }).optional(),
   jupyter: z.strictObject({
     command: z.array(z.string()).min(1),
     args: z.array(z.string()),
@@ -152,6 +177,16 @@ export const serverReportSchema = z.strictObject({
 });
 export type ServerReport = z.infer<typeof serverReportSchema>;
 
+/** The instance's health checks: all true, the instance can take sessions; `detail` says what failed. */
+export const checksSchema = z.strictObject({
+  share: z.boolean(),
+  jupyter: z.boolean(),
+  /** False when this machine's accounts clash with the pool's UIDs/GIDs (absent: not checked). */
+  identity: z.boolean().optional(),
+  detail: z.string().optional(),
+});
+export type Checks = z.infer<typeof checksSchema>;
+
 export const helloSchema = z.strictObject({
   type: z.literal('hello'),
   instanceId: z.string(),
@@ -161,13 +196,7 @@ export const helloSchema = z.strictObject({
   /** True when servers run as the user's own account (agent runs as root). */
   isolation: z.boolean(),
   /** Share mounted and writable, Jupyter command found: the instance can take sessions. */
-  checks: z.strictObject({
-    share: z.boolean(),
-    jupyter: z.boolean(),
-    /** False when this machine's accounts clash with the pool's UIDs/GIDs (absent: not checked). */
-    identity: z.boolean().optional(),
-    detail: z.string().optional(),
-  }),
+  checks: checksSchema,
   /** Port of the instance-side SSH server on `address`, or null when it is off. */
   sshPort: z.number().int().nullable(),
   /** That server's public host key (`ssh-ed25519 AAAA…`), pinned by the gateway on the hop. */
@@ -179,6 +208,8 @@ export const heartbeatSchema = z.strictObject({
   type: z.literal('heartbeat'),
   load: loadSchema,
   servers: z.array(serverReportSchema),
+  /** The checks again when they can change after `hello` (a mounted share probed periodically); absent: unchanged. */
+  checks: checksSchema.optional(),
 });
 
 /** A failed request: `code` is stable (see `AgentErrorCode`), `message` is for people. */

@@ -45,6 +45,12 @@ function instanceRows(instances: InstanceJson[]): string[][] {
   ]);
 }
 
+/** Why each instance that says so is not ready (a failed check, a share that will not mount), one line each. */
+function printDetails(instances: InstanceJson[]): void {
+  const lines = instances.filter((i) => i.detail && i.state !== 'ready').map((i) => `${i.id} (${i.state}): ${i.detail}\n`);
+  if (lines.length > 0) process.stdout.write(`\n${lines.join('')}`);
+}
+
 export function registerStatusCommands(program: Command): void {
   program
     .command('status')
@@ -56,6 +62,7 @@ export function registerStatusCommands(program: Command): void {
       if (opts.json) return printJson(status);
       process.stdout.write(`hub ${status.hub_url} · ${plural(status.users, 'user')} · ${plural(status.sessions, 'active session')}\n\n`);
       printTable(['INSTANCE', 'STATE', 'ADDRESS', 'SESSIONS', 'CPU', 'PID', 'FLAGS'], instanceRows(status.instances));
+      printDetails(status.instances);
       if (status.servers.length === 0) return;
       process.stdout.write('\n');
       printTable(['USER', 'SERVER', 'INSTANCE', 'STARTED'], status.servers.map((s) => [s.user, s.state, s.instance ?? '(waiting)', s.started]));
@@ -72,5 +79,6 @@ export function registerStatusCommands(program: Command): void {
       const { body } = await hub.json<InstanceJson[]>('GET', '/hub/api/instances');
       if (opts.json) return printJson(body);
       printTable(['INSTANCE', 'STATE', 'ADDRESS', 'SESSIONS', 'CPU', 'PID', 'FLAGS'], instanceRows(body));
+      printDetails(body);
     });
 }

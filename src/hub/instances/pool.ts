@@ -568,6 +568,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
     connection.on('heartbeat', (beat) => {
       entry.lastBeatMs = Date.now();
       entry.view = { ...entry.view, load: beat.load, lastHeartbeat: new Date(entry.lastBeatMs).toISOString() };
+      if (beat.checks) this.onChecks(entry, beat.checks);
     });
     await this.persist(entry);
     const state = entry.view.state;
@@ -577,6 +578,24 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
       this.setState(connection.instanceId, healthy ? 'ready' : 'unhealthy', entry.view.detail ?? undefined);
     }
     this.emit('joined', connection.instanceId, hello, connection);
+  }
+
+  /**
+   * Checks an agent reports after `hello` (a share it mounts, probed periodically): a ready instance whose check fails
+   * becomes `unhealthy` (no new sessions; its sessions keep running), and `ready` again once they pass.
+   */
+  private onChecks(entry: Entry, checks: HelloMessage['checks']): void {
+    const healthy = checks.share && checks.jupyter && checks.identity !== false;
+    const detail = healthy ? null : (checks.detail ?? 'a health check failed');
+    if (entry.view.detail === detail) return;
+    entry.view = { ...entry.view, detail };
+    this.readyCache = undefined;
+    const { state, id } = entry.view;
+    if (state === 'ready' && !healthy) this.setState(id, 'unhealthy', detail ?? undefined);
+    else if (state === 'unhealthy' && healthy) this.setState(id, 'ready', 'its checks pass again');
+    else if (state === 'unhealthy' && detail) {
+      this.ctx.events.record('instance.unhealthy', `${id}: ${detail}`, { instanceId: id });
+    }
   }
 
   private onLeft(instanceId: string): void {

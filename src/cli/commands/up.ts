@@ -78,6 +78,10 @@ export async function runUp(config: LoadedConfig): Promise<number> {
   const log = createLogger('up', config.log.level);
   let state: UpState = 'starting';
   note(`dspool: starting a pool of ${config.pool.instances} instance(s) (provider ${config.provider.type})`);
+  if (config.share.mount?.type === 'sshfs') {
+    // Said once at start, where the operator looks: sshfs cannot keep users apart on the share (see the README).
+    note('warning: share.mount is sshfs: every file reaches the file server as one account, so users are not kept apart on the share (use NFS or SMB for that)');
+  }
   let hub = await startHubProcess(config, config.hub.port === 0 ? undefined : config.hub.port);
   note(`  hub listening at ${hub.url}`);
   const gatewaySecret = readFileSync(join(config.dataDir, GATEWAY_SECRET_FILE), 'utf8').trim();

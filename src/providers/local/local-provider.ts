@@ -1,8 +1,8 @@
 // The embedded provider: each instance is an agent process on this machine, detached into its own process
 // group, with a scratch directory `<scratchDir>/<id>/` that is deleted with it.
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, closeSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync, openSync, closeSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -105,6 +105,8 @@ export class LocalProvider implements Provider {
   private readonly log: Logger;
   private current: LocalProviderState = 'open';
   private readonly deleting = new Map<string, Promise<void>>();
+  /** Creations in flight: a delete of the same instance waits for its create, so it finds the agent to stop. */
+  private readonly creating = new Map<string, Promise<unknown>>();
   /** Instances the hub asked to delete (kept: their agent's exit may be seen after the delete has finished). */
   private readonly deleteRequested = new Set<string>();
   private readonly goneListeners = new Set<(gone: InstanceGone) => void>();
@@ -132,7 +134,14 @@ export class LocalProvider implements Provider {
     return uid === 0 ? path.join('/run/dspool', id) : path.join(os.tmpdir(), `dspool-${uid}`, id);
   }
 
-  async create(spec: InstanceSpec): Promise<ProviderInstance> {
+  create(spec: InstanceSpec): Promise<ProviderInstance> {
+    const created = this.runCreate(spec);
+    const settled = created.catch(() => undefined).finally(() => this.creating.delete(spec.id));
+    this.creating.set(spec.id, settled);
+    return created;
+  }
+
+  private async runCreate(spec: InstanceSpec): Promise<ProviderInstance> {
     this.assertOpen('create an instance');
     if (!INSTANCE_ID.test(spec.id)) throw new InvalidInstanceIdError(spec.id);
     if (!existsSync(this.options.agentEntry)) throw new AgentEntryMissingError([this.options.agentEntry]);
@@ -164,6 +173,9 @@ export class LocalProvider implements Provider {
           [AGENT_ENV.settings]: JSON.stringify(settings),
         },
       });
+      // The record is written before this call yields to the event loop: a hub stopped right now (Ctrl-C during a
+      // scale-out) still finds this agent through `list()` and deletes it, instead of leaving it running unseen.
+      if (child.pid !== undefined) this.writeRecord({ id: spec.id, pid: child.pid, address: this.options.address, created: new Date().toISOString(), agentEntry: this.options.agentEntry });
       const spawned = await new Promise<number>((resolve, reject) => {
         child.once('spawn', () => resolve(child.pid as number));
         child.once('error', reject);
@@ -183,10 +195,7 @@ export class LocalProvider implements Provider {
     } finally {
       closeSync(logFd);
     }
-    const record: InstanceRecord = { id: spec.id, pid, address: this.options.address, created: new Date().toISOString(), agentEntry: this.options.agentEntry };
-    const file = path.join(dir, RECORD_FILE);
-    await writeFile(`${file}.tmp`, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 });
-    await rename(`${file}.tmp`, file);
+    const record = (await this.readRecord(spec.id)) ?? { id: spec.id, pid, address: this.options.address, created: new Date().toISOString(), agentEntry: this.options.agentEntry };
     this.log.info({ instance: spec.id, pid, dir }, 'instance created');
     return toInstance(record);
   }
@@ -197,7 +206,8 @@ export class LocalProvider implements Provider {
     this.deleteRequested.add(id);
     let running = this.deleting.get(id);
     if (!running) {
-      running = this.runDelete(id, options.graceMs ?? this.options.deleteGraceMs).finally(() => this.deleting.delete(id));
+      const inFlight = this.creating.get(id) ?? Promise.resolve();
+      running = inFlight.then(() => this.runDelete(id, options.graceMs ?? this.options.deleteGraceMs)).finally(() => this.deleting.delete(id));
       this.deleting.set(id, running);
     }
     return running;
@@ -221,7 +231,6 @@ export class LocalProvider implements Provider {
     return out;
   }
 
-  /** Marks the provider closed; instances keep running (a restarted hub re-adopts them through `list`). */
   /**
    * Calls `listener` when an instance's agent process (a child of this provider) exits without `delete` asked
    * for it; instances re-adopted after a hub restart are not this process's children and are not watched.
@@ -234,6 +243,7 @@ export class LocalProvider implements Provider {
     return () => this.goneListeners.delete(listener);
   }
 
+  /** Marks the provider closed; instances keep running (a restarted hub re-adopts them through `list`). */
   async close(): Promise<void> {
     if (this.current === 'closed') return;
     this.goneListeners.clear();
@@ -243,6 +253,12 @@ export class LocalProvider implements Provider {
 
   private assertOpen(operation: string): void {
     if (this.current !== 'open') throw new ProviderClosedError(operation, this.current);
+  }
+
+  private writeRecord(record: InstanceRecord): void {
+    const file = path.join(this.instanceDir(record.id), RECORD_FILE);
+    writeFileSync(`${file}.tmp`, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 });
+    renameSync(`${file}.tmp`, file);
   }
 
   private async readRecord(id: string): Promise<InstanceRecord | undefined> {

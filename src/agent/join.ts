@@ -7,6 +7,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { TlsPinError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
+import { Pause } from '../lib/pause.js';
 import { pinnedConnector } from '../lib/tls.js';
 import { JOIN_PATH, joinResponseSchema, type JoinRequest, type JoinResponse } from '../protocol/agent.js';
 import { Agent } from './agent.js';
@@ -114,7 +115,7 @@ export class JoinedMachine {
   private agent: Agent | undefined;
   private token: string | undefined;
   private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
   /** Resolves when closed, rejects with `JoinRefusedError` when the hub refuses this machine. */
   done: Promise<void> = Promise.resolve();
 
@@ -138,7 +139,7 @@ export class JoinedMachine {
   async close(): Promise<void> {
     if (this.current === 'closed' || this.current === 'closing') return this.loop?.catch(() => undefined);
     this.current = 'closing';
-    this.wake?.();
+    this.pause.wake();
     await this.agent?.close();
     await this.loop?.catch(() => undefined);
     this.current = 'closed';
@@ -146,17 +147,6 @@ export class JoinedMachine {
 
   private stopping(): boolean {
     return this.current === 'closing' || this.current === 'closed';
-  }
-
-  private async pause(ms: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    this.wake = undefined;
   }
 
   private async run(): Promise<void> {
@@ -181,7 +171,7 @@ export class JoinedMachine {
         } else {
           this.log.warn({ err: (error as Error).message }, 'cannot reach the hub to join; asking again');
         }
-        await this.pause(backoff());
+        await this.pause.for(backoff());
         continue;
       }
       attempt = 0;
@@ -194,7 +184,7 @@ export class JoinedMachine {
       if (this.stopping()) return;
       await this.runInstance(reply);
       // The hub forgot the instance (or we are stopping): what it ran is stopped; join again as a new one.
-      if (!this.stopping()) await this.pause(this.options.retryMinMs);
+      if (!this.stopping()) await this.pause.for(this.options.retryMinMs);
     }
   }
 

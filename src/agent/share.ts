@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../lib/log.js';
+import { Pause } from '../lib/pause.js';
 import { pidAlive } from '../lib/process.js';
 import { transitions } from '../lib/state.js';
 import type { ShareMountSettings } from '../protocol/agent.js';
@@ -114,7 +115,7 @@ export class ShareKeeper {
   private readonly options: ResolvedShareKeeperOptions;
   private readonly log: Logger;
   private detail: string | undefined = 'the share has not been mounted yet';
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
   private probes = 0;
   /** Whether the installed sshfs contains symlinks by default (asked once). */
   private containsSymlinks: boolean | undefined;
@@ -149,7 +150,7 @@ export class ShareKeeper {
   close(): void {
     if (this.current === 'closed') return;
     this.to('closed');
-    this.wake?.();
+    this.pause.wake();
     this.resolveSettled();
   }
 
@@ -165,17 +166,6 @@ export class ShareKeeper {
 
   private closed(): boolean {
     return this.current === 'closed';
-  }
-
-  private async pause(ms: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    this.wake = undefined;
   }
 
   private async run(): Promise<void> {
@@ -196,7 +186,7 @@ export class ShareKeeper {
         const waitMs = Math.min(this.options.retryMaxMs, this.options.retryMinMs * 2 ** Math.min(failures - 1, 16));
         this.to('stale', `${problem}; trying again in ${Math.round(waitMs / 1000)} s`);
         this.resolveSettled();
-        await this.pause(waitMs);
+        await this.pause.for(waitMs);
       }
       if (this.closed()) return;
       this.to('mounting');
@@ -206,7 +196,7 @@ export class ShareKeeper {
   /** Probes every `probeIntervalMs` while the share passes; returns why it failed, or undefined once closed. */
   private async watch(): Promise<string | undefined> {
     while (!this.closed()) {
-      await this.pause(this.options.probeIntervalMs);
+      await this.pause.for(this.options.probeIntervalMs);
       if (this.closed()) return undefined;
       const probe = await this.probe();
       if (this.closed()) return undefined;

@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import WebSocket from 'ws';
+import { firstKernelResult } from './lib.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'dspool.js');
@@ -84,35 +84,8 @@ async function waitUntil(what, probe) {
 
 /** POST → ready → kernel → `1+1`; returns ms from the POST, and the phases. */
 async function firstResult(url, user, token) {
-  const t0 = performance.now();
-  const started = await api(url, `/hub/api/users/${user}/server`, { method: 'POST', token });
-  if (started.status !== 201 && started.status !== 202) throw new Error(`start ${user}: ${started.status} ${started.text}`);
-  await waitUntil(`${user}'s server ready`, async () => (await api(url, `/hub/api/users/${user}`, { token })).json?.servers?.['']?.ready);
-  const tReady = performance.now();
-  const kernel = await api(url, `/user/${user}/api/kernels`, { method: 'POST', token, body: { name: 'python3' } });
-  if (kernel.status !== 201) throw new Error(`kernel for ${user}: ${kernel.status}`);
-  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/user/${user}/api/kernels/${kernel.json.id}/channels`, { headers: { authorization: `token ${token}` }, perMessageDeflate: false });
-  await once(ws, 'open');
-  const msgId = randomBytes(8).toString('hex');
-  const text = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no kernel reply')), STEP_TIMEOUT_MS);
-    let out = '';
-    ws.on('message', (data) => {
-      const m = JSON.parse(String(data));
-      if (m.parent_header?.msg_id !== msgId) return;
-      if (m.msg_type === 'execute_result') out += m.content.data?.['text/plain'] ?? '';
-      if (m.msg_type === 'status' && m.content.execution_state === 'idle') (clearTimeout(timer), resolve(out));
-    });
-    ws.send(JSON.stringify({
-      header: { msg_id: msgId, username: 'bench', session: TAG, msg_type: 'execute_request', version: '5.3', date: new Date().toISOString() },
-      parent_header: {}, metadata: {}, buffers: [], channel: 'shell',
-      content: { code: '1+1', silent: false, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: true },
-    }));
-  });
-  const tResult = performance.now();
-  ws.close();
-  if (text.trim() !== '2') throw new Error(`1+1 gave ${JSON.stringify(text)}`);
-  return { total: tResult - t0, ready: tReady - t0 };
+  const r = await firstKernelResult(url, user, token, { timeoutMs: STEP_TIMEOUT_MS });
+  return { total: r.tResult - r.tPost, ready: r.tReady - r.tPost };
 }
 
 const median = (values) => {

@@ -47,6 +47,12 @@ export interface HubOptions {
    */
   readonly port?: number;
   /**
+   * Port for the agents' listener instead of the one in `config.hub.agentAddress` (a restarted hub reuses the port
+   * its agents dial, also when the configured one is 0).
+   * @default the port of config.hub.agentAddress
+   */
+  readonly agentPort?: number;
+  /**
    * How long `POST /hub/api/users/<name>/server` waits for the start before answering 202, in ms.
    * @default 10000
    */
@@ -64,6 +70,8 @@ export type HubState = 'running' | 'closing' | 'closed';
 export interface RunningHub {
   readonly url: string;
   readonly port: number;
+  /** The agents' listener port (`hub.agentAddress`); absent without one. */
+  readonly agentPort: number | undefined;
   readonly state: HubState;
   /**
    * Shuts the hub down. With `stopPool`, every server and instance is stopped first (what `dspool up` does on
@@ -154,7 +162,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       if ((request.url ?? '').split('?')[0] === AGENT_PATH) void registry.handleUpgrade(request, socket, head);
       else socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     });
-    await listen(agentServer, Number(config.hub.agentAddress.slice(split + 1)), agentHost);
+    await listen(agentServer, options.agentPort ?? Number(config.hub.agentAddress.slice(split + 1)), agentHost);
     agentUrl = `${agentTls ? 'https' : 'http'}://${agentHost.includes(':') ? `[${agentHost}]` : agentHost}:${(agentServer.address() as AddressInfo).port}`;
   }
 
@@ -256,6 +264,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   return {
     url,
     port,
+    agentPort: agentServer ? (agentServer.address() as AddressInfo).port : undefined,
     get state() {
       return state;
     },

@@ -11,6 +11,8 @@ export interface HubProcessMessage {
   readonly type: 'ready';
   readonly url: string;
   readonly port: number;
+  /** The agents' listener port, when `hub.agentAddress` is set. */
+  readonly agentPort?: number;
 }
 
 async function main(): Promise<void> {
@@ -22,7 +24,8 @@ async function main(): Promise<void> {
   const config = loadConfig(configFile);
   const log = createLogger('hub', config.log.level);
   const portOverride = process.env.DSPOOL_HUB_PORT ? Number(process.env.DSPOOL_HUB_PORT) : undefined;
-  const hub = await startHub({ config, provider: createProvider(config, log), log, version: VERSION, port: portOverride });
+  const agentPortOverride = process.env.DSPOOL_HUB_AGENT_PORT ? Number(process.env.DSPOOL_HUB_AGENT_PORT) : undefined;
+  const hub = await startHub({ config, provider: createProvider(config, log), log, version: VERSION, port: portOverride, agentPort: agentPortOverride });
   const stop = (stopPool: boolean) => {
     void hub.close({ stopPool }).then(() => process.exit(0));
   };
@@ -30,7 +33,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => stop(true));
   process.once('SIGUSR2', () => stop(false));
   process.once('disconnect', () => stop(true));
-  const ready: HubProcessMessage = { type: 'ready', url: hub.url, port: hub.port };
+  const ready: HubProcessMessage = { type: 'ready', url: hub.url, port: hub.port, ...(hub.agentPort === undefined ? {} : { agentPort: hub.agentPort }) };
   process.send?.(ready);
 }
 

@@ -45,9 +45,20 @@ function preflight(config: LoadedConfig): void {
 }
 
 /** Forks the hub and resolves once it listens. */
-function startHubProcess(config: LoadedConfig, port: number | undefined): Promise<{ child: ChildProcess; url: string; port: number }> {
+/** The ports a restarted hub takes again: its agents dial them (and the gateway the first). */
+interface HubPorts {
+  readonly port: number | undefined;
+  readonly agentPort?: number | undefined;
+}
+
+function startHubProcess(config: LoadedConfig, ports: HubPorts): Promise<{ child: ChildProcess; url: string; port: number; agentPort: number | undefined }> {
   const child = fork(HUB_ENTRY, [], {
-    env: { ...process.env, DSPOOL_CONFIG: config.configFile, ...(port === undefined ? {} : { DSPOOL_HUB_PORT: String(port) }) },
+    env: {
+      ...process.env,
+      DSPOOL_CONFIG: config.configFile,
+      ...(ports.port === undefined ? {} : { DSPOOL_HUB_PORT: String(ports.port) }),
+      ...(ports.agentPort === undefined ? {} : { DSPOOL_HUB_AGENT_PORT: String(ports.agentPort) }),
+    },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   return new Promise((resolve, reject) => {
@@ -57,7 +68,7 @@ function startHubProcess(config: LoadedConfig, port: number | undefined): Promis
     }, HUB_START_TIMEOUT_MS);
     child.once('message', (message: HubProcessMessage) => {
       clearTimeout(timer);
-      resolve({ child, url: message.url, port: message.port });
+      resolve({ child, url: message.url, port: message.port, agentPort: message.agentPort });
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
@@ -82,7 +93,7 @@ export async function runUp(config: LoadedConfig): Promise<number> {
     // Said once at start, where the operator looks: sshfs cannot keep users apart on the share (see the README).
     note('warning: share.mount is sshfs: every file reaches the file server as one account, so users are not kept apart on the share (use NFS or SMB for that)');
   }
-  let hub = await startHubProcess(config, config.hub.port === 0 ? undefined : config.hub.port);
+  let hub = await startHubProcess(config, { port: config.hub.port === 0 ? undefined : config.hub.port });
   note(`  hub listening at ${hub.url}`);
   const gatewaySecret = readFileSync(join(config.dataDir, GATEWAY_SECRET_FILE), 'utf8').trim();
   const gateway: Gateway = createGateway({
@@ -136,7 +147,7 @@ export async function runUp(config: LoadedConfig): Promise<number> {
       log.error({ code, signal }, 'the hub exited; restarting it (instances and open connections are kept)');
       const restart = async (attempt: number): Promise<void> => {
         try {
-          hub = await startHubProcess(config, hub.port);
+          hub = await startHubProcess(config, { port: hub.port, agentPort: hub.agentPort });
           note(`  hub restarted at ${hub.url}`);
           superviseHub();
         } catch (error) {

@@ -5,7 +5,7 @@
 // nothing written to the directory under the mount) and the link back makes them ready again. A pool whose share
 // will not mount says so in an event and the CLI, and backs off.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { relative, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -238,7 +238,28 @@ describe.skipIf(skip !== undefined)('the share over the network (sshfs from a fi
     if (sshd?.pid && alive(sshd.pid)) process.kill(sshd.pid, 'SIGTERM');
     if (service) spawnSync('ip', ['route', 'del', `${service}/32`], { stdio: 'ignore' });
     for (const host of [...hosts, ...(fileServer ? [fileServer] : [])]) removeNetns(host);
-    rmSync(base, { recursive: true, force: true });
+    // A mount a stopped pool's agent was still attempting (sshfs runs in its own session, so a mount outlives its
+    // agent) can land under base after the pools stopped: end such sshfs processes and detach whatever is mounted.
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+        if (cmd.startsWith('sshfs\0') && cmd.includes(base)) process.kill(Number(entry), 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    for (let attempt = 0; ; attempt++) {
+      const mounted = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((line) => line.split(' ')[4] ?? '').filter((p) => p.startsWith(`${base}/`));
+      for (const path of mounted) spawnSync('umount', ['-l', path], { stdio: 'ignore' });
+      try {
+        rmSync(base, { recursive: true, force: true });
+        break;
+      } catch (error) {
+        if (attempt >= 10) throw error;
+        await sleep(500);
+      }
+    }
     for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 

@@ -1,5 +1,9 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { createLogger } from '../../lib/log.js';
+import { INSTANCE_HEADER, type Checks } from '../../protocol/agent.js';
 import type { InstanceGone, InstanceSpec, Provider, ProviderInstance } from '../../providers/provider.js';
 import { AgentRegistry } from '../agents/registry.js';
 import { EventLog } from '../events.js';
@@ -44,10 +48,10 @@ class WatchingProvider extends SilentProvider {
   }
 }
 
-function makePool(provider: Provider, size: number, options: { store?: Store; sessionsOn?: number } = {}) {
+function makePool(provider: Provider, size: number, options: { store?: Store; sessionsOn?: number; acceptAgents?: boolean } = {}) {
   const log = createLogger('test', 'silent');
   const store = options.store ?? openSqliteStore({ file: ':memory:' });
-  const registry = new AgentRegistry({ verifyJoin: async () => false, heartbeatIntervalMs: 1000, log });
+  const registry = new AgentRegistry({ verifyJoin: async () => options.acceptAgents ?? false, heartbeatIntervalMs: 1000, log });
   const pool = new InstancePool({
     store, provider, registry, events: new EventLog(store, log), log, hubUrl: 'http://127.0.0.1:1', size, deleteGraceMs: 10,
     agentSettings: {
@@ -57,7 +61,7 @@ function makePool(provider: Provider, size: number, options: { store?: Store; se
     capacity: { maxSessions: null }, heartbeatIntervalMs: 1000, drainDeadlineMs: 60_000, occupancy: { countOn: () => options.sessionsOn ?? 0 },
     repair: { missedHeartbeats: 3, failAfterMs: 30_000, joinTimeoutMs: 60_000, maxShare: 0.5 },
   });
-  return { pool, store };
+  return { pool, store, registry };
 }
 
 describe('InstancePool repair', () => {
@@ -167,5 +171,54 @@ describe('InstancePool resize for the autoscaler', () => {
     expect(provider.created).toHaveLength(4);
     expect(pool.list().filter((i) => !i.draining)).toHaveLength(3);
     expect(pool.get(b ?? '')?.draining).toBe(false);
+  });
+});
+
+describe('InstancePool on the checks an agent reports in its heartbeats', () => {
+  it('makes a ready instance unhealthy while a check fails (saying why, once per new reason) and ready again after', async () => {
+    const provider = new SilentProvider();
+    const { pool, store, registry } = makePool(provider, 1, { acceptAgents: true });
+    const server = createServer();
+    server.on('upgrade', (request, socket, head) => void registry.handleUpgrade(request, socket, head));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      await pool.grow();
+      const [id] = provider.created as [string];
+      const ws = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/`, { headers: { [INSTANCE_HEADER]: id, authorization: 'Bearer t' } });
+      await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+      const ok: Checks = { share: true, jupyter: true };
+      const send = (message: object) => ws.send(JSON.stringify(message));
+      const stateIs = async (state: string) => {
+        for (let i = 0; i < 100 && pool.get(id)?.state !== state; i++) await new Promise((r) => setTimeout(r, 20));
+        return pool.get(id);
+      };
+      const beat = (checks: Checks) => send({ type: 'heartbeat', load: { cpu: 0, memoryUsedBytes: 0, memoryTotalBytes: 1 }, servers: [], checks });
+      send({
+        type: 'hello', instanceId: id, version: 'test', address: '127.0.0.1', capacity: { cpus: 2, memoryBytes: 2 ** 30, gpus: 0 },
+        isolation: false, checks: ok, sshPort: null, servers: [],
+      });
+      expect((await stateIs('ready'))?.state).toBe('ready');
+
+      const lost = 'share: the probe did not finish in 10 s';
+      beat({ share: false, jupyter: true, detail: lost });
+      expect(await stateIs('unhealthy')).toMatchObject({ state: 'unhealthy', detail: lost });
+      beat({ share: false, jupyter: true, detail: lost }); // the same reason again: nothing new to say
+      const again = 'share: mounting sshfs failed; trying again in 4 s';
+      beat({ share: false, jupyter: true, detail: again });
+      for (let i = 0; i < 100 && pool.get(id)?.detail !== again; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(pool.get(id)).toMatchObject({ state: 'unhealthy', detail: again });
+
+      beat(ok);
+      expect(await stateIs('ready')).toMatchObject({ state: 'ready', detail: null });
+      const events = (await store.listEvents({ limit: 50 })).filter((e) => e.instanceId === id).map((e) => `${e.kind} ${e.message}`);
+      expect(events.filter((e) => e.includes(lost))).toHaveLength(1);
+      expect(events.filter((e) => e.includes(again))).toHaveLength(1);
+      expect(events.some((e) => e.startsWith('instance.state') && e.includes('unhealthy → ready'))).toBe(true);
+      ws.close();
+    } finally {
+      registry.close();
+      await pool.stopAll();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

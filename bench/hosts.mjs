@@ -29,7 +29,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { SLURM_BINARIES, SlurmCluster, firstKernelResult, freePort, inHost, makeNetns, netnsPids, privateEtc, rand, removeNetns, stopPid } from './lib.mjs';
+import { SLURM_BINARIES, SlurmCluster, api, firstKernelResult, freePort, inHost, makeNetns, netnsPids, privateEtc, rand, removeNetns, stopPid } from './lib.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'dspool.js');
@@ -122,22 +122,14 @@ async function startPool(name, lines) {
     if (r.status !== 0) throw new Error(`${name}: dspool ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
     return r.stdout.trim();
   };
-  pool.api = async (path, { method = 'GET', token = pool.admin, body } = {}) => {
-    const headers = { authorization: `token ${token}` };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const request = () => fetch(`${pool.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), redirect: 'manual', signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
+  pool.api = (path, { method = 'GET', token = pool.admin, body } = {}) => {
+    const request = () => api(pool.url, path, { method, token, body, timeoutMs: STEP_TIMEOUT_MS });
     // Once more when a kept-alive connection was closed by the server just as it was reused (every call here is
     // safe to repeat: reads, a pool size, a server start or stop).
-    const response = await request().catch((error) => {
+    return request().catch((error) => {
       log(`${name}: ${method} ${path}: ${error.message} (${error.cause?.code ?? error.cause?.message ?? '?'}); once more`);
       return request();
     });
-    const text = await response.text();
-    let json;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {}
-    return { status: response.status, json, text };
   };
   pool.addUser = (user, admin = false) => {
     pool.cli(['users', 'add', user, ...(admin ? ['--admin'] : []), '--password-stdin'], `${randomBytes(12).toString('hex')}\n`);

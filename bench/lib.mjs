@@ -21,23 +21,38 @@ export function freePort() {
 }
 
 /**
+ * One request to a pool's (or JupyterHub's) API with a token: the status, the body as text, and the body as JSON
+ * when it is JSON. Never follows redirects (a login redirect is an answer to see, not to follow).
+ *
+ * @example
+ * const { status, json } = await api(url, `/hub/api/users/${user}`, { token });
+ */
+export async function api(base, path, { method = 'GET', token, body, timeoutMs = 90_000 } = {}) {
+  const headers = { authorization: `token ${token}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    redirect: 'manual',
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await response.text();
+  let json;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, json, text };
+}
+
+/**
  * A user's first kernel result through a pool's front door: POST /hub/api/users/<user>/server, wait until ready,
  * POST api/kernels, run `1+1` over the kernel WebSocket. Returns the performance.now() of each step.
  */
 export async function firstKernelResult(url, user, token, { timeoutMs = 90_000, pollMs = 50 } = {}) {
-  const call = async (path, method = 'GET', body) => {
-    const response = await fetch(`${url}${path}`, {
-      method, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs),
-      headers: { authorization: `token ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await response.text();
-    let json;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {}
-    return { status: response.status, json, text };
-  };
+  const call = (path, method = 'GET', body) => api(url, path, { method, token, body, timeoutMs });
   const tPost = performance.now();
   const progress = followProgress(url, user, token, tPost);
   const started = await call(`/hub/api/users/${user}/server`, 'POST');
@@ -74,10 +89,12 @@ export async function firstKernelResult(url, user, token, { timeoutMs = 90_000, 
 }
 
 /**
- * Follows a server's start on the hub's progress stream (`GET /hub/api/users/<user>/server/progress`, as JupyterHub
- * serves it): `phases.placed` (on an instance) and `phases.forked` (the server process exists), in ms from `t0`.
+ * Follows a starting server's progress stream (`GET /hub/api/users/<user>/server/progress`, JupyterHub's format,
+ * served by dspool and JupyterHub) and collects when each step happened, in ms since `t0`: dspool's events carry
+ * `phase` and `elapsed_ms` measured by its hub; JupyterHub's are stamped on arrival (its "Spawning server" step stands for "placed"). Opened just after the POST is sent; a stream
+ * that opens after the server is ready yields nothing.
  */
-function followProgress(url, user, token, t0) {
+export function followProgress(url, user, token, t0) {
   const phases = {};
   const controller = new AbortController();
   const done = (async () => {
@@ -97,7 +114,7 @@ function followProgress(url, user, token, t0) {
           } catch {
             continue;
           }
-          const phase = event.phase ?? (/spawning/i.test(event.message ?? '') ? 'placed' : undefined);
+          const phase = event.phase ?? (/spawning/i.test(event.message ?? '') ? 'placed' : event.ready ? 'ready' : event.failed ? 'failed' : undefined);
           if (phase && phases[phase] === undefined) phases[phase] = typeof event.elapsed_ms === 'number' ? event.elapsed_ms : performance.now() - t0;
           if (event.ready || event.failed) return;
         }

@@ -30,7 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
-import { freePort } from './lib.mjs';
+import { api, followProgress, freePort } from './lib.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** dspool's CLI: a private snapshot of the build (see prepareCode), so a rebuild by someone else mid-run changes nothing. */
@@ -256,26 +256,6 @@ function prepareCode() {
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP and the kernel WebSocket (the same client code for both products)
 
-async function api(base, path, { method = 'GET', token, body } = {}) {
-  const headers = { authorization: `token ${token}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    redirect: 'manual',
-    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
-  });
-  const text = await response.text();
-  let json;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, json, text };
-}
-
 async function expectStatus(promise, statuses, what) {
   const response = await promise;
   if (!statuses.includes(response.status)) throw new Error(`${what}: HTTP ${response.status} ${response.text.slice(0, 300)}`);
@@ -388,58 +368,6 @@ async function coldStart(product, user, options) {
   }
 }
 
-/**
- * Follows a starting server's progress stream (JupyterHub's format, both products) and collects when each step
- * happened, in ms since `t0`: dspool's events carry `phase` and `elapsed_ms` measured by its hub; JupyterHub's are
- * stamped on arrival (its "Spawning server" step stands for "placed"). Opened just after the POST is sent; a stream
- * that opens after the server is ready yields nothing.
- */
-function followProgress(product, user, t0) {
-  const phases = {};
-  const controller = new AbortController();
-  const done = (async () => {
-    await sleep(15);
-    const token = product.tokens.get(user);
-    try {
-      const response = await fetch(`${product.url}/hub/api/users/${user}/server/progress`, {
-        headers: { authorization: `token ${token}`, accept: 'text/event-stream' },
-        signal: controller.signal,
-      });
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for await (const chunk of response.body) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let cut;
-        while ((cut = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5)).join('');
-          if (!data) continue;
-          let event;
-          try {
-            event = JSON.parse(data);
-          } catch {
-            continue;
-          }
-          const at = typeof event.elapsed_ms === 'number' ? event.elapsed_ms : performance.now() - t0;
-          const phase = event.phase ?? (/spawning/i.test(event.message ?? '') ? 'placed' : event.ready ? 'ready' : event.failed ? 'failed' : undefined);
-          if (phase && phases[phase] === undefined) phases[phase] = at;
-          if (event.ready || event.failed) return;
-        }
-      }
-    } catch {
-      // aborted, or the stream ended
-    }
-  })();
-  // The stream ends by itself after `ready`; give it a moment to get there (the POST may answer first).
-  const stop = async () => {
-    await Promise.race([done, sleep(2000)]);
-    controller.abort();
-    await done;
-  };
-  return { phases, stop };
-}
-
 /** A new kernel in a running server (New → Python 3): ms until `1+1` answers. */
 async function kernelToResult(product, user) {
   const token = product.tokens.get(user);
@@ -461,7 +389,7 @@ async function coldStartOnce(product, user, { second = false, follow = false } =
   const token = product.tokens.get(user);
   const t0 = performance.now();
   const posted = api(product.url, `/hub/api/users/${user}/server`, { method: 'POST', token });
-  const progress = follow ? followProgress(product, user, t0) : undefined;
+  const progress = follow ? followProgress(product.url, user, product.tokens.get(user), t0) : undefined;
   const started = await expectStatus(posted, [201, 202], `${product.name} start ${user}`);
   if (started.status === 202) await waitServer(product, user, true);
   const tReady = performance.now();

@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { firstKernelResult } from './lib.mjs';
+import { api, firstKernelResult } from './lib.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'dspool.js');
@@ -60,18 +60,6 @@ writeFileSync(
 const child = spawn(process.execPath, [BIN, 'up', '--config', config], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
 let output = '';
 child.stderr.on('data', (d) => (output = (output + d).slice(-20_000)));
-
-async function api(base, path, { method = 'GET', token, body } = {}) {
-  const headers = { authorization: `token ${token}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), redirect: 'manual', signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
-  const text = await response.text();
-  let json;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {}
-  return { status: response.status, json, text };
-}
 
 async function waitUntil(what, probe) {
   const deadline = Date.now() + STEP_TIMEOUT_MS;

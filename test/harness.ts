@@ -13,6 +13,23 @@ export const IS_ROOT = process.getuid?.() === 0;
 /** Random suffix for names that must not collide between suites running in parallel. */
 export const rand = (): string => Math.random().toString(36).slice(2, 8);
 
+/**
+ * Polls `probe` every 300 ms until it gives something truthy, and returns that; after `timeoutMs` throws, naming
+ * `what` and adding what `context()` says (the state worth reading when it did not happen).
+ *
+ * @example
+ * const ready = await waitFor('the host ready', async () => (await instances()).find((i) => i.state === 'ready'), 90_000, async () => pool.output);
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number, context: () => Promise<string>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value) return value;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`${what} did not happen in time; ${await context()}`);
+}
+
 export interface CliResult {
   code: number | null;
   stdout: string;

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, TestPool, alive, executeInKernel, rand, run } from './harness.js';
+import { BIN, TestPool, alive, executeInKernel, rand, run, waitFor as waitUntil } from './harness.js';
 import { canMakeNetns, inHost, makeNetns, privateEtc, removeNetns, type Netns } from './netns.js';
 
 const skip = !existsSync('/usr/bin/jupyter-notebook') ? 'Jupyter is not installed'
@@ -41,15 +41,8 @@ describe.skipIf(skip !== undefined)('TLS between hosts (no privateNetwork)', () 
   const stateDir = (): string => join(pool.dir, 'host-state');
 
   const instances = async (): Promise<InstanceJson[]> => (await (await pool.fetch('/hub/api/instances', { token: admin })).json()) as InstanceJson[];
-  const waitFor = async <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const value = await probe();
-      if (value) return value;
-      await sleep(300);
-    }
-    throw new Error(`${what} did not happen in time; instances: ${JSON.stringify(await instances())}\n${pool.output.slice(-3000)}`);
-  };
+  const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> =>
+    waitUntil(what, probe, timeoutMs, async () => `instances: ${JSON.stringify(await instances())}\n${pool.output.slice(-3000)}`);
 
   beforeAll(async () => {
     host = makeNetns();

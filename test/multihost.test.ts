@@ -2,13 +2,13 @@
 // a veth to this machine) running the real agent, joined with the command `dspool instances join-command` prints.
 // Placement, routing (HTTP, WebSocket, SSH), drain and repair across those hops; a cut link; a host whose
 // accounts clash with the pool's.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, TestPool, alive, executeInKernel, rand, run } from './harness.js';
-import { canMakeNetns, inHost, makeNetns, privateEtc, removeNetns, setLink, type Netns } from './netns.js';
+import { BIN, TestPool, alive, executeInKernel, rand, run, waitFor as waitUntil } from './harness.js';
+import { canMakeNetns, inHost, makeNetns, privateEtc, removeNetns, setLink, userProcesses, type Netns } from './netns.js';
 
 const skip = !existsSync('/usr/bin/jupyter-notebook') ? 'Jupyter is not installed' : !existsSync('/usr/bin/ssh') ? 'no OpenSSH client' : canMakeNetns();
 if (skip) console.warn(`test/multihost.test.ts skipped: ${skip}`);
@@ -41,15 +41,8 @@ describe.skipIf(skip !== undefined)('instances on their own hosts (network names
     return JSON.parse(text) as InstanceJson[];
   };
   const onHost = async (host: Netns): Promise<InstanceJson | undefined> => (await instances()).find((i) => i.address === host.address && i.state !== 'failed' && i.state !== 'stopping');
-  const waitFor = async <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const value = await probe();
-      if (value) return value;
-      await sleep(300);
-    }
-    throw new Error(`${what} did not happen in time; instances: ${JSON.stringify(await instances())}\n${pool.output.slice(-3000)}`);
-  };
+  const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> =>
+    waitUntil(what, probe, timeoutMs, async () => `instances: ${JSON.stringify(await instances())}\n${pool.output.slice(-3000)}`);
   const joinCommand = async (): Promise<{ url: string; token: string }> => {
     const printed = await pool.cli(['instances', 'join-command']);
     expect(printed.code, printed.stderr).toBe(0);
@@ -88,15 +81,6 @@ describe.skipIf(skip !== undefined)('instances on their own hosts (network names
       '-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=30', '-o', 'LogLevel=ERROR',
       '-p', String(pool.sshPort), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key(), `${alice}@127.0.0.1`, command,
     ], { timeoutMs: 90_000 });
-  /** Processes of `uid` inside a host's namespace (what the host still runs for that user). */
-  const userProcesses = (host: Netns, uid: number): number[] =>
-    spawnSync('ip', ['netns', 'pids', host.name], { encoding: 'utf8' }).stdout.split('\n').map(Number).filter((pid) => {
-      try {
-        return pid > 0 && readFileSync(`/proc/${pid}/status`, 'utf8').includes(`\nUid:\t${uid}\t`);
-      } catch {
-        return false;
-      }
-    });
   const uidOf = async (user: string): Promise<number> => ((await (await pool.fetch(`/hub/api/users/${user}`, { token: admin })).json()) as { uid: number }).uid;
 
   beforeAll(async () => {

@@ -101,3 +101,19 @@ export function privateEtc(dir: string, extraPasswd = ''): string {
 export function inHost(ns: Netns, etc: string, command: readonly string[]): [string, string[]] {
   return ['nsenter', [`--net=/run/netns/${ns.name}`, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc && exec "$@"', etc, ...command]];
 }
+
+/**
+ * Processes of `uid` inside a host's namespace (what the host still runs for that user).
+ *
+ * @example
+ * userProcesses(host, 40123).length; // 0 once the user's server there is gone
+ */
+export function userProcesses(ns: Netns, uid: number): number[] {
+  return spawnSync('ip', ['netns', 'pids', ns.name], { encoding: 'utf8' }).stdout.split('\n').map(Number).filter((pid) => {
+    try {
+      return pid > 0 && readFileSync(`/proc/${pid}/status`, 'utf8').includes(`\nUid:\t${uid}\t`);
+    } catch {
+      return false;
+    }
+  });
+}

@@ -10,8 +10,8 @@ import { relative, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { knownHostsLine, mountCommand, runCommand, sshfsContainsSymlinks } from '../src/agent/share-mount.js';
-import { BIN, TestPool, alive, executeInKernel, rand, run } from './harness.js';
-import { canMakeNetns, inHost, makeNetns, privateEtc, removeNetns, type Netns } from './netns.js';
+import { BIN, TestPool, alive, executeInKernel, rand, run, waitFor as waitUntil } from './harness.js';
+import { canMakeNetns, inHost, makeNetns, privateEtc, removeNetns, userProcesses, type Netns } from './netns.js';
 
 const skip = !existsSync('/usr/bin/jupyter-notebook') ? 'Jupyter is not installed'
   : !existsSync('/usr/bin/sshfs') ? 'sshfs is not installed (bash scripts/bootstrap.sh)'
@@ -70,15 +70,8 @@ describe.skipIf(skip !== undefined)('the share over the network (sshfs from a fi
     return JSON.parse(text) as InstanceJson[];
   };
   const onHost = async (host: Netns): Promise<InstanceJson | undefined> => (await instances()).find((i) => i.address === host.address && i.state !== 'failed' && i.state !== 'stopping');
-  const waitFor = async <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000, p = pool): Promise<T> => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const value = await probe();
-      if (value) return value;
-      await sleep(300);
-    }
-    throw new Error(`${what} did not happen in time; instances: ${JSON.stringify(await instances(p))}\n${p.output.slice(-4000)}`);
-  };
+  const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000, p = pool): Promise<T> =>
+    waitUntil(what, probe, timeoutMs, async () => `instances: ${JSON.stringify(await instances(p))}\n${p.output.slice(-4000)}`);
   const joinHost = async (host: Netns): Promise<ChildProcess> => {
     const printed = await pool.cli(['instances', 'join-command']);
     expect(printed.code, printed.stderr).toBe(0);
@@ -142,15 +135,6 @@ describe.skipIf(skip !== undefined)('the share over the network (sshfs from a fi
     for (const link of fsLinks) ip(['-n', fileServer.name, 'link', 'set', link, up ? 'up' : 'down']);
     if (up) ip(['-n', fileServer.name, 'route', 'replace', 'default', 'via', fileServer.hostAddress]);
   };
-  /** A user's processes inside a host's namespace. */
-  const userProcesses = (host: Netns, uid: number): number[] =>
-    spawnSync('ip', ['netns', 'pids', host.name], { encoding: 'utf8' }).stdout.split('\n').map(Number).filter((pid) => {
-      try {
-        return pid > 0 && readFileSync(`/proc/${pid}/status`, 'utf8').includes(`\nUid:\t${uid}\t`);
-      } catch {
-        return false;
-      }
-    });
   const shareYaml = (source: string, path = sharePath): string =>
     `share: { path: ${path}, probeInterval: 2s, probeTimeout: 4s, mount: { type: sshfs, source: "${source}", identityFile: ${keyFile}, hostKey: "${hostKey}", timeout: 30s } }`;
 

@@ -1,11 +1,20 @@
 // Helpers shared by the agent's and the local provider's tests: temp dirs, throwaway users, settings.
 import { randomInt } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { AGENT_PATH, agentMessageSchema, type AgentMessage, type AgentSettings, type AgentUser } from '../protocol/agent.js';
+
+/**
+ * Debian's Python is there (the fork server and Jupyter run on it): suites that need it skip without.
+ *
+ * @internal for tests
+ * @example
+ * describe.skipIf(!hasDebianPython)('ForkServer', () => { … });
+ */
+export const hasDebianPython = existsSync('/usr/bin/python3');
 
 /**
  * A fresh temp directory that other accounts can traverse (mkdtemp makes 0700).

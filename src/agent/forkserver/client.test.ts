@@ -7,19 +7,11 @@ import { createLogger } from '../../lib/log.js';
 import { pidAlive } from '../../lib/process.js';
 import { isRoot } from '../host.js';
 import type { SpawnSpec } from '../spawn-spec.js';
-import { traversableTempDir } from '../testing.js';
+import { hasDebianPython, traversableTempDir } from '../testing.js';
 import { ForkServer, type ForkedProcess } from './client.js';
 import { ForkRefusedError, ForkServerLostError, ForkServerUnavailableError } from './errors.js';
 
 const log = createLogger('forkserver-test', 'silent');
-const hasPython = (() => {
-  try {
-    readFileSync('/usr/bin/python3');
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 /** What a forked child reports about itself: one JSON line on its stdout. */
 const REPORT = `
@@ -47,7 +39,7 @@ async function report(child: ForkedProcess): Promise<Record<string, unknown>> {
   return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
 }
 
-describe.skipIf(!isRoot() || !hasPython)('ForkServer (needs root and /usr/bin/python3 with notebook 6 and ipykernel)', () => {
+describe.skipIf(!isRoot() || !hasDebianPython)('ForkServer (needs root and /usr/bin/python3 with notebook 6 and ipykernel)', () => {
   const root = traversableTempDir('dspool-forkserver-');
   const forks = new ForkServer({ socketDir: path.join(root, 'forkserver'), log, restartDelayMs: 100 });
   const cgroup = `/sys/fs/cgroup/pids/dspool-fstest-${randomInt(1e9)}`;

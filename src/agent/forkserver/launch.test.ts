@@ -1,24 +1,15 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../lib/log.js';
 import { isRoot } from '../host.js';
 import type { SpawnSpec } from '../spawn-spec.js';
-import { traversableTempDir } from '../testing.js';
+import { hasDebianPython, traversableTempDir } from '../testing.js';
 import { ForkServer } from './client.js';
 import { launch } from './launch.js';
 
 const log = createLogger('launch-test', 'silent');
-const hasPython = (() => {
-  try {
-    readFileSync('/usr/bin/python3');
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
-describe.skipIf(!isRoot() || !hasPython)('launch (needs root and /usr/bin/python3 with notebook 6 and ipykernel)', () => {
+describe.skipIf(!isRoot() || !hasDebianPython)('launch (needs root and /usr/bin/python3 with notebook 6 and ipykernel)', () => {
   const root = traversableTempDir('dspool-launch-');
   const servers: ForkServer[] = [];
   const spec: SpawnSpec = {

@@ -2,6 +2,7 @@
 // exponential backoff whenever the hub goes away (a hub restart never stops the agent or its servers).
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
+import { backoffMs } from '../lib/backoff.js';
 import type { Logger } from '../lib/log.js';
 import { pinnedConnector } from '../lib/tls.js';
 import { AGENT_PATH, INSTANCE_HEADER, hubMessageSchema, type AgentMessage, type HubMessage } from '../protocol/agent.js';
@@ -135,7 +136,7 @@ export class HubConnection {
       await this.connectOnce();
       if (this.isClosed()) return;
       this.transition('waiting');
-      const delay = Math.min(this.options.reconnectMaxMs, this.options.reconnectMinMs * 2 ** Math.min(this.attempt, 20));
+      const delay = backoffMs(this.attempt, this.options.reconnectMinMs, this.options.reconnectMaxMs);
       const jittered = Math.round(delay * (0.75 + Math.random() * 0.5));
       this.attempt++;
       this.options.log.info({ delayMs: jittered, attempt: this.attempt }, 'reconnecting to the hub');

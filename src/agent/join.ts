@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:
 import https from 'node:https';
 import path from 'node:path';
 import { TlsPinError } from '../lib/errors.js';
+import { backoffMs } from '../lib/backoff.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { Pause } from '../lib/pause.js';
 import { pinnedConnector } from '../lib/tls.js';
@@ -151,7 +152,7 @@ export class JoinedMachine {
 
   private async run(): Promise<void> {
     let attempt = 0;
-    const backoff = (): number => Math.min(this.options.retryMaxMs, this.options.retryMinMs * 2 ** Math.min(attempt++, 10));
+    const backoff = (): number => backoffMs(attempt++, this.options.retryMinMs, this.options.retryMaxMs);
     while (!this.stopping()) {
       let request: JoinRequest;
       if (this.token) request = { token: this.token };

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../lib/log.js';
+import { backoffMs } from '../lib/backoff.js';
 import { Pause } from '../lib/pause.js';
 import { pidAlive } from '../lib/process.js';
 import { transitions } from '../lib/state.js';
@@ -183,7 +184,7 @@ export class ShareKeeper {
         this.to('stale', `share ${this.options.sharePath} failed its check (${failed}); mounting it again`);
       } else {
         failures++;
-        const waitMs = Math.min(this.options.retryMaxMs, this.options.retryMinMs * 2 ** Math.min(failures - 1, 16));
+        const waitMs = backoffMs(failures - 1, this.options.retryMinMs, this.options.retryMaxMs);
         this.to('stale', `${problem}; trying again in ${Math.round(waitMs / 1000)} s`);
         this.resolveSettled();
         await this.pause.for(waitMs);

@@ -2,6 +2,7 @@
 // hub restarts (reconnects with capped backoff and keeps serving what it already knows meanwhile).
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
+import { backoffMs } from '../lib/backoff.js';
 import type { Logger } from 'pino';
 import { hubToGatewaySchema, type GatewayStats, type GatewayToHub, type HubToGateway, type Identity, type Route } from '../protocol/gateway.js';
 import { AuthCache, type CredentialKind } from './auth-cache.js';
@@ -341,7 +342,7 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
   #scheduleReconnect(): void {
     const wasOpen = this.#state === 'open';
     this.#transition('backoff');
-    const base = Math.min(this.options.reconnectMaxMs, this.options.reconnectMinMs * 2 ** this.#attempt);
+    const base = backoffMs(this.#attempt, this.options.reconnectMinMs, this.options.reconnectMaxMs);
     const delayMs = Math.round(base / 2 + (Math.random() * base) / 2);
     this.#attempt++;
     if (wasOpen) this.options.log.warn({ delayMs }, 'hub link dropped; serving known routes meanwhile');

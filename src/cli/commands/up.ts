@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import type { LoadedConfig } from '../../config/index.js';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { hubSshClient, startSshFrontDoor } from '../../gateway/ssh/index.js';
+import { backoffMs } from '../../lib/backoff.js';
 import { createLogger } from '../../lib/log.js';
 import { pidAlive } from '../../lib/process.js';
 import { findExecutable } from '../../lib/which.js';
@@ -153,7 +154,7 @@ export async function runUp(config: LoadedConfig): Promise<number> {
         } catch (error) {
           if (state !== 'running') return;
           log.error({ err: (error as Error).message, attempt }, 'hub restart failed');
-          setTimeout(() => void restart(attempt + 1), Math.min(30_000, 500 * 2 ** attempt));
+          setTimeout(() => void restart(attempt + 1), backoffMs(attempt, 500, 30_000));
         }
       };
       void restart(0);

@@ -2,6 +2,7 @@
 // its agent, marks instances that stop heartbeating unreachable and then failed, replaces them (rate-limited),
 // drains and removes instances on request, and re-adopts instances that outlived a hub restart.
 import { EventEmitter } from 'node:events';
+import { backoffMs } from '../../lib/backoff.js';
 import type { Logger } from '../../lib/log.js';
 import type { Capacity, HelloMessage, Load } from '../../protocol/agent.js';
 import type { InstanceSpec, Provider } from '../../providers/provider.js';
@@ -482,7 +483,7 @@ export class InstancePool extends EventEmitter<InstancePoolEvents> {
   /** After a failed create: one event, then `grow` again later (doubling pauses), never a tight loop. */
   private backOff(id: string, code: string, message: string): void {
     const attempts = (this.failure?.attempts ?? 0) + 1;
-    const delayMs = Math.min(CREATE_BACKOFF_MAX_MS, CREATE_BACKOFF_MIN_MS * 2 ** (attempts - 1));
+    const delayMs = backoffMs(attempts - 1, CREATE_BACKOFF_MIN_MS, CREATE_BACKOFF_MAX_MS);
     this.failure = { code, message, attempts, retryAt: new Date(Date.now() + delayMs).toISOString() };
     this.ctx.events.record('instance.create_failed', `the provider could not create ${id}: ${message} (attempt ${attempts}; next try in ${Math.round(delayMs / 1000)} s)`, {
       instanceId: id, data: { code, attempts, retryInMs: delayMs },

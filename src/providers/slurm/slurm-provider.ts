@@ -56,6 +56,9 @@ export type ResolvedSlurmProviderOptions = { readonly [K in keyof SlurmProviderO
 
 /** Longest pause between squeue attempts while the controller does not answer, in ms. */
 const MAX_POLL_BACKOFF_MS = 5 * 60_000;
+/** How often, and how far apart, a COMPLETING job is asked about again for its final state before it is reported. */
+const COMPLETING_RECHECKS = 10;
+const COMPLETING_RECHECK_MS = 300;
 
 function defaultAgentEntry(): string {
   const candidates = [
@@ -239,8 +242,14 @@ export class SlurmProvider implements Provider {
     this.pollDelayMs = this.options.pollIntervalMs;
     for (const record of await this.records()) {
       if (this.deleting.has(record.id)) continue;
-      const job = jobs.get(record.jobId);
+      let job = jobs.get(record.jobId);
       if (job && jobAlive(job.state)) continue;
+      // COMPLETING: the job is ending (its agent is gone) but Slurm has not yet said how it ended; the final state
+      // (CANCELLED, TIMEOUT, NODE_FAIL …) is the reason people read, and it follows within moments.
+      for (let asked = 0; job?.state.toUpperCase() === 'COMPLETING' && asked < COMPLETING_RECHECKS; asked++) {
+        await sleep(COMPLETING_RECHECK_MS);
+        job = (await this.queue().catch(() => jobs)).get(record.jobId) ?? job;
+      }
       const reason = goneReason(job?.state);
       this.log.warn({ instance: record.id, job: record.jobId, state: job?.state ?? 'unknown' }, reason);
       await this.removeRecord(record.id);

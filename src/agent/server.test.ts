@@ -147,11 +147,13 @@ describe('UserServer', () => {
       const before = Date.now();
       await kernel.execute('sum(range(10))');
       // Jupyter records kernel activity from the IOPub stream as it arrives; under load the listing may lag a poll.
-      let activity = 0;
-      for (let attempt = 0; attempt < 20 && activity < before - 250; attempt++) {
+      // Not reported yet is NaN, which compares false either way: wait while it is not a recent time.
+      let activity = Number.NaN;
+      const recent = (): boolean => activity >= before - 250;
+      for (let attempt = 0; attempt < 20 && !recent(); attempt++) {
         await server.refreshActivity();
         activity = Date.parse(server.report()?.lastActivity ?? '');
-        if (activity < before - 250) await new Promise((r) => setTimeout(r, 250));
+        if (!recent()) await new Promise((r) => setTimeout(r, 250));
       }
       expect(activity, server.report()?.lastActivity).toBeGreaterThanOrEqual(before - 250);
 

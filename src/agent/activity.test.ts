@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import pty from 'node-pty';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isBareShell, jupyterWork, mergeWork, ptyForeground, sshWork } from './activity.js';
@@ -8,6 +9,17 @@ const waitFor = async (check: () => boolean, ms: number, what: string): Promise<
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+/** The command of the terminal's foreground process group leader, as /proc shows it. */
+const foregroundCommand = (shellPid: number): string => {
+  try {
+    const stat = readFileSync(`/proc/${shellPid}/stat`, 'utf8');
+    const tpgid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[5];
+    return readFileSync(`/proc/${tpgid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
   }
 };
 
@@ -30,6 +42,9 @@ describe('work on a terminal', () => {
     expect(ptyForeground(term.pid)).toBe(false);
     term.write('sleep 600\r');
     await waitFor(() => ptyForeground(term.pid), 30_000, 'sleep to run in the foreground');
+    // Ctrl-C only once the job is `sleep` itself: bash's child swallows a SIGINT that lands between its fork and exec
+    // (a CI run lost it that way and sleep ran on).
+    await waitFor(() => foregroundCommand(term.pid) === 'sleep', 30_000, 'the foreground job to be sleep');
     term.write('\x03');
     await waitFor(() => !ptyForeground(term.pid), 30_000, 'the prompt again');
     // A job sent to the background is not the terminal's foreground.

@@ -133,7 +133,12 @@ export function probeCommand(sharePath: string, id: string): MountCommand {
   return { file: '/bin/sh', args: ['-c', script, 'probe', sharePath, id, `dspool share probe ${id}`], env: BASE_ENV };
 }
 
-/** The known_hosts line pinning an sshfs file server's host key. */
+/**
+ * The known_hosts line pinning an sshfs file server's host key (under the alias the generated ssh config uses).
+ *
+ * @example
+ * knownHostsLine('ssh-ed25519 AAAAC3Nz…'); // 'dspool-share ssh-ed25519 AAAAC3Nz…\n'
+ */
 export function knownHostsLine(hostKey: string): string {
   return `${SSHFS_HOST_ALIAS} ${hostKey}\n`;
 }
@@ -169,7 +174,12 @@ export function parseMountinfo(text: string): MountEntry[] {
   return entries;
 }
 
-/** The mount on top at `mountPoint` (the last one listed there), or undefined when it is not a mount point. */
+/**
+ * The mount on top at `mountPoint` (the last one listed there), or undefined when it is not a mount point.
+ *
+ * @example
+ * mountAt(parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')), '/srv/dspool/share')?.fsType; // 'fuse.sshfs'
+ */
 export function mountAt(entries: readonly MountEntry[], mountPoint: string): MountEntry | undefined {
   const wanted = path.resolve(mountPoint);
   return entries.filter((entry) => entry.mountPoint === wanted).at(-1);
@@ -219,7 +229,13 @@ export function checkRootOnlyFile(file: string, field: string): void {
   }
 }
 
-/** The credential files a mount names, with the pool.yaml field each comes from. */
+/**
+ * The credential files a mount names, with the pool.yaml field each comes from (checked root-only before a mount).
+ *
+ * @example
+ * credentialFiles({ type: 'cifs', source: '//files/share', credentialsFile: '/etc/dspool/cifs' } as ShareMountSettings);
+ * // [{ file: '/etc/dspool/cifs', field: 'share.mount.credentialsFile' }]
+ */
 export function credentialFiles(mount: ShareMountSettings): Array<{ file: string; field: string }> {
   if (mount.type === 'sshfs') return [{ file: mount.identityFile, field: 'share.mount.identityFile' }];
   if ((mount.type === 'cifs' || mount.type === 'command') && mount.credentialsFile) return [{ file: mount.credentialsFile, field: 'share.mount.credentialsFile' }];

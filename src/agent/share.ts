@@ -98,7 +98,12 @@ export function shareKeeperDefaults(options: ShareKeeperOptions): ResolvedShareK
   };
 }
 
-/** A short description of the mount for messages: its type and source (never a credential). */
+/**
+ * A short description of the mount for messages: its type and source (never a credential).
+ *
+ * @example
+ * describeMount({ type: 'nfs', source: 'files:/export/share' } as ShareMountSettings); // 'nfs files:/export/share'
+ */
 export function describeMount(mount: ShareMountSettings): string {
   return mount.type === 'command' ? `the share.mount command${mount.source ? ` (${mount.source})` : ''}` : `${mount.type} ${mount.source}`;
 }

@@ -129,7 +129,13 @@ export function instanceCgroupName(instanceId: string, scratchDir: string): stri
   return `${instanceId.replace(/[^A-Za-z0-9_.-]/g, '_')}-${hash}`;
 }
 
-/** The instance's cgroup folders (one per v1 hierarchy, one on v2), whether or not they exist yet. */
+/**
+ * The instance's cgroup folders (one per v1 hierarchy, one on v2), whether or not they exist yet.
+ *
+ * @example
+ * instanceCgroupDirs({ version: 2, dir: '/sys/fs/cgroup/system.slice/dspool-agent.service', controllers: ['memory'] }, 'i-1-3f2a9c01');
+ * // ['/sys/fs/cgroup/system.slice/dspool-agent.service/dspool/i-1-3f2a9c01']
+ */
 export function instanceCgroupDirs(host: CgroupHost, instance: string): string[] {
   return baseDirs(host).map((base) => path.join(base, 'dspool', instance));
 }

@@ -6,7 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AgentSettings, Capacity, GpuDevice, Load } from '../protocol/agent.js';
 
-/** True when the agent runs as root, so servers run as each user's own account. */
+/**
+ * True when the agent runs as root, so servers run as each user's own account.
+ *
+ * @example
+ * const asRoot = isRoot(); // true under systemd as root, false for `dspool agent` run by hand
+ */
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
@@ -25,7 +30,13 @@ export function ownAddress(interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = 
   return undefined;
 }
 
-/** The machine's size as reported in `hello`, with the GPUs `detectGpus` found. */
+/**
+ * The machine's size as reported in `hello`, with the GPUs `detectGpus` found.
+ *
+ * @example
+ * capacity(await detectGpus(settings.gpuCommand, settings.jupyter.path));
+ * // { cpus: 16, memoryBytes: 134_217_728_000, gpus: 1, gpuDevices: [ … ] }
+ */
 export function capacity(gpus: readonly GpuDevice[] = []): Capacity {
   return { cpus: os.cpus().length, memoryBytes: os.totalmem(), gpus: gpus.length, ...(gpus.length > 0 ? { gpuDevices: [...gpus] } : {}) };
 }
@@ -74,7 +85,12 @@ export async function detectGpus(command: string | null | undefined, searchPath:
   });
 }
 
-/** The machine's load as reported in every `heartbeat`. */
+/**
+ * The machine's load as reported in every `heartbeat`.
+ *
+ * @example
+ * load(); // { cpu: 0.25, memoryUsedBytes: 8_589_934_592, memoryTotalBytes: 34_359_738_368 }
+ */
 export function load(): Load {
   const cores = Math.max(1, os.cpus().length);
   const total = os.totalmem();

@@ -75,7 +75,12 @@ export interface HostCredentialFile {
   readonly hubFingerprint?: string;
 }
 
-/** Reads `<stateDir>/credential.json`, or undefined when this machine has not joined yet. */
+/**
+ * Reads `<stateDir>/credential.json`, or undefined when this machine has not joined yet.
+ *
+ * @example
+ * readHostCredential('/var/lib/dspool-agent')?.hubUrl; // 'https://pool.example:8081', or undefined before the first join
+ */
 export function readHostCredential(stateDir: string): HostCredentialFile | undefined {
   try {
     return JSON.parse(readFileSync(path.join(stateDir, 'credential.json'), 'utf8')) as HostCredentialFile;

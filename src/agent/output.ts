@@ -1,6 +1,11 @@
 // A server's output, line by line, with secrets redacted before anything is logged, kept or returned.
 
-/** Replaces every occurrence of each secret in `text` with `[redacted]`. */
+/**
+ * Replaces every occurrence of each secret in `text` with `[redacted]`.
+ *
+ * @example
+ * redact('token=s3cr3t in url ?t=s3cr3t', ['s3cr3t']); // 'token=[redacted] in url ?t=[redacted]'
+ */
 export function redact(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const secret of secrets) if (secret.length > 0) out = out.split(secret).join('[redacted]');

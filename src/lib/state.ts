@@ -1,6 +1,11 @@
 // A tiny, explicit state machine: a table of legal transitions and one function that checks and applies them.
 
-/** Thrown when a lifecycle is asked to move along an edge its table does not have. */
+/**
+ * Thrown when a lifecycle is asked to move along an edge its table does not have.
+ *
+ * @example
+ * new InvalidTransitionError('session', 'stopped', 'running').message; // 'session: cannot go from "stopped" to "running"'
+ */
 export class InvalidTransitionError extends Error {
   override readonly name = 'InvalidTransitionError';
   readonly code = 'invalid_transition';

@@ -5,7 +5,13 @@ import type { ParsedKey, PublicKeyAuthContext } from 'ssh2';
 
 const { utils } = ssh2;
 
-/** Parses an OpenSSH public or private key (text or Buffer); returns the error instead of throwing. */
+/**
+ * Parses an OpenSSH public or private key (text or Buffer); returns the error instead of throwing.
+ *
+ * @example
+ * const key = parseSshKey(readFileSync('/var/lib/dspool/secrets/ssh_internal_ed25519_key'));
+ * if (key instanceof Error) throw key; // otherwise a ParsedKey, key.type === 'ssh-ed25519'
+ */
 export function parseSshKey(data: string | Buffer): ParsedKey | Error {
   const parsed = utils.parseKey(data);
   if (parsed instanceof Error) return parsed;
@@ -13,12 +19,22 @@ export function parseSshKey(data: string | Buffer): ParsedKey | Error {
   return first ?? new Error('no key found');
 }
 
-/** `algo base64 [comment]`: the one-line OpenSSH form of a key's public half. */
+/**
+ * `algo base64 [comment]`: the one-line OpenSSH form of a key's public half.
+ *
+ * @example
+ * publicKeyLine(key, 'dspool host key'); // 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA… dspool host key'
+ */
 export function publicKeyLine(key: ParsedKey, comment = ''): string {
   return `${key.type} ${key.getPublicSSH().toString('base64')}${comment ? ` ${comment}` : ''}`;
 }
 
-/** SHA256 fingerprint as OpenSSH prints it (`SHA256:…`, no padding). */
+/**
+ * SHA256 fingerprint as OpenSSH prints it (`SHA256:…`, no padding).
+ *
+ * @example
+ * fingerprint(key); // 'SHA256:nThbg6kXUpJW…' (43 base64 characters, as `ssh-keygen -lf` prints)
+ */
 export function fingerprint(key: ParsedKey): string {
   return `SHA256:${createHashB64(key.getPublicSSH())}`;
 }
@@ -47,6 +63,9 @@ export function generateEd25519(comment: string): { privateKey: string; publicKe
 
 /**
  * True when the client's key data is exactly `key` (wire form compared, comment ignored).
+ *
+ * @example
+ * if (!sameKey(internal, ctx.key.data)) return ctx.reject(['publickey']);
  */
 export function sameKey(key: ParsedKey, data: Buffer): boolean {
   const mine = key.getPublicSSH();
@@ -56,6 +75,9 @@ export function sameKey(key: ParsedKey, data: Buffer): boolean {
 /**
  * Checks the signature of a publickey attempt that carries one. A query without a signature returns true (the
  * caller decides whether the key is acceptable before answering it).
+ *
+ * @example
+ * if (!signatureValid(ctx)) return ctx.reject(['publickey']); // a signed attempt whose signature does not verify
  */
 export function signatureValid(ctx: PublicKeyAuthContext): boolean {
   if (ctx.signature === undefined || ctx.blob === undefined) return true;

@@ -72,7 +72,14 @@ export interface InstanceSshOptions {
 
 export type ResolvedInstanceSshOptions = Required<InstanceSshOptions>;
 
-/** Fills in every default of `InstanceSshOptions`; the only place they live. */
+/**
+ * Fills in every default of `InstanceSshOptions`; the only place they live.
+ *
+ * @example
+ * const opts = instanceSshDefaults({ internalPublicKey, resolveUser });
+ * opts.host; // '127.0.0.1'
+ * opts.keepaliveIntervalMs; // 15_000
+ */
 export function instanceSshDefaults(options: InstanceSshOptions): ResolvedInstanceSshOptions {
   const host = options.host ?? '127.0.0.1';
   return {

@@ -3,7 +3,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { sendSignal } from '../../lib/process.js';
 
-/** Pids (other than none) whose session id is `sid`, read from /proc/<pid>/stat. */
+/**
+ * Pids (other than none) whose session id is `sid`, read from /proc/<pid>/stat.
+ *
+ * @example
+ * sessionPids(child.pid); // [4711, 4720]: the session leader and what it started (zombies left out)
+ */
 export function sessionPids(sid: number): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {

@@ -1,7 +1,12 @@
 // Process helpers for the local provider, Linux /proc based with a portable fallback.
 import { readFileSync, readdirSync } from 'node:fs';
 
-/** The command line of `pid` (arguments joined by spaces), or `undefined` where /proc cannot tell. */
+/**
+ * The command line of `pid` (arguments joined by spaces), or `undefined` where /proc cannot tell.
+ *
+ * @example
+ * commandLine(record.pid)?.includes(record.agentEntry); // true while that pid still runs the agent
+ */
 export function commandLine(pid: number): string | undefined {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
@@ -25,7 +30,12 @@ function readStat(pid: number): Stat | undefined {
   }
 }
 
-/** Every descendant of `pid` now alive (children, grandchildren, …), found through /proc; empty elsewhere. */
+/**
+ * Every descendant of `pid` now alive (children, grandchildren, …), found through /proc; empty elsewhere.
+ *
+ * @example
+ * descendants(agentPid); // [5012, 5031, 5032]: children first, then their children
+ */
 export function descendants(pid: number): number[] {
   let entries: string[];
   try {
@@ -52,7 +62,12 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
-/** Sends `signal` to a process or (negative pid) a process group, ignoring one that is already gone. */
+/**
+ * Sends `signal` to a process or (negative pid) a process group, ignoring one that is already gone.
+ *
+ * @example
+ * signal(-pid, 'SIGKILL'); // the agent's whole process group; no throw when it is already gone
+ */
 export function signal(pid: number, name: NodeJS.Signals): void {
   try {
     process.kill(pid, name);

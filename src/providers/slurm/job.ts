@@ -119,7 +119,13 @@ export function parseSqueue(text: string): JobStatus[] {
 /** States in which a job still is (or will be) an instance. */
 const ALIVE = new Set(['PENDING', 'CONFIGURING', 'RUNNING', 'SUSPENDED', 'RESIZING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED', 'SIGNALING', 'STAGE_OUT']);
 
-/** True when a job in this state still is (or will become) an instance. COMPLETING is not: its agent is gone. */
+/**
+ * True when a job in this state still is (or will become) an instance. COMPLETING is not: its agent is gone.
+ *
+ * @example
+ * jobAlive('RUNNING'); // true
+ * jobAlive('COMPLETING'); // false
+ */
 export function jobAlive(state: string): boolean {
   return ALIVE.has(state.toUpperCase());
 }

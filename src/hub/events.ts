@@ -20,7 +20,13 @@ export interface EventSubject {
   readonly data?: Record<string, unknown>;
 }
 
-/** Records events; a store failure is logged, never thrown at the caller. */
+/**
+ * Records events; a store failure is logged, never thrown at the caller.
+ *
+ * @example
+ * const events = new EventLog(store, log);
+ * events.record('instance.drain', 'i-2 is draining', { instanceId: 'i-2', data: { deadline: null } }); // logged, then stored
+ */
 export class EventLog {
   constructor(private readonly store: Store, private readonly log: Logger) {}
 

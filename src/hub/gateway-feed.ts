@@ -20,6 +20,14 @@ export interface GatewayFeedContext {
   readonly log: Logger;
 }
 
+/**
+ * Serves gateways over a WebSocket: sends them the routes and answers their credential lookups.
+ *
+ * @example
+ * const feed = new GatewayFeed({ secret: gatewaySecret, routes: () => sessions.routes(), resolve, log });
+ * server.on('upgrade', (req, socket, head) => feed.handleUpgrade(req, socket, head));
+ * feed.publish(route); // every connected gateway learns the route
+ */
 export class GatewayFeed {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   private readonly gateways = new Set<WebSocket>();

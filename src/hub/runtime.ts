@@ -26,7 +26,12 @@ export interface RuntimeInfo {
   readonly version: string;
 }
 
-/** Writes a secret file with mode 0600 (its directory 0700). */
+/**
+ * Writes a secret file with mode 0600 (its directory 0700).
+ *
+ * @example
+ * writeSecretFile(join(config.dataDir, ADMIN_TOKEN_FILE), adminToken); // the file 0600, its folder 0700 when made here
+ */
 export function writeSecretFile(file: string, value: string): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   writeFileSync(file, value, { mode: 0o600 });
@@ -81,10 +86,22 @@ export interface FrontDoorInfo {
   readonly pid: number;
 }
 
+/**
+ * Writes `front-door.json` (mode 0644), so `dspool ssh-config` finds where `dspool up`'s front door listens.
+ *
+ * @example
+ * writeFrontDoorInfo(config.dataDir, { url: 'http://127.0.0.1:8000', ssh_port: 2222, ssh_host_key: publicKey, pid: process.pid });
+ */
 export function writeFrontDoorInfo(dataDir: string, info: FrontDoorInfo): void {
   writeFileSync(join(dataDir, FRONT_DOOR_FILE), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
 }
 
+/**
+ * The front door's `front-door.json`, or undefined when none was written (or it cannot be read).
+ *
+ * @example
+ * readFrontDoorInfo(config.dataDir)?.ssh_port; // 2222, or undefined when no `dspool up` wrote the file
+ */
 export function readFrontDoorInfo(dataDir: string): FrontDoorInfo | undefined {
   try {
     return JSON.parse(readFileSync(join(dataDir, FRONT_DOOR_FILE), 'utf8')) as FrontDoorInfo;
@@ -93,11 +110,22 @@ export function readFrontDoorInfo(dataDir: string): FrontDoorInfo | undefined {
   }
 }
 
+/**
+ * Writes `runtime.json` (mode 0644), so the CLI on this machine finds the running hub.
+ *
+ * @example
+ * writeRuntime(config.dataDir, { hub_url: url, pid: process.pid, started: new Date().toISOString(), version: '1.0.0' });
+ */
 export function writeRuntime(dataDir: string, info: RuntimeInfo): void {
   writeFileSync(join(dataDir, RUNTIME_FILE), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
 }
 
-/** The running hub's info, or undefined when none was written. */
+/**
+ * The running hub's info, or undefined when none was written.
+ *
+ * @example
+ * readRuntime('/var/lib/dspool')?.hub_url; // 'http://127.0.0.1:8081', or undefined when no hub wrote it
+ */
 export function readRuntime(dataDir: string): RuntimeInfo | undefined {
   try {
     return JSON.parse(readFileSync(join(dataDir, RUNTIME_FILE), 'utf8')) as RuntimeInfo;
@@ -106,6 +134,12 @@ export function readRuntime(dataDir: string): RuntimeInfo | undefined {
   }
 }
 
+/**
+ * Removes `runtime.json` at shutdown, but only when it is still this process's (its `pid` is `pid`).
+ *
+ * @example
+ * removeRuntime(config.dataDir, process.pid); // leaves the file alone when another hub wrote it since
+ */
 export function removeRuntime(dataDir: string, pid: number): void {
   if (readRuntime(dataDir)?.pid === pid) rmSync(join(dataDir, RUNTIME_FILE), { force: true });
 }

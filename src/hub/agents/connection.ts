@@ -7,7 +7,13 @@ import {
 } from '../../protocol/agent.js';
 import type { Logger } from '../../lib/log.js';
 
-/** Thrown by `AgentConnection.request` when the agent answers with an error. `code` is the agent's stable code. */
+/**
+ * Thrown by `AgentConnection.request` when the agent answers with an error. `code` is the agent's stable code.
+ *
+ * @example
+ * try { await conn.request('startServer', params, 60_000); }
+ * catch (error) { if (error instanceof AgentRequestError) log.warn({ code: error.code }, error.message); }
+ */
 export class AgentRequestError extends Error {
   override readonly name = 'AgentRequestError';
   constructor(readonly instanceId: string, readonly method: string, readonly code: string, message: string) {
@@ -15,7 +21,12 @@ export class AgentRequestError extends Error {
   }
 }
 
-/** Thrown by `AgentConnection.request` when the connection closes or the agent does not answer in time. */
+/**
+ * Thrown by `AgentConnection.request` when the connection closes or the agent does not answer in time.
+ *
+ * @example
+ * new AgentUnavailableError('i-1', 'connection to the agent closed').message; // 'instance i-1: connection to the agent closed'
+ */
 export class AgentUnavailableError extends Error {
   override readonly name = 'AgentUnavailableError';
   readonly code = 'agent_unavailable';
@@ -42,7 +53,13 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-/** One joined agent. Created by the registry after a valid `hello`. */
+/**
+ * One joined agent. Created by the registry after a valid `hello`.
+ *
+ * @example
+ * registry.on('joined', (connection) => connection.on('heartbeat', (beat) => culler.report(beat.servers)));
+ * const { url } = await connection.request('startServer', params, 60_000);
+ */
 export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
   state: AgentConnectionState = 'open';
   private nextId = 1;

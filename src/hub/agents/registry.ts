@@ -25,6 +25,14 @@ export interface AgentRegistryEvents {
 
 const HELLO_TIMEOUT_MS = 10_000;
 
+/**
+ * Accepts agents dialing in (join token, then `hello`) and keeps one live connection per instance.
+ *
+ * @example
+ * const registry = new AgentRegistry({ verifyJoin: async (id, token) => pool.verifyJoin(id, token), heartbeatIntervalMs: 15_000, log });
+ * server.on('upgrade', (req, socket, head) => void registry.handleUpgrade(req, socket, head));
+ * registry.on('joined', (connection) => log.info({ instance: connection.instanceId }, 'agent joined'));
+ */
 export class AgentRegistry extends EventEmitter<AgentRegistryEvents> {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
   private readonly connections = new Map<string, AgentConnection>();

@@ -12,7 +12,12 @@ export function hashPassword(password: string): Promise<string> {
   return argon2.hash(password, { type: argon2.argon2id });
 }
 
-/** True when `password` matches `hash`; false for a malformed hash rather than throwing. */
+/**
+ * True when `password` matches `hash`; false for a malformed hash rather than throwing.
+ *
+ * @example
+ * await verifyPassword(user.passwordHash, 'correct horse'); // true when it matches; false for a wrong password or a malformed hash
+ */
 export async function verifyPassword(hash: string, password: string): Promise<boolean> {
   try {
     return await argon2.verify(hash, password);
@@ -31,12 +36,22 @@ export function newSecret(bytes = 32): string {
   return randomBytes(bytes).toString('base64url');
 }
 
-/** The stored form of a token or cookie: its SHA-256, hex. Tokens are random, so no salt or slow hash is needed. */
+/**
+ * The stored form of a token or cookie: its SHA-256, hex. Tokens are random, so no salt or slow hash is needed.
+ *
+ * @example
+ * hashSecret('abc'); // 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
+ */
 export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
-/** Constant-time comparison of two secrets. */
+/**
+ * Constant-time comparison of two secrets.
+ *
+ * @example
+ * sameSecret(auth.slice(7), gatewaySecret); // true only when equal; the time taken does not depend on where they differ
+ */
 export function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);

@@ -54,6 +54,14 @@ export interface TokenOptions {
 // A fixed argon2 hash checked when the user does not exist, so a wrong name costs as long as a wrong password.
 let decoyHash: Promise<string> | undefined;
 
+/**
+ * Logins, login cookies and API tokens: turns a credential into the identity and scopes of its caller.
+ *
+ * @example
+ * const identities = new IdentityService({ store, adminToken, cookieMaxAgeMs: config.hub.cookieMaxAge });
+ * const cookie = await identities.login('alice', 'correct horse'); // the login cookie, or null
+ * (await identities.resolveCookie(cookie ?? ''))?.user; // 'alice'
+ */
 export class IdentityService {
   constructor(private readonly ctx: IdentityContext) {}
 

@@ -135,7 +135,12 @@ export function scaleInOrder(instances: readonly InstanceSnapshot[], policy: Sca
   return list.sort((a, b) => a.sessions - b.sessions || newestFirst(a, b));
 }
 
-/** The metric values of a snapshot. */
+/**
+ * The metric values of a snapshot.
+ *
+ * @example
+ * metricValues(snapshot).sessionsPerInstance; // 2.5 with 5 sessions on 2 kept instances; 0 with no instances
+ */
 export function metricValues(s: PoolSnapshot): MetricValues {
   const sessionsOnKept = s.instances.reduce((n, i) => n + i.sessions, 0);
   return {

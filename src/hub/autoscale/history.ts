@@ -10,7 +10,14 @@ interface Sample {
   readonly values: MetricValues;
 }
 
-/** Combines numbers by a statistic; undefined for an empty list. */
+/**
+ * Combines numbers by a statistic; undefined for an empty list.
+ *
+ * @example
+ * combine('avg', [1, 2, 6]); // 3
+ * combine('max', [1, 2, 6]); // 6
+ * combine('count', []); // undefined
+ */
 export function combine(statistic: AutoscaleStatistic, values: readonly number[]): number | undefined {
   if (values.length === 0) return undefined;
   switch (statistic) {

@@ -77,7 +77,13 @@ interface Running {
   readonly endMs: number;
 }
 
-/** A small seeded PRNG (mulberry32): the same seed gives the same run. */
+/**
+ * A small seeded PRNG (mulberry32): the same seed gives the same run.
+ *
+ * @example
+ * const random = seededRandom(42);
+ * random(); // 0.6011037519201636, the same on every run with seed 42
+ */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -89,7 +95,13 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** The classic CPU rule (Azure's template): out by 1 above 70 % over 5 min, in by 1 below 25 % over 10 min. */
+/**
+ * The classic CPU rule (Azure's template): out by 1 above 70 % over 5 min, in by 1 below 25 % over 10 min.
+ *
+ * @example
+ * const settings = cpuRuleSettings(setup.settings, 10);
+ * settings.profiles[0]?.rules.map((r) => r.name); // ['cpu#0', 'cpu#1'] (min 1, max 10, not session-aware)
+ */
 export function cpuRuleSettings(base: AutoscaleSettings, max: number): AutoscaleSettings {
   const rule = (name: string, direction: 'out' | 'in', operator: '>' | '<', threshold: number, windowMs: number): Rule => ({
     name, trigger: { metric: 'cpu', statistic: 'avg', grainMs: 60_000, windowMs, aggregation: 'avg', operator, threshold },

@@ -95,7 +95,14 @@ export type CullAction = 'warn' | 'withdraw' | 'cull' | 'called_off' | 'extend';
 /** Formats epoch ms as `HH:MM:SS UTC`. */
 const clock = (ms: number): string => `${new Date(ms).toISOString().slice(11, 19)} UTC`;
 
-/** "1h", "10 min", "45 s" for people. */
+/**
+ * "1 h", "10 min", "45 s" for people.
+ *
+ * @example
+ * humanDuration(3_600_000); // '1 h'
+ * humanDuration(5_400_000); // '90 min'
+ * humanDuration(45_000); // '45 s'
+ */
 export function humanDuration(ms: number): string {
   if (ms >= 3_600_000 && ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;
   if (ms >= 60_000) return `${Math.round(ms / 60_000)} min`;

@@ -9,7 +9,13 @@ import type { HubEnv, HubServices } from './services.js';
 
 const DAY_MS = 86_400_000;
 
-/** Events about the pool's size and why it changed (instances made, drained, removed; the autoscaler's decisions). */
+/**
+ * Events about the pool's size and why it changed (instances made, drained, removed; the autoscaler's decisions).
+ *
+ * @example
+ * isScalingEvent('instance.created'); // true
+ * isScalingEvent('session.start'); // false
+ */
 export function isScalingEvent(kind: string): boolean {
   return kind.startsWith('pool.') || kind.startsWith('autoscale') || kind.startsWith('scale')
     || ['instance.created', 'instance.deleted', 'instance.drain', 'instance.failed'].includes(kind);

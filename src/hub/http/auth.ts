@@ -17,6 +17,10 @@ const SCOPED_PREFIXES = ['/hub/api/', '/hub/metrics'];
  * Reads `Authorization: token|Bearer <t>` or the login cookie and stores who is calling and with which scopes.
  * On the pages (anything outside the API), a token that lacks some of its owner's scopes counts as no credential:
  * pages act with the user's full rights, so they take only a login cookie or an unrestricted token.
+ *
+ * @example
+ * app.use('/hub/*', authenticate(services));
+ * // later, in a route: c.get('identity')?.user, or null for an anonymous request
  */
 export function authenticate(services: Pick<HubServices, 'identities'>): MiddlewareHandler<HubEnv> {
   return async (c, next) => {
@@ -46,14 +50,25 @@ export function authenticate(services: Pick<HubServices, 'identities'>): Middlew
   };
 }
 
-/** The caller, or `UnauthorizedError` (403, as JupyterHub). */
+/**
+ * The caller, or `UnauthorizedError` (403, as JupyterHub).
+ *
+ * @example
+ * const caller = requireCaller(c); // throws UnauthorizedError when the request carries no valid credential
+ * caller.scopes.allows('servers', 'alice');
+ */
 export function requireCaller(c: Context<HubEnv>): Caller {
   const caller = c.get('caller');
   if (!caller) throw new UnauthorizedError();
   return caller;
 }
 
-/** The caller, or `UnauthorizedError` (403, as JupyterHub). */
+/**
+ * The caller, or `UnauthorizedError` (403, as JupyterHub).
+ *
+ * @example
+ * const { user, admin } = requireIdentity(c); // throws UnauthorizedError when the request carries no valid credential
+ */
 export function requireIdentity(c: Context<HubEnv>): Identity {
   return requireCaller(c).identity;
 }
@@ -77,6 +92,9 @@ export function requireScope(c: Context<HubEnv>, scopes: ScopeName | readonly Sc
 /**
  * The caller when it is an admin whose credential holds all of the admin's scopes, or 403. For routes that have no
  * scope of their own; prefer {@link requireScope}.
+ *
+ * @example
+ * requireAdmin(c); // the admin's Identity; ForbiddenError for a non-admin or a scope-limited token
  */
 export function requireAdmin(c: Context<HubEnv>): Identity {
   const caller = requireCaller(c);
@@ -87,6 +105,9 @@ export function requireAdmin(c: Context<HubEnv>): Identity {
 /**
  * The caller when it is `name` or an admin, with an unrestricted credential, or 403. For routes that have no scope
  * of their own; prefer {@link requireScope}.
+ *
+ * @example
+ * requireSelfOrAdmin(c, c.req.param('name')); // alice may act on 'alice', an admin on anyone; else ForbiddenError
  */
 export function requireSelfOrAdmin(c: Context<HubEnv>, name: string): Identity {
   const caller = requireCaller(c);

@@ -40,7 +40,12 @@ export function safeNext(next: string | undefined): string {
   return path.startsWith('/') && !path.startsWith('//') ? path : DEFAULT_NEXT;
 }
 
-/** This request's own origin as the browser sees it: the gateway's `X-Forwarded-Proto/-Host`, else `http://<Host>`. */
+/**
+ * This request's own origin as the browser sees it: the gateway's `X-Forwarded-Proto/-Host`, else `http://<Host>`.
+ *
+ * @example
+ * ownOrigin(c); // 'https://pool.example' behind the gateway (X-Forwarded-Proto: https, X-Forwarded-Host: pool.example)
+ */
 export function ownOrigin(c: Context<HubEnv>): string | undefined {
   const proto = c.req.header('x-forwarded-proto')?.split(',')[0]?.trim() ?? 'http';
   const host = c.req.header('x-forwarded-host')?.split(',')[0]?.trim() ?? c.req.header('host');
@@ -48,7 +53,13 @@ export function ownOrigin(c: Context<HubEnv>): string | undefined {
   return normalOrigin(`${proto}://${host}`);
 }
 
-/** `scheme://host[:port]` in normal form (lower case, no default port), or `undefined` when it is not one. */
+/**
+ * `scheme://host[:port]` in normal form (lower case, no default port), or `undefined` when it is not one.
+ *
+ * @example
+ * normalOrigin('HTTPS://Pool.Example:443/hub/login'); // 'https://pool.example'
+ * normalOrigin('not a url'); // undefined
+ */
 export function normalOrigin(value: string): string | undefined {
   try {
     const origin = new URL(value).origin;
@@ -61,6 +72,10 @@ export function normalOrigin(value: string): string | undefined {
 /**
  * Why a state-changing browser request is refused as cross-site, or `undefined` when its `Origin` (else its
  * `Referer`'s origin) is this site: scheme, host and port all equal.
+ *
+ * @example
+ * originProblem(c); // undefined for Origin: https://pool.example on a request to https://pool.example
+ * // 'the Origin https://evil.example is not this site (https://pool.example)' otherwise
  */
 export function originProblem(c: Context<HubEnv>): string | undefined {
   const given = c.req.header('origin') ?? refererOrigin(c.req.header('referer'));
@@ -70,7 +85,12 @@ export function originProblem(c: Context<HubEnv>): string | undefined {
   return undefined;
 }
 
-/** Throws 403 unless {@link originProblem} finds nothing. */
+/**
+ * Throws 403 unless {@link originProblem} finds nothing.
+ *
+ * @example
+ * if (viaCookie && !SAFE_METHODS.has(c.req.method)) requireSameOrigin(c); // ForbiddenError for a cross-site POST
+ */
 export function requireSameOrigin(c: Context<HubEnv>): void {
   const problem = originProblem(c);
   if (problem !== undefined) throw new ForbiddenError(`cross-origin request refused: ${problem}`);
@@ -105,12 +125,22 @@ export function csrfToken(c: Context<HubEnv>, secret: string): string {
   return tokenFor(secret, bound);
 }
 
-/** The hidden form field carrying {@link csrfToken}. */
+/**
+ * The hidden form field carrying {@link csrfToken}.
+ *
+ * @example
+ * c.html(loginPage(next, csrfInput(c, s.gatewaySecret))); // the form carries <input type="hidden" name="_xsrf" value="…">
+ */
 export function csrfInput(c: Context<HubEnv>, secret: string): string {
   return `<input type="hidden" name="${CSRF_FIELD}" value="${csrfToken(c, secret)}">`;
 }
 
-/** Whether a posted form carries the right CSRF token for this browser's cookies. */
+/**
+ * Whether a posted form carries the right CSRF token for this browser's cookies.
+ *
+ * @example
+ * if (!(await csrfValid(c, s.gatewaySecret))) return c.text('the form is missing its CSRF token, or it has expired', 403);
+ */
 export async function csrfValid(c: Context<HubEnv>, secret: string): Promise<boolean> {
   const bound = binding(c);
   if (bound === undefined) return false;
@@ -125,6 +155,9 @@ export async function csrfValid(c: Context<HubEnv>, secret: string): Promise<boo
 /**
  * The client's address: the one the gateway signed into `CLIENT_ADDRESS_HEADER`, else the connection's peer
  * (a request straight to the hub's port).
+ *
+ * @example
+ * await s.logins.login('web', username, password, clientAddress(c, s.gatewaySecret)); // e.g. '203.0.113.7', as the gateway saw it
  */
 export function clientAddress(c: Context<HubEnv>, secret: string): string {
   const vouched = verifyClientAddress(secret, c.req.header(CLIENT_ADDRESS_HEADER));

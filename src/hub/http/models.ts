@@ -15,6 +15,13 @@ export interface SessionPoolFields {
   readonly saveRequested: boolean;
 }
 
+/**
+ * A session as JupyterHub's server model; `pool` adds the pool's own fields (queue position, notice, cull time).
+ *
+ * @example
+ * serverModel(session).pending; // 'spawn' while pending or starting, 'stop' while stopping, else null
+ * serverModel(session).url; // '/user/alice/'
+ */
 export function serverModel(session: SessionRecord, pool?: SessionPoolFields): ServerJson {
   const pending = session.state === 'pending' || session.state === 'starting' ? 'spawn' : session.state === 'stopping' ? 'stop' : null;
   return {
@@ -34,7 +41,12 @@ export function serverModel(session: SessionRecord, pool?: SessionPoolFields): S
   };
 }
 
-/** A user as JupyterHub's user model; `servers` holds the active server, if any. */
+/**
+ * A user as JupyterHub's user model; `servers` holds the active server, if any.
+ *
+ * @example
+ * userModel(user, sessions.active(user.name)).servers; // { '': { ready: true, url: '/user/alice/', … } }, or {} with no server
+ */
 export function userModel(user: UserRecord, session: SessionRecord | undefined, pool?: SessionPoolFields, cullExempt = false): UserJson {
   const server = session ? serverModel(session, pool) : undefined;
   return {
@@ -56,7 +68,13 @@ export function userModel(user: UserRecord, session: SessionRecord | undefined, 
   };
 }
 
-/** A token as JupyterHub's token model; `token` only when just created. */
+/**
+ * A token as JupyterHub's token model; `token` only when just created.
+ *
+ * @example
+ * tokenModel(record, issued.token); // { id: 't9xQ3mZ1k', kind: 'api_token', token: '…', scopes: [...], … }
+ * tokenModel(record); // the same without `token`, as lists show it
+ */
 export function tokenModel(record: TokenRecord, token?: string): TokenJson {
   return {
     id: record.id,
@@ -73,7 +91,12 @@ export function tokenModel(record: TokenRecord, token?: string): TokenJson {
   };
 }
 
-/** An instance, as `GET /hub/api/instances` lists it and `GET /hub/api/instances/{id}` shows it. */
+/**
+ * An instance, as `GET /hub/api/instances` lists it and `GET /hub/api/instances/{id}` shows it.
+ *
+ * @example
+ * instanceModel(pool.get('i-1')!, sessions.countOn('i-1')); // { id: 'i-1', state: 'ready', sessions: 3, load: { cpu: 0.4, … }, … }
+ */
 export function instanceModel(view: InstanceView, sessions: number): InstanceJson {
   return {
     id: view.id,

@@ -13,7 +13,13 @@ import { escapeHtml as esc } from '../../lib/html.js';
 import { clientAddress, csrfInput, csrfValid, originProblem, ownOrigin, safeNext } from './forms.js';
 import { POOL_CSS, STYLESHEET_PATH } from '../../lib/style.js';
 
-/** A page in the hub's look; `wide` pages (the admin page) get more room. */
+/**
+ * A page in the hub's look; `wide` pages (the admin page) get more room.
+ *
+ * @example
+ * c.html(page('Log out', `<form method="post" action="/hub/logout">…</form>`, who.user));
+ * // '<!doctype html>…<title>Log out · dspool</title>…'
+ */
 export function page(title: string, body: string, who?: string, wide?: 'admin'): string {
   const nav = who
     ? `<nav><span>${esc(who)}</span><a href="/hub/home">Home</a><a href="/hub/logout">Log out</a></nav>`

@@ -158,6 +158,14 @@ const blankView = {
   room: null, protected: false, draining: false, drainDeadline: null, unreachableSince: null,
 } as const;
 
+/**
+ * Keeps the pool's instances: creates them through the provider, tracks their agents and state, drains and removes them.
+ *
+ * @example
+ * const pool = new InstancePool({ store, provider, registry, events, log, hubUrl, size: 2, deleteGraceMs: 10_000, ...placementSettings(config, { countOn }), agentSettings });
+ * await pool.restore();
+ * pool.resize(4); // [] while growing; shrinking returns the ids it started draining
+ */
 export class InstancePool extends EventEmitter<InstancePoolEvents> {
   private readonly entries = new Map<string, Entry>();
   /** The size the pool is kept at: pool.yaml's, or what `dspool scale` last asked for. */

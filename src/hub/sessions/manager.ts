@@ -130,6 +130,14 @@ export const userPrefix = (name: string): string => `/user/${name}/`;
 
 const ACTIVE = new Set<string>(['pending', 'starting', 'running', 'stopping']);
 
+/**
+ * Users' servers: places each start on an instance with room (or queues it), tracks it, publishes its route, stops it.
+ *
+ * @example
+ * const sessions = new SessionManager({ store, pool, registry, events, log, startTimeoutMs: 90_000, ...sessionSettings(config), routes });
+ * const session = await sessions.start(user); // queued or placed on an instance
+ * await sessions.stop(user.name);
+ */
 export class SessionManager extends EventEmitter<SessionManagerEvents> {
   private readonly live = new Map<string, Live>();
   private readonly byUser = new Map<string, string>();

@@ -58,7 +58,14 @@ export type PlacementDecision =
 /** An empty usage record. */
 export const emptyUsage = (): Usage => ({ cpu: 0, memoryBytes: 0, gpus: new Set(), sessions: 0 });
 
-/** True when `request` fits on `room` given what `usage` already holds. */
+/**
+ * True when `request` fits on `room` given what `usage` already holds.
+ *
+ * @example
+ * fits({ cpus: 8, memoryBytes: 32 * 2 ** 30, gpuIndices: [0, 1], maxSessions: null },
+ *   { cpu: 4, memoryBytes: 8 * 2 ** 30, gpus: new Set([0]), sessions: 3 }, { cpu: 2, memoryBytes: 2 ** 30, gpus: 2 });
+ * // false: one of the two GPUs is taken
+ */
 export function fits(room: Room, usage: Usage, request: ResourceRequest): boolean {
   if (room.maxSessions !== null && usage.sessions >= room.maxSessions) return false;
   if (request.cpu > 0 && usage.cpu + request.cpu > room.cpus + 1e-9) return false;
@@ -67,7 +74,13 @@ export function fits(room: Room, usage: Usage, request: ResourceRequest): boolea
   return true;
 }
 
-/** The largest share of any resource that is reserved (0 = idle, 1 = full). */
+/**
+ * The largest share of any resource that is reserved (0 = idle, 1 = full).
+ *
+ * @example
+ * loadOf({ cpus: 8, memoryBytes: 32 * 2 ** 30, gpuIndices: [0, 1], maxSessions: null },
+ *   { cpu: 4, memoryBytes: 8 * 2 ** 30, gpus: new Set([0]), sessions: 3 }); // 0.5 (half the CPUs, half the GPUs)
+ */
 export function loadOf(room: Room, usage: Usage): number {
   let share = 0;
   if (room.cpus > 0) share = Math.max(share, usage.cpu / room.cpus);
@@ -77,7 +90,13 @@ export function loadOf(room: Room, usage: Usage): number {
   return share;
 }
 
-/** Why `request` can never fit an instance with `room` (even an empty one), or undefined when it can. */
+/**
+ * Why `request` can never fit an instance with `room` (even an empty one), or undefined when it can.
+ *
+ * @example
+ * neverFitsReason({ cpus: 8, memoryBytes: 32 * 2 ** 30, gpuIndices: [], maxSessions: null }, { cpu: 16, memoryBytes: 0, gpus: 0 });
+ * // 'needs 16 CPU cores; an instance has 8'
+ */
 export function neverFitsReason(room: Room, request: ResourceRequest): string | undefined {
   if (room.maxSessions !== null && room.maxSessions < 1) return 'instances take no sessions';
   if (request.cpu > room.cpus) return `needs ${request.cpu} CPU cores; an instance has ${room.cpus}`;

@@ -71,7 +71,14 @@ export const USER_HOST_PREFIX = `${USER_HOST_COOKIE}=`;
 /** Where users' servers live. */
 export const USER_PREFIX = '/user/';
 
-/** One request or WebSocket upgrade travelling through the pipeline; fields are filled in step by step. */
+/**
+ * One request or WebSocket upgrade travelling through the pipeline; fields are filled in step by step.
+ *
+ * @example
+ * const ex = new Exchange(ctx, req, res, undefined, undefined); // a plain request (an upgrade passes socket and head)
+ * readHeaders(ex);
+ * ex.browserGet; // true for a GET with Accept: text/html
+ */
 export class Exchange {
   /** Host header (or `''`). */
   host = '';
@@ -121,7 +128,14 @@ export class Exchange {
 /** Result of a step: `undefined` to go on, a `Reply` to stop there. */
 export type StepResult = Reply | undefined;
 
-/** Step 0: picks the headers the pipeline reads out of `rawHeaders` in one pass (no `req.headers` object). */
+/**
+ * Step 0: picks the headers the pipeline reads out of `rawHeaders` in one pass (no `req.headers` object).
+ *
+ * @example
+ * readHeaders(ex);
+ * ex.host; // 'pool.example:8000'
+ * ex.cookie; // 'dspool-session=…; _xsrf=…' (several Cookie headers joined with '; ')
+ */
 export function readHeaders(ex: Exchange): void {
   const raw = ex.req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
@@ -163,7 +177,13 @@ export function readHeaders(ex: Exchange): void {
   }
 }
 
-/** The value of one cookie (`prefix` is `name=`) in a Cookie header, or `undefined`. */
+/**
+ * The value of one cookie (`prefix` is `name=`) in a Cookie header, or `undefined`.
+ *
+ * @example
+ * readCookie('theme=dark; dspool-session=abc123', LOGIN_PREFIX); // 'abc123'
+ * readCookie('xdspool-session=abc123', LOGIN_PREFIX); // undefined
+ */
 export function readCookie(header: string, prefix: string): string | undefined {
   let at = header.indexOf(prefix);
   while (at !== -1) {

@@ -10,7 +10,13 @@ import { downstreamHeaders, type Backend } from '../upstream.js';
 import type { Exchange } from './exchange.js';
 import { backendFailed, respond } from './reply.js';
 
-/** Step 7: sends the request upstream and streams the answer back (or, for an upgrade, pipes the sockets). */
+/**
+ * Step 7: sends the request upstream and streams the answer back (or, for an upgrade, pipes the sockets).
+ *
+ * @example
+ * forward(ex, route, upstreamHeaders(ex, route.authorization), 0); // to the user's server
+ * forward(ex, ex.ctx.hub, upstreamHeaders(ex, undefined), 0); // to the hub
+ */
 export function forward(ex: Exchange, backend: Backend, headers: string[], attempt: number): void {
   if (ex.upgrade) return forwardUpgrade(ex, backend, headers);
   const req = ex.req;
@@ -148,5 +154,10 @@ function hasBody(req: IncomingMessage): boolean {
   return false;
 }
 
-/** For sockets whose errors show up as their `close`. */
+/**
+ * For sockets whose errors show up as their `close`.
+ *
+ * @example
+ * socket.on('error', ignoreError); // the `close` that follows is handled instead
+ */
 export function ignoreError(): void {}

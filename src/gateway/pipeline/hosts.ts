@@ -38,7 +38,12 @@ function splitHost(host: string): { name: string; port: string } {
   return { name: (match?.[1] ?? '').toLowerCase(), port: match?.[2] ?? '' };
 }
 
-/** An absolute URL on the hub's host (the same scheme and port as this request). */
+/**
+ * An absolute URL on the hub's host (the same scheme and port as this request).
+ *
+ * @example
+ * hubLocation(ex, '/hub/login'); // 'http://pool.example:8000/hub/login' on alice.pool.example:8000; '/hub/login' on the hub's host
+ */
 export function hubLocation(ex: Exchange, path: string): string {
   const layout = ex.ctx.userHost;
   if (layout === undefined || ex.hostUser === '') return path;
@@ -53,6 +58,10 @@ function userLocation(ex: Exchange, layout: UserHostLayout, user: string, path: 
 /**
  * Step 0b, with `userHost`: a request to `<user>.<domain>` may only reach that user's server (and the handshake
  * callback); on any other host a browser asking for `/user/<name>/…` is sent to that user's host, others get 404.
+ *
+ * @example
+ * const reply = classifyHost(ex); // on alice.pool.example, /user/bob/ gives { status: 404, code: 'not_found', … }
+ * if (reply !== undefined) return respond(ex, reply);
  */
 export function classifyHost(ex: Exchange): StepResult {
   const layout = ex.ctx.userHost;
@@ -76,7 +85,13 @@ export function classifyHost(ex: Exchange): StepResult {
   return { status: 404, code: 'not_found', message: `${user}'s server is served at ${there}` };
 }
 
-/** Where a browser without a credential goes on a user host: the hub, which sends it back with a code. */
+/**
+ * Where a browser without a credential goes on a user host: the hub, which sends it back with a code.
+ *
+ * @example
+ * userHostAuthorize(ex);
+ * // 'http://pool.example:8000/hub/user-host/authorize?user=alice&next=%2Fuser%2Falice%2Flab' for /user/alice/lab on alice.pool.example:8000
+ */
 export function userHostAuthorize(ex: Exchange): string {
   const query = new URLSearchParams({ user: ex.hostUser, next: ex.req.url ?? '/' });
   return hubLocation(ex, `${USER_HOST_AUTHORIZE_PATH}?${query.toString()}`);
@@ -85,6 +100,10 @@ export function userHostAuthorize(ex: Exchange): string {
 /**
  * The handshake's last leg, on a user host: trades the one-time code for this host's own login cookie (asking
  * the hub) and sends the browser on to `next` (a path of this user's server).
+ *
+ * @example
+ * const result = await userHostCallback(ex); // GET /hub/user-host/callback?code=…&next=/user/alice/lab
+ * // { status: 302, location: '/user/alice/lab', setCookie: 'dspool-host-session=…; Path=/; HttpOnly; SameSite=Lax' }
  */
 export async function userHostCallback(ex: Exchange): Promise<StepResult> {
   const query = new URLSearchParams((ex.req.url ?? '').split('?')[1] ?? '');
@@ -114,6 +133,10 @@ export async function userHostCallback(ex: Exchange): Promise<StepResult> {
 /**
  * Step 3b, without `userHost`: an admin using the login cookie reaches another user's server only after the
  * warning page (the hub then sets {@link ACK_COOKIE} for that server); browsers are sent there, others get 403.
+ *
+ * @example
+ * confirmAdmin(ex); // an admin's browser GET of /user/bob/ with the login cookie, not yet confirmed:
+ * // { status: 302, code: 'redirect', location: '/hub/confirm/bob?next=%2Fuser%2Fbob%2F', … }
  */
 export function confirmAdmin(ex: Exchange): StepResult {
   const identity = ex.identity as Identity;

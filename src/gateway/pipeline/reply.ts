@@ -7,7 +7,13 @@ import { POOL_CSS } from '../../lib/style.js';
 import { GATEWAY_ERROR_STATUS } from '../errors.js';
 import type { Exchange, Reply } from './exchange.js';
 
-/** The backend failed: 502 with the reason, or, when its answer had begun, the client is cut off. */
+/**
+ * The backend failed: 502 with the reason, or, when its answer had begun, the client is cut off.
+ *
+ * @example
+ * backendFailed(ex, Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+ * // 502: "alice's server did not answer (ECONNREFUSED)"
+ */
 export function backendFailed(ex: Exchange, error: NodeJS.ErrnoException, answered = false): void {
   const reason = error.code ?? error.message;
   if (ex.gone) return;
@@ -25,6 +31,10 @@ export function backendFailed(ex: Exchange, error: NodeJS.ErrnoException, answer
 /**
  * Sends a reply: a redirect, or an error as JSON `{ status, message }` (HTML page for browsers). On an upgrade
  * socket it is written as a raw HTTP response and the socket is closed.
+ *
+ * @example
+ * respond(ex, { status: 302, code: 'redirect', message: 'See /hub/', location: '/hub/' });
+ * respond(ex, { status: 404, code: 'not_found', message: 'nothing here: /x' }); // JSON, or an HTML page for a browser
  */
 export function respond(ex: Exchange, reply: Reply): void {
   if (reply.status >= 500) ex.ctx.counters.errors++;

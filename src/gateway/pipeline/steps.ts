@@ -11,6 +11,10 @@ import { hubLocation, userHostAuthorize } from './hosts.js';
 /**
  * Step 1: `/hub[/…]` goes to the hub, `/user/<name>[/…]` to that user's server, `/` redirects to `/hub/`, and
  * anything else is 404.
+ *
+ * @example
+ * classifyPath(ex); // /user/alice/lab: undefined, and ex.user === 'alice'
+ * // '/': { status: 302, location: '/hub/' }; /hub/internal/…: 404
  */
 export function classifyPath(ex: Exchange): StepResult {
   const url = ex.req.url ?? '';
@@ -52,7 +56,13 @@ function notFound(url: string): Reply {
   return { status: 404, code: 'not_found', message: `nothing here: ${path.length > 200 ? `${path.slice(0, 200)}…` : path}` };
 }
 
-/** Step 2a: finds the credential: `Authorization: token|Bearer <t>` first, else the login cookie. */
+/**
+ * Step 2a: finds the credential: `Authorization: token|Bearer <t>` first, else the login cookie.
+ *
+ * @example
+ * findCredential(ex); // undefined with ex.credentialKind 'token' for Authorization: token abc123
+ * // with no credential: a redirect to /hub/login for a browser, 401 for others
+ */
 export function findCredential(ex: Exchange): StepResult {
   const authorization = ex.authorization;
   if (authorization !== undefined) {
@@ -80,6 +90,10 @@ export function findCredential(ex: Exchange): StepResult {
 /**
  * Step 2b: turns the credential into an identity: from the cache without waiting, else by asking the hub
  * (a promise). A hub that cannot answer gives 503, never a hang.
+ *
+ * @example
+ * const auth = authenticate(ex); // undefined when known (ex.identity set), a Reply, or a Promise of either
+ * if (auth instanceof Promise) auth.then((result) => (result === undefined ? next() : respond(ex, result)));
  */
 export function authenticate(ex: Exchange): StepResult | Promise<StepResult> {
   const cached = ex.ctx.cachedIdentity(ex.credentialKind, ex.credential);
@@ -110,6 +124,9 @@ function unauthenticated(ex: Exchange): Reply {
 /**
  * Step 3: a user's server only for a credential with `access:servers` on that user (the hub sends whose servers
  * in `identity.servers`; absent, the user themself or an admin); says nothing about whether the server runs.
+ *
+ * @example
+ * authorize(ex); // undefined for alice on /user/alice/; bob (not an admin) there gets { status: 403, code: 'forbidden', … }
  */
 export function authorize(ex: Exchange): StepResult {
   const identity = ex.identity as Identity;
@@ -122,6 +139,9 @@ export function authorize(ex: Exchange): StepResult {
  * Step 4: for cookie-authenticated WebSocket upgrades and state-changing requests, an `Origin` other than this
  * one (scheme, host and port) is refused, and so is a missing one (Jupyter skips its own check for the token the
  * gateway injects, so the gateway must do it).
+ *
+ * @example
+ * checkOrigin(ex); // a cookie POST from Origin: https://evil.example gives { status: 403, code: 'origin_refused', … }
  */
 export function checkOrigin(ex: Exchange): StepResult {
   if (ex.credentialKind !== 'cookie') return undefined;
@@ -140,7 +160,13 @@ export function checkOrigin(ex: Exchange): StepResult {
   return { status: 403, code: 'origin_refused', message: `requests from origin ${origin} are not allowed` };
 }
 
-/** Step 5: the user's route; without one, browsers go to the hub (which starts the server) and others get 503. */
+/**
+ * Step 5: the user's route; without one, browsers go to the hub (which starts the server) and others get 503.
+ *
+ * @example
+ * findRoute(ex); // undefined with ex.route set while alice's server runs
+ * // otherwise a browser is redirected to /hub/user/alice/…, others get 503 server_not_running
+ */
 export function findRoute(ex: Exchange): StepResult {
   const route = ex.ctx.route(ex.user);
   if (route !== undefined) {
@@ -162,6 +188,10 @@ export function findRoute(ex: Exchange): StepResult {
  * Step 6: the headers sent upstream. Hop-by-hop headers go; `X-Forwarded-*` are set. For a user's server
  * (`authorization` given) the login cookie is removed and `Authorization` carries the server's token; for the
  * hub both pass unchanged. Path and Host stay as they are.
+ *
+ * @example
+ * upstreamHeaders(ex, route.authorization);
+ * // ['Host', 'pool.example', …, 'Authorization', 'token …', 'X-Forwarded-For', '203.0.113.7', …]
  */
 export function upstreamHeaders(ex: Exchange, authorization: string | undefined): string[] {
   const raw = ex.req.rawHeaders;
@@ -221,6 +251,9 @@ export function upstreamHeaders(ex: Exchange, authorization: string | undefined)
 /**
  * The client's address: the peer of the connection, or, behind a trusted proxy, the last address that proxy
  * added to `X-Forwarded-For`.
+ *
+ * @example
+ * clientAddress(ex); // '203.0.113.7' from X-Forwarded-For: 198.51.100.1, 203.0.113.7 with trustProxy; else the peer
  */
 export function clientAddress(ex: Exchange): string {
   const remote = ex.req.socket.remoteAddress ?? '';
@@ -242,7 +275,13 @@ function normalOrigin(origin: string): string | undefined {
   }
 }
 
-/** A Cookie header without the login cookies, the hub's and a user host's (`''` when nothing else is left). */
+/**
+ * A Cookie header without the login cookies, the hub's and a user host's (`''` when nothing else is left).
+ *
+ * @example
+ * withoutLoginCookie('dspool-session=abc; theme=dark'); // 'theme=dark'
+ * withoutLoginCookie('dspool-session=abc'); // ''
+ */
 export function withoutLoginCookie(header: string): string {
   if (!header.includes(LOGIN_PREFIX) && !header.includes(USER_HOST_PREFIX)) return header;
   return header

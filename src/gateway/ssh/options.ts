@@ -161,7 +161,14 @@ export interface ResolvedSshFrontDoorOptions extends Required<Omit<SshFrontDoorO
   rateLimit: Required<SshRateLimit>;
 }
 
-/** Fills in every default of `SshFrontDoorOptions`; the only place they live. */
+/**
+ * Fills in every default of `SshFrontDoorOptions`; the only place they live.
+ *
+ * @example
+ * const opts = sshFrontDoorDefaults({ authenticator, locator, internalKey, hostKeyFile });
+ * opts.port; // 2222
+ * opts.rateLimit; // { windowMs: 300_000, perPair: 10, perAddress: 30 }
+ */
 export function sshFrontDoorDefaults(options: SshFrontDoorOptions): ResolvedSshFrontDoorOptions {
   return {
     authenticator: options.authenticator,

@@ -14,7 +14,13 @@ export function checkName(name: string): string {
   return name;
 }
 
-/** All of standard input as text (for passwords and keys, which never go on the command line). */
+/**
+ * All of standard input as text (for passwords and keys, which never go on the command line).
+ *
+ * @example
+ * // echo 'correct horse' | dspool users passwd alice --password-stdin
+ * const password = (await readStdin()).split(/\r?\n/)[0] ?? ''; // 'correct horse'
+ */
 export async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);

@@ -12,6 +12,13 @@ export interface HubResponse<T> {
   readonly body: T;
 }
 
+/**
+ * The CLI's client of a running hub on this machine: its URL from `runtime.json`, the admin token from `secrets/admin-token`.
+ *
+ * @example
+ * const hub = HubClient.forConfig(resolveConfig(opts.config));
+ * const { body } = await hub.json<InstanceJson[]>('GET', '/hub/api/instances');
+ */
 export class HubClient {
   private constructor(readonly url: string, private readonly token: string) {}
 

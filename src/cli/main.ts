@@ -13,7 +13,12 @@ import { registerSshCommands } from './commands/ssh.js';
 import { registerUserCommands } from './commands/users.js';
 import { OperationError, UsageError } from './errors.js';
 
-/** Builds the command tree (exported for the reference test). */
+/**
+ * Builds the command tree (exported for the reference test).
+ *
+ * @example
+ * await buildProgram().parseAsync(['node', 'dspool', 'status', '--json']);
+ */
 export function buildProgram(): Command {
   const program = new Command('dspool')
     .description('a pool of identical interactive data-science machines behind one address')

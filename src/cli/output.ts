@@ -1,6 +1,11 @@
 // Printing for commands: exactly one JSON document on stdout with --json, aligned tables otherwise.
 
-/** Prints one JSON document on stdout. */
+/**
+ * Prints one JSON document on stdout.
+ *
+ * @example
+ * printJson({ ready: 2 }); // writes '{\n  "ready": 2\n}\n' to stdout
+ */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
@@ -17,7 +22,12 @@ export function printTable(header: readonly string[], rows: ReadonlyArray<readon
   process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);
 }
 
-/** Progress and warnings go to stderr so stdout stays parseable. */
+/**
+ * Progress and warnings go to stderr so stdout stays parseable.
+ *
+ * @example
+ * note('waiting for 2 instances…'); // on stderr, so `dspool … --json | jq` still works
+ */
 export function note(message: string): void {
   process.stderr.write(`${message}\n`);
 }

@@ -7,7 +7,12 @@ import { dirname, join } from 'node:path';
 /** What happened to a file. */
 export type FileChange = 'added' | 'updated' | 'unchanged';
 
-/** The markers around the block dspool manages in ~/.ssh/config, for one Host alias. */
+/**
+ * The markers around the block dspool manages in ~/.ssh/config, for one Host alias.
+ *
+ * @example
+ * blockMarkers('dspool').end; // '# <<< dspool dspool <<<'
+ */
 export function blockMarkers(alias: string): { begin: string; end: string } {
   return {
     begin: `# >>> dspool ${alias} (written by dspool ssh-config --install; edits here are replaced) >>>`,
@@ -83,12 +88,22 @@ export function writeIfChanged(file: string, text: string, mode: number): void {
   renameSync(temp, target);
 }
 
-/** Makes `~/.ssh` (0700) when missing; an existing one is left as it is. */
+/**
+ * Makes `~/.ssh` (0700) when missing; an existing one is left as it is.
+ *
+ * @example
+ * ensureSshDir(join(homedir(), '.ssh')); // made 0700 when missing
+ */
 export function ensureSshDir(dir: string): void {
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
 }
 
-/** The text of `file`, or `''` when it does not exist. */
+/**
+ * The text of `file`, or `''` when it does not exist.
+ *
+ * @example
+ * readOrEmpty(join(homedir(), '.ssh', 'config')); // '' on a machine with no ~/.ssh/config yet
+ */
 export function readOrEmpty(file: string): string {
   return existsSync(file) ? readFileSync(file, 'utf8') : '';
 }

@@ -190,7 +190,13 @@ export const autoscaleSchema = z
   .prefault({})
   .describe('Sizing the pool by schedule, rules and demand (Azure autoscale\'s model), down to zero.');
 
-/** Epoch ms of a fixed date's start and end. */
+/**
+ * Epoch ms of a fixed date's start and end.
+ *
+ * @example
+ * fixedSpan({ start: '2026-12-24 00:00', end: '2026-12-26 23:59', timeZone: 'Europe/Berlin' });
+ * // [Date.parse('2026-12-23T23:00:00Z'), Date.parse('2026-12-26T22:59:00Z')]
+ */
 export function fixedSpan(fixed: { start: string; end: string; timeZone: string }): [number, number] {
   return [zonedTimeToEpoch(fixed.start, fixed.timeZone), zonedTimeToEpoch(fixed.end, fixed.timeZone)];
 }
@@ -209,7 +215,12 @@ export function zonedTimeToEpoch(local: string, timeZone: string): number {
   return localToEpoch(y, mo, d, h, mi, s, timeZone);
 }
 
-/** The instant of a local wall time in `timeZone` (month 1-based). */
+/**
+ * The instant of a local wall time in `timeZone` (month 1-based).
+ *
+ * @example
+ * new Date(localToEpoch(2026, 7, 1, 9, 0, 0, 'Europe/Berlin')).toISOString(); // '2026-07-01T07:00:00.000Z'
+ */
 export function localToEpoch(y: number, mo: number, d: number, h: number, mi: number, s: number, timeZone: string): number {
   const wall = Date.UTC(y, mo - 1, d, h, mi, s);
   // Two passes: the offset at the guess, then at the corrected instant (they differ only around a DST change).
@@ -219,7 +230,13 @@ export function localToEpoch(y: number, mo: number, d: number, h: number, mi: nu
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
-/** The wall clock in `timeZone` at `epochMs`. */
+/**
+ * The wall clock in `timeZone` at `epochMs`.
+ *
+ * @example
+ * wallClock(Date.parse('2026-07-01T07:00:00Z'), 'Europe/Berlin');
+ * // { y: 2026, mo: 7, d: 1, h: 9, mi: 0, s: 0, weekday: 3 } (weekday 0 is Sunday)
+ */
 export function wallClock(epochMs: number, timeZone: string): { y: number; mo: number; d: number; h: number; mi: number; s: number; weekday: number } {
   let f = formatters.get(timeZone);
   if (!f) {

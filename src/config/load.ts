@@ -73,7 +73,12 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   return { ...config, pool, configFile: file, dataDir: at(config.dataDir), share: { ...config.share, path: at(config.share.path) }, provider };
 }
 
-/** The JSON Schema of pool.yaml (as users write it), generated from the zod definition. */
+/**
+ * The JSON Schema of pool.yaml (as users write it), generated from the zod definition.
+ *
+ * @example
+ * printJson(configJsonSchema()); // `dspool config schema`: { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', … }
+ */
 export function configJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(poolConfigSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
 }

@@ -31,6 +31,12 @@ interface AgentFlags {
   logLevel: string;
 }
 
+/**
+ * Adds `dspool agent` and its subcommands, which run this machine as an instance of a pool (provider static).
+ *
+ * @example
+ * registerAgentCommands(program); // adds `dspool agent join` and `dspool agent run`
+ */
 export function registerAgentCommands(program: Command): void {
   const agent = program.command('agent').description('run this machine as an instance of a pool (provider static)');
   agent

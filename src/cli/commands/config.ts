@@ -5,6 +5,12 @@ import { configJsonSchema } from '../../config/index.js';
 import { resolveConfig } from '../config.js';
 import { printJson } from '../output.js';
 
+/**
+ * Adds `dspool config`: pool.yaml's JSON Schema, and checking a file.
+ *
+ * @example
+ * registerConfigCommands(program); // adds `dspool config schema` and `dspool config check`
+ */
 export function registerConfigCommands(program: Command): void {
   const config = program.command('config').description('pool.yaml: its schema, and checking a file');
   config

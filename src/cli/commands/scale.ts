@@ -15,6 +15,12 @@ interface PoolJson {
   draining: string[];
 }
 
+/**
+ * Adds `dspool scale`, which sets the running pool's size.
+ *
+ * @example
+ * registerScaleCommand(program); // adds `dspool scale <instances>`
+ */
 export function registerScaleCommand(program: Command): void {
   program
     .command('scale <instances>')

@@ -26,6 +26,12 @@ interface SimulateOptions {
   kernelStart: string;
 }
 
+/**
+ * Adds `dspool simulate`, which replays a trace through the autoscaler and placement and compares policies.
+ *
+ * @example
+ * registerSimulateCommand(program); // adds `dspool simulate --trace <file> [--compare <policies>] …`
+ */
 export function registerSimulateCommand(program: Command): void {
   program
     .command('simulate')
@@ -72,7 +78,13 @@ export function registerSimulateCommand(program: Command): void {
     });
 }
 
-/** The simulation's inputs from pool.yaml and a trace. */
+/**
+ * The simulation's inputs from pool.yaml and a trace.
+ *
+ * @example
+ * const setup = simulationSetup(config, parseTrace(text, 'trace.jsonl'), { seed: 1, instanceStartMs: 60_000, kernelStartMs: 3_000 });
+ * simulate(setup, 'cpu-rule').instanceHours; // the instance-hours that policy used
+ */
 export function simulationSetup(
   config: LoadedConfig,
   trace: SimulationSetup['trace'],

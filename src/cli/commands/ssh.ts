@@ -109,6 +109,13 @@ function combine(a: FileChange, b: FileChange): FileChange {
   return a === 'added' && b === 'added' ? 'added' : 'updated';
 }
 
+/**
+ * Adds `dspool ssh-config` and, under `users`, `dspool users keys` for the SSH public keys users log in with.
+ *
+ * @example
+ * const users = registerUserCommands(program);
+ * registerSshCommands(program, users); // adds `dspool ssh-config` and `dspool users keys add|list|rm`
+ */
 export function registerSshCommands(program: Command, users: Command): void {
   program
     .command('ssh-config')

@@ -51,6 +51,12 @@ function printDetails(instances: InstanceJson[]): void {
   if (lines.length > 0) process.stdout.write(`\n${lines.join('')}`);
 }
 
+/**
+ * Adds `dspool status` and `dspool instances`, which show the running pool and its instances.
+ *
+ * @example
+ * registerStatusCommands(program); // adds `dspool status` and `dspool instances …`
+ */
 export function registerStatusCommands(program: Command): void {
   program
     .command('status')

@@ -214,6 +214,12 @@ export async function runUp(config: LoadedConfig): Promise<number> {
   return done;
 }
 
+/**
+ * Adds `dspool up`, which starts the pool (hub, gateway and instances) in the foreground.
+ *
+ * @example
+ * registerUpCommand(program); // adds `dspool up`
+ */
 export function registerUpCommand(program: Command): void {
   program
     .command('up')

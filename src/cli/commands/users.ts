@@ -28,6 +28,13 @@ function noSuchUser(name: string, error: unknown): never {
   throw error;
 }
 
+/**
+ * Adds `dspool users`, which manages pool users; returns it so other commands can add subcommands to it.
+ *
+ * @example
+ * const users = registerUserCommands(program); // `dspool users add|rm|passwd|list|disable|token …`
+ * registerSshCommands(program, users); // more subcommands go under it
+ */
 export function registerUserCommands(program: Command): Command {
   const users = program.command('users').description('manage pool users');
 

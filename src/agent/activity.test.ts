@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import pty from 'node-pty';
 import { afterEach, describe, expect, it } from 'vitest';
+import { procStat } from '../lib/process.js';
 import { isBareShell, jupyterWork, mergeWork, ptyForeground, sshWork } from './activity.js';
 import type { SshSessionInfo } from './ssh/index.js';
 
@@ -15,9 +16,7 @@ const waitFor = async (check: () => boolean, ms: number, what: string): Promise<
 /** The command of the terminal's foreground process group leader, as /proc shows it. */
 const foregroundCommand = (shellPid: number): string => {
   try {
-    const stat = readFileSync(`/proc/${shellPid}/stat`, 'utf8');
-    const tpgid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[5];
-    return readFileSync(`/proc/${tpgid}/comm`, 'utf8').trim();
+    return readFileSync(`/proc/${procStat(shellPid)?.tpgid}/comm`, 'utf8').trim();
   } catch {
     return '';
   }

@@ -1,7 +1,7 @@
 // What counts as work in a session on this instance (idle means "no work", never "no traffic"): kernels executing,
 // terminals and SSH sessions running a foreground job, and keyboard input. Open connections, reconnects and
 // polling never count.
-import { readFileSync } from 'node:fs';
+import { procStat } from '../lib/process.js';
 import type { ServerWork } from '../protocol/agent.js';
 import type { SshSessionInfo } from './ssh/index.js';
 
@@ -27,17 +27,8 @@ export interface TerminalModel {
  * ptyForeground(shell.pid); // true while `sleep 600` runs in that shell
  */
 export function ptyForeground(pid: number): boolean {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return false;
-  }
-  // Fields after the command name (in parentheses, may contain spaces): state ppid pgrp session tty_nr tpgid …
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const pgrp = Number(rest[2]);
-  const tpgid = Number(rest[5]);
-  return Number.isInteger(tpgid) && tpgid > 0 && tpgid !== pgrp;
+  const stat = procStat(pid);
+  return stat !== undefined && Number.isInteger(stat.tpgid) && stat.tpgid > 0 && stat.tpgid !== stat.pgrp;
 }
 
 const BARE_SHELL = /^\s*(?:exec\s+)?(?:\/\S*\/)?(?:ba|da|z|k|fi|tc|c)?sh(?:\s+-[a-z]+)*\s*$/;

@@ -2,6 +2,35 @@
 // running?), the agent (a session's leftovers), the local provider (an instance's stragglers) and the tests.
 import { readdirSync, readFileSync } from 'node:fs';
 
+/** The fields of `/proc/<pid>/stat` the callers read (`man 5 proc`). */
+export interface ProcStat {
+  /** One letter: R running, S sleeping, Z zombie, … */
+  readonly state: string;
+  readonly ppid: number;
+  readonly pgrp: number;
+  readonly session: number;
+  /** The foreground process group of the process's terminal; -1 without one. */
+  readonly tpgid: number;
+}
+
+/**
+ * `/proc/<pid>/stat` read and parsed, or undefined when there is no such process (or no /proc).
+ *
+ * @example
+ * procStat(process.pid)?.ppid; // the parent's PID
+ */
+export function procStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name may hold spaces and parentheses; the fields (state, ppid, …) resume after the last ')'.
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: f[0] ?? '', ppid: Number(f[1]), pgrp: Number(f[2]), session: Number(f[3]), tpgid: Number(f[5]) };
+}
+
 /**
  * Whether `pid` exists and is not a zombie (an exited child nobody reaped yet counts as gone). A process that
  * exists but belongs to another user (EPERM) counts as alive.
@@ -15,13 +44,8 @@ export function pidAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name may hold spaces and parentheses; the state follows the last ')'.
-    return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
-  } catch {
-    return true;
-  }
+  const stat = procStat(pid);
+  return stat === undefined || stat.state !== 'Z';
 }
 
 /**

@@ -1,7 +1,7 @@
 // Ends every process a session started, found by its session id in /proc (a pty shell puts its jobs in their
 // own process groups, so killing one group is not enough).
 import { readdirSync, readFileSync } from 'node:fs';
-import { sendSignal } from '../../lib/process.js';
+import { procStat, sendSignal } from '../../lib/process.js';
 
 /**
  * Pids (other than none) whose session id is `sid`, read from /proc/<pid>/stat.
@@ -13,16 +13,8 @@ export function sessionPids(sid: number): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // rest[0] = state, [1] = ppid, [2] = pgrp, [3] = session
-    if (Number(rest[3]) === sid && rest[0] !== 'Z') pids.push(Number(entry));
+    const stat = procStat(Number(entry));
+    if (stat !== undefined && stat.session === sid && stat.state !== 'Z') pids.push(Number(entry));
   }
   return pids;
 }

@@ -9,7 +9,7 @@ import { spawnAsUser } from '../../agent/spawn.js';
 import { KernelClient } from '../../agent/kernel-client.js';
 import { FakeHub, pidAlive, testSettings, throwawayUser, traversableTempDir } from '../../agent/testing.js';
 import { createLogger } from '../../lib/log.js';
-import { pidsByEnv } from '../../lib/process.js';
+import { pidsByEnv, procStat } from '../../lib/process.js';
 import type { AgentUser } from '../../protocol/agent.js';
 import type { InstanceGone, InstanceSpec } from '../provider.js';
 import { InstanceExistsError, InvalidInstanceIdError, ProviderClosedError } from './errors.js';
@@ -24,8 +24,9 @@ const isRootHost = process.getuid?.() === 0;
 const cgroupHost = isRootHost ? detectCgroups() : undefined;
 
 function processGroup(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  const stat = procStat(pid);
+  if (stat === undefined) throw new Error(`no process ${pid}`);
+  return stat.pgrp;
 }
 
 describe('LocalProvider', () => {

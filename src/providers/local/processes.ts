@@ -1,5 +1,6 @@
 // Process helpers for the local provider, Linux /proc based with a portable fallback.
 import { readFileSync, readdirSync } from 'node:fs';
+import { procStat } from '../../lib/process.js';
 
 /**
  * The command line of `pid` (arguments joined by spaces), or `undefined` where /proc cannot tell.
@@ -10,21 +11,6 @@ import { readFileSync, readdirSync } from 'node:fs';
 export function commandLine(pid: number): string | undefined {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
-  } catch {
-    return undefined;
-  }
-}
-
-interface Stat {
-  ppid: number;
-}
-
-function readStat(pid: number): Stat | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name may hold spaces and parentheses; fields (state, ppid, …) resume after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(fields[1]) };
   } catch {
     return undefined;
   }
@@ -46,7 +32,7 @@ export function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
-    const stat = readStat(Number(entry));
+    const stat = procStat(Number(entry));
     if (!stat) continue;
     const list = children.get(stat.ppid) ?? [];
     list.push(Number(entry));

@@ -3,13 +3,13 @@
 // clients (a shell, a VS Code-like agent) do not keep a session; a running cell and `sleep` typed into an SSH
 // terminal do. The user is warned before the stop (the server model's notice, a line on the terminal), `dspool
 // extend` postpones it, an exempt user is never culled, and the stop reason is shown at the next login.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestPool, executeInKernel, rand, run } from './harness.js';
+import { TestPool, executeInKernel, openSshClient, rand, sshKeyOptions, waitFor, type SshClient } from './harness.js';
 
 /** Short enough for a test, long enough for a loaded machine: the warning comes 6 s before the stop. */
 const IDLE_TIMEOUT_S = 12;
@@ -31,16 +31,6 @@ interface EventJson {
   data: Record<string, unknown>;
 }
 
-async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 describe.skipIf(!ready)('idle sessions are culled on no work, never kept up by traffic', () => {
   const pool = new TestPool({
     instances: 1,
@@ -57,32 +47,18 @@ describe.skipIf(!ready)('idle sessions are culled on no work, never kept up by t
   };
   const events = async (user: string): Promise<EventJson[]> =>
     ((await (await pool.fetch('/hub/api/events?limit=1000', { token: adminToken })).json()) as EventJson[]).filter((e) => e.user === user);
-  const sshBase = (key: string): string[] => [
-    '-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=30',
-    '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key, '-p', String(pool.sshPort),
-  ];
   /** A user with a server running and an SSH key registered. */
   const newUser = async (prefix: string): Promise<{ name: string; token: string; key: string }> => {
     const name = `${prefix}${rand()}`;
     const token = await pool.addUser(name, `${name}-pass`);
     const key = join(keys, name);
-    const made = await run('/usr/bin/ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-    if (made.code !== 0) throw new Error(made.stderr);
-    const added = await pool.cli(['users', 'keys', 'add', name, `${key}.pub`]);
-    if (added.code !== 0) throw new Error(added.stderr);
+    await pool.addSshKey(name, key);
     await pool.startServer(name, token);
     return { name, token, key };
   };
   /** An SSH client kept open (stdin stays open), with its output collected. */
-  const openSsh = (user: string, key: string, options: string[], command?: string): { child: ChildProcess; output: () => string; write: (s: string) => void } => {
-    const child = spawn('/usr/bin/ssh', [...sshBase(key), ...options, `${user}@127.0.0.1`, ...(command === undefined ? [] : [command])], { stdio: ['pipe', 'pipe', 'pipe'] });
-    children.add(child);
-    child.once('exit', () => children.delete(child));
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    return { child, output: () => out, write: (s) => child.stdin?.write(s) };
-  };
+  const openSsh = (user: string, key: string, options: string[], command?: string): SshClient =>
+    openSshClient([...sshKeyOptions(key, pool.sshPort), ...options, `${user}@127.0.0.1`, ...(command === undefined ? [] : [command])], children);
 
   beforeAll(async () => {
     await pool.start();
@@ -120,13 +96,13 @@ describe.skipIf(!ready)('idle sessions are culled on no work, never kept up by t
       ws?.close();
     })();
     try {
-      const warned = await waitFor(async () => {
+      const warned = await waitFor('the idle warning in the server model', async () => {
         const s = await server(name);
         return s?.cull_at ? s : undefined;
-      }, (IDLE_TIMEOUT_S + 20) * 1000, 'the idle warning in the server model');
+      }, (IDLE_TIMEOUT_S + 20) * 1000);
       expect(warned.notice).toMatch(/has done no work since .* will be stopped at/);
       expect(Date.parse(warned.cull_at ?? '')).toBeGreaterThan(Date.now());
-      await waitFor(async () => (await server(name)) === undefined, (WARN_BEFORE_S + 25) * 1000, 'the server to be culled');
+      await waitFor('the server to be culled', async () => (await server(name)) === undefined, (WARN_BEFORE_S + 25) * 1000);
     } finally {
       polling = false;
       await tab;
@@ -165,26 +141,26 @@ describe.skipIf(!ready)('idle sessions are culled on no work, never kept up by t
     expect((await events(name)).map((e) => e.kind)).not.toContain('session.culled');
     const warningsBefore = (await events(name)).filter((e) => e.kind === 'session.cull_warning').length;
     // Once the cell is over the session is idle: the warning comes a timeout minus the lead after the end.
-    const warning = await waitFor(async () => {
+    const warning = await waitFor('the warning after the cell', async () => {
       const warnings = (await events(name)).filter((e) => e.kind === 'session.cull_warning');
       return warnings.length > warningsBefore ? warnings[0] : undefined; // newest first
-    }, (IDLE_TIMEOUT_S + 15) * 1000, 'the warning after the cell');
+    }, (IDLE_TIMEOUT_S + 15) * 1000);
     expect(Date.parse(warning.time) - cellEnd).toBeGreaterThanOrEqual((IDLE_TIMEOUT_S - WARN_BEFORE_S - 2) * 1000);
   }, 150_000);
 
   it('keeps a server while `sleep` runs in an SSH terminal, then warns on that terminal and stops it', async () => {
     const { name, key } = await newUser('z');
     const terminal = openSsh(name, key, ['-tt']);
-    await waitFor(() => terminal.output().length > 0, 30_000, 'the shell');
+    await waitFor('the shell', () => terminal.output().length > 0, 30_000);
     const sleepSeconds = IDLE_TIMEOUT_S + WARN_BEFORE_S + 6;
     terminal.write(`sleep ${sleepSeconds}; echo slept-$((6*7))\n`);
-    await waitFor(() => terminal.output().includes('slept-42'), (sleepSeconds + 30) * 1000, 'the sleep to end');
+    await waitFor('the sleep to end', () => terminal.output().includes('slept-42'), (sleepSeconds + 30) * 1000);
     expect((await server(name))?.ready).toBe(true);
     expect((await events(name)).filter((e) => e.kind.startsWith('session.cull'))).toEqual([]);
     // Idle now: the warning is written on the terminal (a wall line), then the session ends.
-    await waitFor(() => /\[dspool\] This session has done no work since .* will be stopped at/.test(terminal.output()), (IDLE_TIMEOUT_S + 20) * 1000, 'the wall line');
-    await waitFor(async () => (await server(name)) === undefined, (WARN_BEFORE_S + 25) * 1000, 'the server to be culled');
-    await waitFor(() => terminal.child.exitCode !== null || terminal.child.signalCode !== null, 20_000, 'the SSH client to be let go');
+    await waitFor('the wall line', () => /\[dspool\] This session has done no work since .* will be stopped at/.test(terminal.output()), (IDLE_TIMEOUT_S + 20) * 1000);
+    await waitFor('the server to be culled', async () => (await server(name)) === undefined, (WARN_BEFORE_S + 25) * 1000);
+    await waitFor('the SSH client to be let go', () => terminal.child.exitCode !== null || terminal.child.signalCode !== null, 20_000);
   }, 150_000);
 
   it('stops a server with an idle connected SSH shell and an idle VS Code-like agent connected', async () => {
@@ -193,14 +169,14 @@ describe.skipIf(!ready)('idle sessions are culled on no work, never kept up by t
     // VS Code Remote-SSH: `ssh -T host bash`, its script on stdin, then the connection just stays.
     const vscode = openSsh(name, key, ['-T'], 'bash');
     vscode.write('echo "agent=$((40+2))"\n');
-    await waitFor(() => vscode.output().includes('agent=42'), 30_000, 'the agent to run');
+    await waitFor('the agent to run', () => vscode.output().includes('agent=42'), 30_000);
     // It reconnects on its own once: a new connection, the same script.
     const again = openSsh(name, key, ['-T'], 'bash');
     again.write('echo "agent=$((40+2))"\n');
-    await waitFor(() => again.output().includes('agent=42'), 30_000, 'the reconnected agent');
+    await waitFor('the reconnected agent', () => again.output().includes('agent=42'), 30_000);
     const start = Date.now();
-    await waitFor(() => /will be stopped at/.test(shell.output()), (IDLE_TIMEOUT_S + 20) * 1000, 'the wall line on the idle shell');
-    await waitFor(async () => (await server(name)) === undefined, (WARN_BEFORE_S + 25) * 1000, 'the server to be culled');
+    await waitFor('the wall line on the idle shell', () => /will be stopped at/.test(shell.output()), (IDLE_TIMEOUT_S + 20) * 1000);
+    await waitFor('the server to be culled', async () => (await server(name)) === undefined, (WARN_BEFORE_S + 25) * 1000);
     expect(Date.now() - start).toBeLessThan((IDLE_TIMEOUT_S + WARN_BEFORE_S + 40) * 1000);
     const culled = (await events(name)).find((e) => e.kind === 'session.culled');
     expect(culled?.message).toMatch(/did no work for 12 s/);
@@ -214,10 +190,10 @@ describe.skipIf(!ready)('idle sessions are culled on no work, never kept up by t
     expect(JSON.parse(marked.stdout)).toMatchObject({ name: exempt, cull_exempt: true });
     await pool.startServer(exempt, exemptToken);
     const { name } = await newUser('e');
-    const warned = await waitFor(async () => {
+    const warned = await waitFor('the warning', async () => {
       const s = await server(name);
       return s?.cull_at ? s : undefined;
-    }, (IDLE_TIMEOUT_S + 20) * 1000, 'the warning');
+    }, (IDLE_TIMEOUT_S + 20) * 1000);
     const extended = await pool.cli(['extend', '--user', name, '--for', '40s', '--json']);
     expect(extended.code, extended.stderr).toBe(0);
     const answer = JSON.parse(extended.stdout) as { extended_until: string; cull_at: string | null };
@@ -247,11 +223,11 @@ describe.skipIf(!ready)('idle sessions are culled on no work, never kept up by t
     const hubPid = (): number => (JSON.parse(readFileSync(join(pool.dir, 'state', 'runtime.json'), 'utf8')) as { pid: number }).pid;
     const oldPid = hubPid();
     process.kill(oldPid, 'SIGKILL');
-    const restartedAt = await waitFor(async () => {
+    const restartedAt = await waitFor('the restarted hub to re-adopt the server', async () => {
       const pid = existsSync(join(pool.dir, 'state', 'runtime.json')) ? hubPid() : oldPid;
       if (pid === oldPid || (await pool.fetch('/hub/health').catch(() => undefined))?.status !== 200) return undefined;
       return (await server(name))?.ready ? Date.now() : undefined;
-    }, 60_000, 'the restarted hub to re-adopt the server');
+    }, 60_000);
     expect(until - restartedAt).toBeGreaterThan((IDLE_TIMEOUT_S + 2) * 1000); // the test proves something only if so
     // Well past the idle timeout after the restart, and until shortly before the warning the extension allows: kept.
     await new Promise((r) => setTimeout(r, Math.max(0, until - WARN_BEFORE_S * 1000 - 3000 - Date.now())));
@@ -259,7 +235,7 @@ describe.skipIf(!ready)('idle sessions are culled on no work, never kept up by t
     const afterRestart = (await events(name)).filter((e) => Date.parse(e.time) >= restartedAt - 1000);
     expect(afterRestart.filter((e) => e.kind === 'session.cull_warning' || e.kind === 'session.culled')).toEqual([]);
     // Once it ends, the usual warning and stop follow, never before the extension's end.
-    await waitFor(async () => (await server(name)) === undefined, (WARN_BEFORE_S + 40) * 1000, 'the server to be culled after its extension');
+    await waitFor('the server to be culled after its extension', async () => (await server(name)) === undefined, (WARN_BEFORE_S + 40) * 1000);
     const culled = (await events(name)).find((e) => e.kind === 'session.culled');
     expect(Date.parse(culled?.time ?? '')).toBeGreaterThanOrEqual(until - 1000);
   }, 180_000);

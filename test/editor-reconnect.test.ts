@@ -3,28 +3,18 @@
 // Connected and idle — its agent shell waiting, traffic through its SOCKS forward — the server is culled and the pool
 // goes to zero; its reconnect then gets the hub's explanation on stderr and starts nothing; an interactive `ssh -t`
 // wakes the pool, after which the editor's reconnect works again.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestPool, rand, run } from './harness.js';
+import { TestPool, openSshClient, rand, run, sshKeyOptions, waitFor } from './harness.js';
 
 const IDLE_TIMEOUT_S = 12;
 const WARN_BEFORE_S = 6;
 
 const ready = existsSync('/usr/bin/jupyter-notebook') && existsSync('/usr/bin/ssh') && existsSync('/usr/bin/ssh-keygen');
-
-async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /** A free local TCP port (for `ssh -D`). */
 async function freePort(): Promise<number> {
@@ -93,24 +83,9 @@ describe.skipIf(!ready)('an editor reconnecting on its own neither keeps the poo
   const instances = async () => (await (await pool.fetch('/hub/api/instances', { token: admin })).json()) as Instance[];
   const server = async () =>
     ((await (await pool.fetch(`/hub/api/users/${user}`, { token: admin })).json()) as { servers: Record<string, { ready: boolean }> }).servers[''];
-  const sshBase = (): string[] => [
-    '-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=30',
-    '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key, '-p', String(pool.sshPort),
-  ];
   /** An SSH client kept open (stdin stays open), with stdout and stderr collected. */
-  const openSsh = (options: string[], command?: string) => {
-    const child = spawn('/usr/bin/ssh', [...sshBase(), ...options, `${user}@127.0.0.1`, ...(command === undefined ? [] : [command])], { stdio: ['pipe', 'pipe', 'pipe'] });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
-      children.delete(child);
-      resolve(code);
-    }));
-    return { child, exited, stdout: () => stdout, stderr: () => stderr, write: (s: string) => child.stdin?.write(s) };
-  };
+  const openSsh = (options: string[], command?: string) =>
+    openSshClient([...sshKeyOptions(key, pool.sshPort), ...options, `${user}@127.0.0.1`, ...(command === undefined ? [] : [command])], children);
   /** What VS Code Remote-SSH runs to (re)connect: no terminal, a SOCKS forward, `bash` fed its script on stdin. */
   const editor = async () => {
     const socks = await freePort();
@@ -123,10 +98,7 @@ describe.skipIf(!ready)('an editor reconnecting on its own neither keeps the poo
     await pool.start();
     admin = await pool.addUser(`ed${rand()}r`, 'root-pass', true);
     await pool.addUser(user, 'pw-editor');
-    const made = await run('/usr/bin/ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-    if (made.code !== 0) throw new Error(made.stderr);
-    const added = await pool.cli(['users', 'keys', 'add', user, `${key}.pub`]);
-    if (added.code !== 0) throw new Error(added.stderr);
+    await pool.addSshKey(user, key);
   }, 120_000);
 
   afterAll(async () => {
@@ -139,7 +111,7 @@ describe.skipIf(!ready)('an editor reconnecting on its own neither keeps the poo
     expect(await instances()).toEqual([]);
     // The first connection of a user the pool never stopped starts a server, as any SSH session does.
     const first = await editor();
-    await waitFor(() => first.stdout().includes('agent=42'), 120_000, 'the editor agent to run');
+    await waitFor('the editor agent to run', () => first.stdout().includes('agent=42'), 120_000);
     const [instance] = await instances();
     expect(instance?.address && instance.ssh_port).toBeTruthy();
     // Idle, but not silent: the editor's forward carries traffic every 2 s until the connection is ended.
@@ -151,11 +123,11 @@ describe.skipIf(!ready)('an editor reconnecting on its own neither keeps the poo
         await new Promise((r) => setTimeout(r, 2000));
       }
     })();
-    await waitFor(async () => (await server()) === undefined, (IDLE_TIMEOUT_S + WARN_BEFORE_S + 40) * 1000, 'the idle server to be culled');
-    await waitFor(() => first.child.exitCode !== null || first.child.signalCode !== null, 30_000, 'the editor connection to be let go');
+    await waitFor('the idle server to be culled', async () => (await server()) === undefined, (IDLE_TIMEOUT_S + WARN_BEFORE_S + 40) * 1000);
+    await waitFor('the editor connection to be let go', () => first.child.exitCode !== null || first.child.signalCode !== null, 30_000);
     await traffic;
     expect(forwarded).toBeGreaterThan(2);
-    await waitFor(async () => ((await instances()).length === 0 ? true : undefined), 60_000, 'the pool to go to zero');
+    await waitFor('the pool to go to zero', async () => ((await instances()).length === 0 ? true : undefined), 60_000);
   }, 240_000);
 
   it('does not wake the pool for the editor reconnecting on its own, and tells it how to start the server', async () => {
@@ -166,7 +138,7 @@ describe.skipIf(!ready)('an editor reconnecting on its own neither keeps the poo
     expect(again.stderr()).toMatch(/dspool: your server was stopped at \d\d:\d\d UTC \(it did no work for its idle timeout\)/);
     expect(again.stderr()).toMatch(/does not start it again\. Start it with an interactive login \(ssh -t\), on the pool's web page, or with POST \/hub\/api\/users\/\S+\/server/);
     // Nor does any other connection without a terminal (a command, sftp).
-    const command = await run('/usr/bin/ssh', [...sshBase(), '-T', `${user}@127.0.0.1`, 'true']);
+    const command = await run('/usr/bin/ssh', [...sshKeyOptions(key, pool.sshPort), '-T', `${user}@127.0.0.1`, 'true']);
     expect(command.code).toBe(1);
     expect(command.stderr).toContain('does not start it again');
     await new Promise((r) => setTimeout(r, 3000));
@@ -188,7 +160,7 @@ describe.skipIf(!ready)('an editor reconnecting on its own neither keeps the poo
     expect((await instances()).length).toBe(1);
     expect((await server())?.ready).toBe(true);
     const back = await editor();
-    await waitFor(() => back.stdout().includes('agent=42'), 60_000, 'the editor agent after the wake');
+    await waitFor('the editor agent after the wake', () => back.stdout().includes('agent=42'), 60_000);
     back.child.kill('SIGTERM');
   }, 200_000);
 });

@@ -15,19 +15,82 @@ export const rand = (): string => Math.random().toString(36).slice(2, 8);
 
 /**
  * Polls `probe` every 300 ms until it gives something truthy, and returns that; after `timeoutMs` throws, naming
- * `what` and adding what `context()` says (the state worth reading when it did not happen).
+ * `what` and adding what `context()` says (the state worth reading when it did not happen). A probe may be
+ * synchronous (a client's collected output).
  *
  * @example
  * const ready = await waitFor('the host ready', async () => (await instances()).find((i) => i.state === 'ready'), 90_000, async () => pool.output);
+ * await waitFor('the shell', () => terminal.output().length > 0, 30_000);
  */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number, context: () => Promise<string>): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs: number,
+  context?: () => Promise<string>,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const value = await probe();
     if (value) return value;
     await new Promise((r) => setTimeout(r, 300));
   }
-  throw new Error(`${what} did not happen in time; ${await context()}`);
+  throw new Error(`${what} did not happen in time (${timeoutMs} ms)${context ? `; ${await context()}` : ''}`);
+}
+
+/**
+ * OpenSSH client options for a test's key login at the pool's front door: no user config, no known_hosts (each
+ * test pool has a new host key), the key only, never a prompt.
+ *
+ * @example
+ * await run('/usr/bin/ssh', [...sshKeyOptions(key, pool.sshPort), `${user}@127.0.0.1`, 'true']);
+ */
+export function sshKeyOptions(key: string, port: number): string[] {
+  return [
+    '-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=30',
+    '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key, '-p', String(port),
+  ];
+}
+
+/** An OpenSSH client kept open: its output so far (apart and together), its exit, and its stdin. */
+export interface SshClient {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  stdout(): string;
+  stderr(): string;
+  /** stdout and stderr in the order they came. */
+  output(): string;
+  write(text: string): void;
+}
+
+/**
+ * Starts `/usr/bin/ssh` with `args` and keeps stdin open; the client is in `children` (for the suite's clean-up)
+ * until it exits.
+ *
+ * @example
+ * const shell = openSshClient([...sshKeyOptions(key, pool.sshPort), '-tt', `${user}@127.0.0.1`], children);
+ * shell.write('sleep 600\n');
+ */
+export function openSshClient(args: readonly string[], children: Set<ChildProcess>): SshClient {
+  const child = spawn('/usr/bin/ssh', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    output += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    output += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      children.delete(child);
+      resolve(code);
+    }),
+  );
+  return { child, exited, stdout: () => stdout, stderr: () => stderr, output: () => output, write: (text) => void child.stdin?.write(text) };
 }
 
 export interface CliResult {
@@ -154,6 +217,20 @@ export class TestPool {
     const token = await this.cli(['token', name]);
     if (token.code !== 0) throw new Error(`token ${name} failed: ${token.stderr}`);
     return token.stdout.trim();
+  }
+
+  /**
+   * Makes an ed25519 key pair at `keyFile` (no passphrase) and registers its public half for `user`, as
+   * `dspool users keys add` does.
+   *
+   * @example
+   * await pool.addSshKey('alice', join(pool.dir, 'alice-key'));
+   */
+  async addSshKey(user: string, keyFile: string): Promise<void> {
+    const made = await run('/usr/bin/ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', keyFile]);
+    if (made.code !== 0) throw new Error(`ssh-keygen failed: ${made.stderr}`);
+    const added = await this.cli(['users', 'keys', 'add', user, `${keyFile}.pub`]);
+    if (added.code !== 0) throw new Error(`users keys add ${user} failed: ${added.stderr}`);
   }
 
   /** `fetch` against the gateway. */

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, TestPool, alive, executeInKernel, rand, run, waitFor as waitUntil } from './harness.js';
+import { BIN, TestPool, alive, executeInKernel, rand, run, sshKeyOptions, waitFor as waitUntil } from './harness.js';
 import { canMakeNetns, inHost, makeNetns, privateEtc, removeNetns, type Netns } from './netns.js';
 
 const skip = !existsSync('/usr/bin/jupyter-notebook') ? 'Jupyter is not installed'
@@ -59,10 +59,7 @@ describe.skipIf(skip !== undefined)('TLS between hosts (no privateNetwork)', () 
     await pool.start(120_000);
     admin = await pool.addUser(`r${rand()}`, 'root-pass', true);
     aliceToken = await pool.addUser(alice, 'alice-pass');
-    const made = await run('/usr/bin/ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key()]);
-    if (made.code !== 0) throw new Error(made.stderr);
-    const added = await pool.cli(['users', 'keys', 'add', alice, `${key()}.pub`]);
-    if (added.code !== 0) throw new Error(added.stderr);
+    await pool.addSshKey(alice, key());
   }, 240_000);
 
   afterAll(async () => {
@@ -141,10 +138,7 @@ describe.skipIf(skip !== undefined)('TLS between hosts (no privateNetwork)', () 
     expect(jupyterLines.length).toBeGreaterThan(0);
     for (const line of jupyterLines) expect(line).toMatch(/\s127\.0\.0\.1:\d+\s/);
     expect(listening).not.toMatch(new RegExp(`${host.address.replace(/\./g, '\\.')}:\\d+\\s.*(jupyter|python)`));
-    const shell = await run('/usr/bin/ssh', [
-      '-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=30', '-o', 'LogLevel=ERROR',
-      '-p', String(pool.sshPort), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key(), `${alice}@127.0.0.1`, 'echo over-ssh',
-    ], { timeoutMs: 90_000 });
+    const shell = await run('/usr/bin/ssh', [...sshKeyOptions(key(), pool.sshPort), `${alice}@127.0.0.1`, 'echo over-ssh'], { timeoutMs: 90_000 });
     expect(shell.code, shell.stderr).toBe(0);
     expect(shell.stdout).toContain('over-ssh');
   }, 180_000);

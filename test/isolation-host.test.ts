@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { detectCgroups } from '../src/agent/cgroup.js';
-import { IS_ROOT, ROOT, TestPool, alive, executeInKernel, rand, run } from './harness.js';
+import { IS_ROOT, ROOT, TestPool, alive, executeInKernel, rand, run, sshKeyOptions } from './harness.js';
 
 const tools = ['/usr/bin/jupyter-notebook', '/usr/bin/ssh', '/usr/bin/ssh-keygen', '/usr/bin/setpriv'];
 const cgroups = IS_ROOT ? detectCgroups() : undefined;
@@ -36,10 +36,7 @@ describe.skipIf(Boolean(skip))('users kept apart on a shared instance (root)', (
   let aliceJupyterPid = 0;
 
   const ssh = (user: string, key: string, command: string) =>
-    run('/usr/bin/ssh', [
-      '-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=30', '-o', 'LogLevel=ERROR',
-      '-p', String(pool.sshPort), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key, `${user}@127.0.0.1`, command,
-    ]);
+    run('/usr/bin/ssh', [...sshKeyOptions(key, pool.sshPort), `${user}@127.0.0.1`, command]);
   const api = (path: string, user: string, init: RequestInit = {}) =>
     pool.fetch(path, { ...init, token: tokens[user] ?? '', headers: { 'content-type': 'application/json', ...(init.headers ?? {}) } });
   const startServer = async (user: string, body: object) => {

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, TestPool, alive, executeInKernel, rand, run, waitFor as waitUntil } from './harness.js';
+import { BIN, TestPool, alive, executeInKernel, rand, run, sshKeyOptions, waitFor as waitUntil } from './harness.js';
 import { canMakeNetns, inHost, makeNetns, privateEtc, removeNetns, setLink, userProcesses, type Netns } from './netns.js';
 
 const skip = !existsSync('/usr/bin/jupyter-notebook') ? 'Jupyter is not installed' : !existsSync('/usr/bin/ssh') ? 'no OpenSSH client' : canMakeNetns();
@@ -77,10 +77,7 @@ describe.skipIf(skip !== undefined)('instances on their own hosts (network names
     return (await executeInKernel(wsUrl, code, { authorization: `token ${token}` })).text;
   };
   const sshAlice = (command: string) =>
-    run('/usr/bin/ssh', [
-      '-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=30', '-o', 'LogLevel=ERROR',
-      '-p', String(pool.sshPort), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key(), `${alice}@127.0.0.1`, command,
-    ], { timeoutMs: 90_000 });
+    run('/usr/bin/ssh', [...sshKeyOptions(key(), pool.sshPort), `${alice}@127.0.0.1`, command], { timeoutMs: 90_000 });
   const uidOf = async (user: string): Promise<number> => ((await (await pool.fetch(`/hub/api/users/${user}`, { token: admin })).json()) as { uid: number }).uid;
 
   beforeAll(async () => {
@@ -98,10 +95,7 @@ describe.skipIf(skip !== undefined)('instances on their own hosts (network names
     admin = await pool.addUser(`r${rand()}`, 'root-pass', true);
     aliceToken = await pool.addUser(alice, 'alice-pass');
     bobToken = await pool.addUser(bob, 'bob-pass');
-    const made = await run('/usr/bin/ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key()]);
-    if (made.code !== 0) throw new Error(made.stderr);
-    const added = await pool.cli(['users', 'keys', 'add', alice, `${key()}.pub`]);
-    if (added.code !== 0) throw new Error(added.stderr);
+    await pool.addSshKey(alice, key());
   }, 240_000);
 
   afterAll(async () => {

@@ -2,10 +2,10 @@
 // the instance's loopback. TLS with a certificate made at start (its fingerprint travels in each server's URL to
 // the hub over the agent's pinned link, and from there to the gateway); each connection names a server's port and
 // that server's token in one preamble line (protocol/relay.ts) and is then relayed to 127.0.0.1:<port> untouched.
-import { timingSafeEqual } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../lib/log.js';
+import { sameSecret } from '../lib/secret.js';
 import { selfSignedIdentity } from '../lib/tls.js';
 import { RELAY_PREAMBLE_MAX, parseRelayPreamble, relayUrl } from '../protocol/relay.js';
 
@@ -129,10 +129,4 @@ function serve(ctx: Required<RelayContext>, client: tls.TLSSocket, open: Set<net
 function refuse(client: tls.TLSSocket, reason: string): void {
   const body = `dspool relay: ${reason}\n`;
   client.end(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-}
-
-function sameSecret(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
 }

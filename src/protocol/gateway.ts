@@ -3,8 +3,9 @@
 // The hub pushes the routing table (a full `routes` snapshot on connect, then `route` / `unroute` changes) and
 // answers the gateway's `auth` lookups. The gateway keeps the table and its auth cache in memory, so a hub
 // restart drops no proxied connection: it reconnects and receives a fresh snapshot.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { z } from 'zod';
+import { sameSecret } from '../lib/secret.js';
 
 export const GATEWAY_PATH = '/hub/internal/gateway';
 /** Relative to dataDir. */
@@ -173,7 +174,5 @@ export function verifyClientAddress(secret: string, value: string | undefined): 
   const space = value.lastIndexOf(' ');
   if (space <= 0) return undefined;
   const address = value.slice(0, space);
-  const given = Buffer.from(value.slice(space + 1));
-  const expected = Buffer.from(addressMac(secret, address));
-  return given.length === expected.length && timingSafeEqual(given, expected) ? address : undefined;
+  return sameSecret(value.slice(space + 1), addressMac(secret, address)) ? address : undefined;
 }

@@ -1,6 +1,8 @@
 // Secrets at rest: argon2id for passwords, SHA-256 for high-entropy random tokens (looked up on every request).
 import argon2 from 'argon2';
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+
+export { sameSecret } from '../../lib/secret.js';
 
 /**
  * Hashes a password with argon2id.
@@ -46,14 +48,3 @@ export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
-/**
- * Constant-time comparison of two secrets.
- *
- * @example
- * sameSecret(auth.slice(7), gatewaySecret); // true only when equal; the time taken does not depend on where they differ
- */
-export function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}

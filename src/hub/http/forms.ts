@@ -1,11 +1,11 @@
 // What the hub's HTML forms need to be safe across sites: the request's own origin and the Origin check (scheme,
 // host and port), CSRF tokens bound to the browser's cookies, `next` redirects kept to this site, and the client
 // address the gateway vouches for.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { Context } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { CLIENT_ADDRESS_HEADER, LOGIN_COOKIE, verifyClientAddress } from '../../protocol/gateway.js';
-import { newSecret } from '../auth/credentials.js';
+import { newSecret, sameSecret } from '../auth/credentials.js';
 import { ForbiddenError } from '../errors.js';
 import type { HubEnv } from './services.js';
 
@@ -147,9 +147,7 @@ export async function csrfValid(c: Context<HubEnv>, secret: string): Promise<boo
   const form = await c.req.parseBody();
   const given = form[CSRF_FIELD];
   if (typeof given !== 'string') return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(tokenFor(secret, bound));
-  return a.length === b.length && timingSafeEqual(a, b);
+  return sameSecret(given, tokenFor(secret, bound));
 }
 
 /**

@@ -3,6 +3,7 @@ import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { urlHost } from '../lib/address.js';
 import type { Logger } from '../lib/log.js';
 import type { AgentSettings, AgentUser, ServerReport, ServerWork, StartServerParams, StartServerResult } from '../protocol/agent.js';
 import { jupyterWork, type KernelModel, type TerminalModel } from './activity.js';
@@ -343,8 +344,7 @@ export class UserServer {
     forceExec: string | undefined,
   ): Promise<LaunchedProcess> {
     const { settings } = this.ctx;
-    const host = settings.address.includes(':') ? `[${settings.address}]` : settings.address;
-    this.url = `http://${host}:${port}`;
+    this.url = `http://${urlHost(settings.address)}:${port}`;
     const args = [
       ...commandArgs,
       '--no-browser',

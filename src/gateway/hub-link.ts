@@ -2,6 +2,7 @@
 // hub restarts (reconnects with capped backoff and keeps serving what it already knows meanwhile).
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
+import { urlHost } from '../lib/address.js';
 import { backoffMs } from '../lib/backoff.js';
 import type { Logger } from 'pino';
 import { hubToGatewaySchema, type GatewayStats, type GatewayToHub, type HubToGateway, type Identity, type Route } from '../protocol/gateway.js';
@@ -428,9 +429,8 @@ function resolveRoute(route: Route, log: Logger): ResolvedRoute | undefined {
       log.warn({ user: route.user }, 'ignoring a route whose relay URL is malformed');
       return undefined;
     }
-    const host = relay.host.includes(':') ? `[${relay.host}]` : relay.host;
     return {
-      route, secure: true, hostname: relay.host, port: relay.relayPort, origin: `https://${host}:${relay.relayPort}`,
+      route, secure: true, hostname: relay.host, port: relay.relayPort, origin: `https://${urlHost(relay.host)}:${relay.relayPort}`,
       relay: { relay, token: route.token }, authorization: `token ${route.token}`,
     };
   }

@@ -3,6 +3,7 @@
 // relayed server (the preamble binds a connection to one server, so connections are never shared between two).
 import type { Socket } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
+import { urlHost } from '../lib/address.js';
 import type { Logger } from '../lib/log.js';
 import { pinnedConnect } from '../lib/tls.js';
 import { relayPreamble, type RelayTarget } from '../protocol/relay.js';
@@ -62,7 +63,7 @@ export class RelayPools {
     const existing = this.#byUser.get(user);
     if (existing?.key === key) return existing.pool;
     if (existing) this.#close(existing);
-    const pool = new Pool(`https://${server.relay.host.includes(':') ? `[${server.relay.host}]` : server.relay.host}:${server.relay.relayPort}`, {
+    const pool = new Pool(`https://${urlHost(server.relay.host)}:${server.relay.relayPort}`, {
       connections: this.options.connectionsPerServer,
       keepAliveTimeout: this.options.keepAliveTimeoutMs,
       keepAliveMaxTimeout: this.options.keepAliveTimeoutMs,

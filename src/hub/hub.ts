@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { LoadedConfig } from '../config/index.js';
+import { urlHost } from '../lib/address.js';
 import type { Logger } from '../lib/log.js';
 import { AGENT_PATH, JOIN_PATH } from '../protocol/agent.js';
 import { JoinService } from './instances/join.js';
@@ -143,7 +144,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   });
   await listen(server, options.port ?? config.hub.port, config.hub.host);
   const port = (server.address() as AddressInfo).port;
-  const url = `http://${config.hub.host.includes(':') ? `[${config.hub.host}]` : config.hub.host}:${port}`;
+  const url = `http://${urlHost(config.hub.host)}:${port}`;
   // hub.agentAddress: a second listener for agents only (their WebSocket and the join), e.g. on the instances' network.
   // It serves TLS (a self-signed certificate made once in dataDir, pinned by agents) unless hub.privateNetwork.
   let agentServer: Server | undefined;
@@ -163,7 +164,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       else socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     });
     await listen(agentServer, options.agentPort ?? Number(config.hub.agentAddress.slice(split + 1)), agentHost);
-    agentUrl = `${agentTls ? 'https' : 'http'}://${agentHost.includes(':') ? `[${agentHost}]` : agentHost}:${(agentServer.address() as AddressInfo).port}`;
+    agentUrl = `${agentTls ? 'https' : 'http'}://${urlHost(agentHost)}:${(agentServer.address() as AddressInfo).port}`;
   }
 
   pool = new InstancePool({

@@ -8,6 +8,7 @@
 // `<address>:<relay port>`, pins that fingerprint, sends `DSPOOL-RELAY 1 <server port> <server token>\n`, then
 // speaks HTTP as it would to the server itself. The agent relays only to the loopback port of a server it runs
 // whose token that is; anything else gets an HTTP 502 naming the reason, and the connection is closed.
+import { urlHost } from '../lib/address.js';
 import { normalizeFingerprint } from '../lib/tls.js';
 
 export const RELAY_PROTOCOL = 'dspool-relay:';
@@ -35,8 +36,7 @@ export interface RelayTarget {
  * // 'dspool-relay://10.0.0.5:41000/40123?fingerprint=sha256:…'
  */
 export function relayUrl(target: RelayTarget): string {
-  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
-  return `${RELAY_PROTOCOL}//${host}:${target.relayPort}/${target.serverPort}?fingerprint=${target.fingerprint}`;
+  return `${RELAY_PROTOCOL}//${urlHost(target.host)}:${target.relayPort}/${target.serverPort}?fingerprint=${target.fingerprint}`;
 }
 
 /**

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import type { LoadedConfig } from '../../config/index.js';
 import { createGateway, type Gateway } from '../../gateway/index.js';
 import { hubSshClient, startSshFrontDoor } from '../../gateway/ssh/index.js';
+import { urlHost } from '../../lib/address.js';
 import { backoffMs } from '../../lib/backoff.js';
 import { createLogger } from '../../lib/log.js';
 import { pidAlive } from '../../lib/process.js';
@@ -135,7 +136,7 @@ export async function runUp(config: LoadedConfig): Promise<number> {
   }
 
   writeFrontDoorInfo(config.dataDir, {
-    url: `http://${config.gateway.host.includes(':') ? `[${config.gateway.host}]` : config.gateway.host}:${gatewayPort}`,
+    url: `http://${urlHost(config.gateway.host)}:${gatewayPort}`,
     ssh_port: ssh?.port ?? null,
     ssh_host_key: ssh?.hostPublicKey ?? null,
     pid: process.pid,
@@ -204,7 +205,7 @@ export async function runUp(config: LoadedConfig): Promise<number> {
   }
   if (state === 'starting') {
     state = 'running';
-    const host = config.gateway.host.includes(':') ? `[${config.gateway.host}]` : config.gateway.host;
+    const host = urlHost(config.gateway.host);
     process.stdout.write(`dspool is ready at http://${host}:${gatewayPort}/\n`);
     if (ssh) process.stdout.write(`dspool SSH front door at ssh://${host}:${ssh.port}\n`);
     note('  add a user:   dspool users add <name> --admin --password-stdin   (password on stdin)');

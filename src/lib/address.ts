@@ -1,0 +1,12 @@
+// Addresses written into URLs: an IPv6 literal needs brackets there (`http://[::1]:8000`), a name or IPv4 does not.
+
+/**
+ * `host` as the host part of a URL.
+ *
+ * @example
+ * urlHost('::1');       // '[::1]'
+ * urlHost('127.0.0.1'); // '127.0.0.1'
+ */
+export function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}

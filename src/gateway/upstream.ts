@@ -3,6 +3,7 @@
 // request, which is where a Node proxy spends its time (about 1.5× the req/s of `http.request` at 10 connections).
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
+import { hostOfUrl } from '../lib/address.js';
 import type { RelayedServer } from './relay.js';
 
 /** Where a request is forwarded: the hub or one user's server. */
@@ -27,7 +28,7 @@ export function backendOf(url: URL): Backend {
   const secure = url.protocol === 'https:';
   return {
     secure,
-    hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
+    hostname: hostOfUrl(url),
     port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
     origin: url.origin,
   };

@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import tls from 'node:tls';
+import { hostOfUrl } from './address.js';
 import { TlsPinError } from './errors.js';
 
 /** A certificate, its private key (PEM) and its fingerprint (`sha256:<64 hex>`). */
@@ -57,7 +58,12 @@ export function ensureTlsIdentity(keyFile: string, certFile: string, commonName:
  * certificateFingerprint(cert); // 'sha256:3f2a…' (64 hex digits)
  */
 export function certificateFingerprint(cert: string | Buffer): string {
-  return `sha256:${createHash('sha256').update(new X509Certificate(cert).raw).digest('hex')}`;
+  return fingerprintOfDer(new X509Certificate(cert).raw);
+}
+
+/** `sha256:<hex>` of a certificate's DER bytes: the one form pins are written and compared in. */
+function fingerprintOfDer(der: Buffer): string {
+  return `sha256:${createHash('sha256').update(der).digest('hex')}`;
 }
 
 /**
@@ -111,7 +117,7 @@ export function pinnedConnect(target: PinnedTarget, callback: (error: Error | nu
   socket.once('error', finish);
   socket.once('secureConnect', () => {
     const raw = socket.getPeerCertificate().raw as Buffer | undefined;
-    const seen = raw ? `sha256:${createHash('sha256').update(raw).digest('hex')}` : undefined;
+    const seen = raw ? fingerprintOfDer(raw) : undefined;
     if (seen !== target.fingerprint) finish(new TlsPinError(`${target.host}:${target.port}`, target.fingerprint, seen));
     else finish(null);
   });
@@ -125,7 +131,7 @@ export function pinnedConnect(target: PinnedTarget, callback: (error: Error | nu
  * new WebSocket(url, { createConnection: pinnedConnector(url, fingerprint) });
  */
 export function pinnedConnector(url: URL, fingerprint: string): (options: unknown, callback: (error: Error | null, socket?: Socket) => void) => undefined {
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const host = hostOfUrl(url);
   const port = Number(url.port || 443);
   return (_options, callback) => {
     pinnedConnect({ host, port, fingerprint }, callback);

@@ -8,7 +8,7 @@
 // `<address>:<relay port>`, pins that fingerprint, sends `DSPOOL-RELAY 1 <server port> <server token>\n`, then
 // speaks HTTP as it would to the server itself. The agent relays only to the loopback port of a server it runs
 // whose token that is; anything else gets an HTTP 502 naming the reason, and the connection is closed.
-import { urlHost } from '../lib/address.js';
+import { hostOfUrl, urlHost } from '../lib/address.js';
 import { normalizeFingerprint } from '../lib/tls.js';
 
 export const RELAY_PROTOCOL = 'dspool-relay:';
@@ -57,8 +57,7 @@ export function parseRelayUrl(text: string): RelayTarget | undefined {
   const serverPort = Number(url.pathname.slice(1));
   const fingerprint = normalizeFingerprint(url.searchParams.get('fingerprint') ?? '');
   if (!isPort(relayPort) || !isPort(serverPort) || fingerprint === undefined || url.hostname === '') return undefined;
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  return { host, relayPort, serverPort, fingerprint };
+  return { host: hostOfUrl(url), relayPort, serverPort, fingerprint };
 }
 
 /**

@@ -130,7 +130,7 @@ describe('credentials files and commands with a deadline', () => {
   it('gives up on a command at its deadline instead of waiting for it', async () => {
     const started = Date.now();
     const result = await runCommand({ file: '/bin/sleep', args: ['30'], env: {} }, 300);
-    expect(result).toEqual({ ok: false, detail: '/bin/sleep did not finish within 1 s' });
+    expect(result).toEqual({ ok: false, timedOut: true, detail: '/bin/sleep did not finish within 1 s' });
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(await runCommand({ file: '/bin/sh', args: ['-c', 'echo "mount error(13): Permission denied" >&2; exit 32'], env: {} }, 5_000)).toEqual({
       ok: false, detail: '/bin/sh exited with 32: mount error(13): Permission denied',

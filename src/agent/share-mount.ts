@@ -247,6 +247,8 @@ export interface CommandResult {
   readonly ok: boolean;
   /** The last lines it printed on stderr (at most 400 characters), or why it did not finish. */
   readonly detail: string;
+  /** Present (true) when it was killed at its deadline. */
+  readonly timedOut?: true;
 }
 
 let commandCounter = 0;
@@ -291,7 +293,7 @@ export function runCommand(command: MountCommand, timeoutMs: number): Promise<Co
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       rmSync(errFile, { force: true });
-      finish({ ok: false, detail: `${command.file} did not finish within ${Math.ceil(timeoutMs / 1000)} s` });
+      finish({ ok: false, timedOut: true, detail: `${command.file} did not finish within ${Math.ceil(timeoutMs / 1000)} s` });
     }, timeoutMs);
     child.once('error', (error) => finish({ ok: false, detail: `${command.file}: ${error.message}` }));
     child.once('exit', (code, signal) => {

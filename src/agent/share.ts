@@ -219,7 +219,7 @@ export class ShareKeeper {
     const id = `${this.options.instanceId}-${process.pid}-${++this.probes}`;
     const result = await runCommand(probeCommand(this.options.sharePath, id), this.options.probeTimeoutMs);
     if (result.ok) return result;
-    return { ok: false, detail: /did not finish/.test(result.detail) ? `a write to it did not finish within ${Math.round(this.options.probeTimeoutMs / 1000)} s` : `the write probe failed: ${result.detail}` };
+    return { ok: false, detail: result.timedOut ? `a write to it did not finish within ${Math.round(this.options.probeTimeoutMs / 1000)} s` : `the write probe failed: ${result.detail}` };
   }
 
   /** One mount attempt; returns why it failed, or undefined when the share is mounted and passed a probe. */

@@ -182,9 +182,8 @@ export class JoinedMachine {
       }
       attempt = 0;
       if (reply.hostCredential) {
-        writeHostCredential(this.options.stateDir, {
-          hubUrl: this.options.hubUrl, hostCredential: reply.hostCredential, ...(this.fingerprint() ? { hubFingerprint: this.fingerprint() } : {}),
-        });
+        const hubFingerprint = this.fingerprint();
+        writeHostCredential(this.options.stateDir, { hubUrl: this.options.hubUrl, hostCredential: reply.hostCredential, ...(hubFingerprint ? { hubFingerprint } : {}) });
         this.token = undefined;
       }
       if (this.stopping()) return;
@@ -217,12 +216,13 @@ export class JoinedMachine {
     const scratchDir = path.join(this.options.scratchDir, reply.instanceId);
     mkdirSync(scratchDir, { recursive: true, mode: 0o755 });
     chmodSync(scratchDir, 0o755);
+    const hubFingerprint = this.fingerprint();
     const agent = new Agent({
       hubUrl: this.options.hubUrl,
       instanceId: reply.instanceId,
       joinToken: reply.instanceToken,
       // The fingerprint this machine pinned, whatever the reply says (it came over that pinned connection anyway).
-      settings: { ...reply.settings, address: reply.address, scratchDir, ...(this.fingerprint() ? { hubFingerprint: this.fingerprint() } : {}) },
+      settings: { ...reply.settings, address: reply.address, scratchDir, ...(hubFingerprint ? { hubFingerprint } : {}) },
       log: this.log.child({ component: 'agent' }),
       onRejected: (reason) => {
         this.log.warn({ instance: reply.instanceId, reason }, 'the hub no longer knows this instance; stopping its servers and joining again');

@@ -157,6 +157,8 @@ export class LocalProvider implements Provider {
     await rm(this.runtimeDir(spec.id), { recursive: true, force: true });
     const settings: AgentSettings = { ...spec.settings, address: this.options.address, scratchDir: dir, runtimeDir: this.runtimeDir(spec.id) };
     const logFd = openSync(path.join(dir, 'agent.log'), 'a', 0o600);
+    const created = new Date().toISOString();
+    const recordOf = (pid: number): InstanceRecord => ({ id: spec.id, pid, address: this.options.address, created, agentEntry: this.options.agentEntry });
     let pid: number;
     try {
       const child = spawn(process.execPath, [this.options.agentEntry], {
@@ -175,7 +177,7 @@ export class LocalProvider implements Provider {
       });
       // The record is written before this call yields to the event loop: a hub stopped right now (Ctrl-C during a
       // scale-out) still finds this agent through `list()` and deletes it, instead of leaving it running unseen.
-      if (child.pid !== undefined) this.writeRecord({ id: spec.id, pid: child.pid, address: this.options.address, created: new Date().toISOString(), agentEntry: this.options.agentEntry });
+      if (child.pid !== undefined) this.writeRecord(recordOf(child.pid));
       const spawned = await new Promise<number>((resolve, reject) => {
         child.once('spawn', () => resolve(child.pid as number));
         child.once('error', reject);
@@ -195,9 +197,8 @@ export class LocalProvider implements Provider {
     } finally {
       closeSync(logFd);
     }
-    const record = (await this.readRecord(spec.id)) ?? { id: spec.id, pid, address: this.options.address, created: new Date().toISOString(), agentEntry: this.options.agentEntry };
     this.log.info({ instance: spec.id, pid, dir }, 'instance created');
-    return toInstance(record);
+    return toInstance(recordOf(pid));
   }
 
   delete(id: string, options: DeleteOptions = {}): Promise<void> {

@@ -72,15 +72,21 @@ function track(child) {
   return child;
 }
 
-/** A process's start time (clock ticks since boot), or undefined when it is gone. */
-function startTime(pid) {
+/**
+ * The fields of `/proc/<pid>/stat` after the command name (which may hold spaces and parentheses): [0] state,
+ * [1] ppid, [11..14] utime stime cutime cstime, [19] start time; undefined when the process is gone.
+ */
+function statFields(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
 }
+
+/** A process's start time (clock ticks since boot), or undefined when it is gone. */
+const startTime = (pid) => statFields(pid)?.[19];
 
 /** Every live process whose ancestry includes one of `roots` (from /proc): PID → start time. */
 function processTree(roots) {
@@ -88,14 +94,10 @@ function processTree(roots) {
   const started = new Map();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      parent.set(Number(entry), Number(fields[1]));
-      started.set(Number(entry), fields[19]);
-    } catch {
-      // gone meanwhile
-    }
+    const fields = statFields(entry);
+    if (!fields) continue; // gone meanwhile
+    parent.set(Number(entry), Number(fields[1]));
+    started.set(Number(entry), fields[19]);
   }
   const found = new Map();
   for (const pid of parent.keys()) {
@@ -130,8 +132,8 @@ function cpuByKind(rootPid) {
   const kinds = new Map();
   for (const pid of processTree(new Set([rootPid])).keys()) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const f = statFields(pid);
+      if (!f) continue;
       const seconds = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / tick;
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
       const kind = cmd.replaceAll(TAG, '<tag>').replace(/\/[^ ]*\/(dspool_forkserver\.py|main\.js|dspool\.js|jupyter-notebook|ipykernel_launcher)/g, '$1').replace(/\S*(\/tmp|\/run)\S*/g, '<path>').replace(/\d+/g, 'N').slice(0, 70);
@@ -155,12 +157,7 @@ const alive = (pid) => (descendants.has(pid) ? startTime(pid) === descendants.ge
 
 /** A zombie: exited, waiting for its parent to reap it (nothing to kill). */
 function zombie(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
+  return statFields(pid)?.[0] === 'Z';
 }
 
 /** Stops one top-level child gracefully (its own shutdown stops its servers), then SIGKILL after `graceMs`. */
@@ -623,7 +620,7 @@ function memoryOf(pid) {
 
 /** An idle instance's memory: its agent alone, and its fork server on top (medians over the instances). */
 function instanceMemory(product, forkServers) {
-  const agents = forkServers.map((pid) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]));
+  const agents = forkServers.map((pid) => Number(statFields(pid)?.[1]));
   const mib = (kib) => `${(kib / 1024).toFixed(0)} MiB`;
   const a = median(agents.map((pid) => memoryOf(pid).rss));
   const f = median(forkServers.map((pid) => memoryOf(pid).rss));

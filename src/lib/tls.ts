@@ -168,7 +168,9 @@ const name = (commonName: string): Buffer => seq(der(0x31, seq(oid('2.5.4.3'), d
 function selfSignedCertificate(commonName: string, key: KeyObject, spki: Buffer, validDays: number): string {
   const ecdsaWithSha256 = seq(oid('1.2.840.10045.4.3.2'));
   const serial = randomBytes(16);
-  serial[0] = (serial[0] ?? 0) & 0x7f; // positive
+  // Positive (top bit clear) and minimally encoded (first byte not zero): DER refuses a needless leading 0x00, which a
+  // bare `& 0x7f` gave about one certificate in 256 ("illegal padding").
+  serial[0] = ((serial[0] ?? 0) & 0x3f) | 0x40;
   const now = Date.now();
   const tbs = seq(
     der(0xa0, der(0x02, Buffer.from([2]))), // v3

@@ -5,7 +5,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../lib/log.js';
 import type { EventLog } from '../events.js';
 import type { InstancePool, InstanceView } from '../instances/pool.js';
-import type { SessionManager } from '../sessions/manager.js';
+import type { ProgressEvent, SessionManager } from '../sessions/manager.js';
 import { emptyUsage, type ResourceRequest } from '../sessions/placement.js';
 import { Autoscaler, type Decision, type InstanceSnapshot, type MetricsSource, type PoolSnapshot } from './engine.js';
 import type { AutoscaleSettings } from './options.js';
@@ -98,9 +98,11 @@ export class AutoscaleController {
         for (const e of self.last?.evaluations ?? []) this.set({ rule: e.rule, metric: e.metric, direction: e.direction }, e.threshold);
       },
     });
-    ctx.sessions.on('progress', (sessionId) => {
-      // A request that waits for room is intent too: decide at once rather than at the next interval.
-      if (this.state === 'running' && ctx.sessions.queuePosition(sessionId) !== undefined) this.nudge('a request is queued');
+    ctx.sessions.on('progress', (sessionId: string, step: ProgressEvent) => {
+      // A request that waits for room is intent too: decide at once rather than at the next interval. Only the step
+      // that queues it (or moves it in the queue) counts: the autoscaler's own "Waking the pool" lines are progress
+      // too, and deciding again on each of them looped once per event-loop turn for as long as a start was queued.
+      if (this.state === 'running' && step.phase === 'queued' && ctx.sessions.queuePosition(sessionId) !== undefined) this.nudge('a request is queued');
     });
   }
 

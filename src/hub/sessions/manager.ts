@@ -293,7 +293,10 @@ export class SessionManager extends EventEmitter<SessionManagerEvents> {
    * sessions.tellQueued('Waking the pool: starting an instance (12 s so far)');
    */
   tellQueued(message: string): void {
-    for (const waiter of this.queue) this.report(waiter.live, { progress: 5, message });
+    for (const waiter of this.queue) {
+      // The autoscaler decides often; a waiter hears a line once, and again only when it changes.
+      if (waiter.live.progress[waiter.live.progress.length - 1]?.message !== message) this.report(waiter.live, { progress: 5, message });
+    }
   }
 
   /** Sessions per instance (active ones). */

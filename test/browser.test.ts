@@ -42,6 +42,7 @@ describe.skipIf(skipReason !== '')('a user in a real browser', () => {
     await pool.addUser(bob, 'bob-browser-pass');
     const context = await browser.newContext();
     const page = await context.newPage();
+    const loads = watchLoads(page);
     await page.goto(`${pool.url}/hub/home`);
     expect(new URL(page.url()).pathname).toBe('/hub/login');
     await page.fill('input[name=username]', bob);
@@ -53,7 +54,7 @@ describe.skipIf(skipReason !== '')('a user in a real browser', () => {
     // Start: the progress page, then Jupyter; back home, the server runs and can be opened.
     await page.click('button[value=start]');
     await page.waitForURL(`**/user/${bob}/tree`, { timeout: 60_000 });
-    await page.waitForSelector('#notebook_list', { timeout: 30_000 });
+    await loads.listShown(30_000);
     await page.goto(`${pool.url}/hub/home`);
     await expect(page.locator('#status').textContent()).resolves.toMatch(/Status: running on instance i-/);
     expect(await page.getAttribute('a:has-text("Open my server")', 'href')).toBe(`/user/${bob}/tree`);
@@ -121,6 +122,7 @@ describe.skipIf(skipReason !== '')('a user in a real browser', () => {
   it('logs in, sees the server start, runs a cell in a new notebook and saves it to the share', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
+    const loads = watchLoads(page);
     const seen: string[] = [];
     page.on('framenavigated', (frame) => {
       if (frame === page.mainFrame()) seen.push(new URL(frame.url()).pathname);
@@ -140,7 +142,7 @@ describe.skipIf(skipReason !== '')('a user in a real browser', () => {
     // then the browser lands in Jupyter's file list.
     await page.waitForURL(`**/user/${alice}/tree/notebooks/remote`, { timeout: 60_000 });
     expect(seen).toContain(`/hub/user/${alice}/tree/notebooks/remote`);
-    await page.waitForSelector('#notebook_list', { timeout: 30_000 });
+    await loads.listShown(30_000);
     expect(await page.content()).not.toMatch(/[?&]token=[0-9a-f]{16}/);
 
     // New → Python 3 opens the notebook in a new tab.
@@ -199,6 +201,7 @@ describe.skipIf(skipReason !== '')('a newcomer\'s first visit in a real browser'
   it('logs in on a styled form and lands in Jupyter with the server started at once, no click needed', async () => {
     const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
     const page = await context.newPage();
+    const loads = watchLoads(page);
     // Every page the browser asked for, redirects included.
     const seen: string[] = [];
     page.on('request', (request) => {
@@ -219,7 +222,7 @@ describe.skipIf(skipReason !== '')('a newcomer\'s first visit in a real browser'
     await page.fill('input[name=password]', 'carol-browser-pass');
     await page.click('button[type=submit]');
     await page.waitForURL(`**/user/${carol}/tree`, { timeout: 90_000 });
-    await page.waitForSelector('#notebook_list', { timeout: 30_000 });
+    await loads.listShown(30_000);
     // Login → /hub/spawn → the start-with-progress page → Jupyter; never the home page's "Start" button.
     expect(seen.slice(seen.indexOf('/hub/spawn'))).toEqual(['/hub/spawn', `/hub/user/${carol}/tree`, `/user/${carol}/tree`]);
     expect(seen).not.toContain('/hub/home');
@@ -307,6 +310,7 @@ describe.skipIf(skipReason !== '')('a pool with profiles in a real browser', () 
   it('shows a profile picker after login, then starts the chosen profile with progress and lands in Jupyter', async () => {
     const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
     const page = await context.newPage();
+    const loads = watchLoads(page);
     await page.goto(`${pool.url}/hub/login`);
     await page.fill('input[name=username]', erin);
     await page.fill('input[name=password]', 'erin-browser-pass');
@@ -318,7 +322,7 @@ describe.skipIf(skipReason !== '')('a pool with profiles in a real browser', () 
     await page.selectOption('select[name=profile]', 'other');
     await page.click('button[value=start]');
     await page.waitForURL(`**/user/${erin}/tree`, { timeout: 90_000 });
-    await page.waitForSelector('#notebook_list', { timeout: 30_000 });
+    await loads.listShown(30_000);
     // The placement used the profile she picked (the audit trail, read with the pool's admin token).
     const adminToken = readFileSync(join(pool.dir, 'state', 'secrets', 'admin-token'), 'utf8').trim();
     const events = (await (await pool.fetch('/hub/api/events?limit=100', { token: adminToken })).json()) as Array<{ kind: string; user: string | null; data: { profile?: string } }>;
@@ -328,6 +332,39 @@ describe.skipIf(skipReason !== '')('a pool with profiles in a real browser', () 
     await context.close();
   }, 180_000);
 });
+
+/**
+ * Follows what a page loads, so that a Jupyter page that never shows (its scripts reveal it) says why: the loads still
+ * pending, the ones that failed and the error statuses.
+ */
+function watchLoads(page: Page): { listShown(timeoutMs: number): Promise<void> } {
+  const pending = new Map<object, string>();
+  const bad: string[] = [];
+  const label = (url: string): string => new URL(url).pathname;
+  page.on('request', (r) => pending.set(r, `${r.method()} ${label(r.url())} (since ${new Date().toISOString().slice(11, 23)})`));
+  page.on('requestfinished', (r) => pending.delete(r));
+  page.on('requestfailed', (r) => {
+    pending.delete(r);
+    bad.push(`${r.method()} ${label(r.url())}: ${r.failure()?.errorText ?? 'failed'}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) bad.push(`${r.request().method()} ${label(r.url())}: HTTP ${r.status()}`);
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error') bad.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => bad.push(`page error: ${e.message}`));
+  return {
+    async listShown(timeoutMs) {
+      try {
+        await page.waitForSelector('#notebook_list', { timeout: timeoutMs });
+      } catch (error) {
+        const at = new Date().toISOString().slice(11, 23);
+        throw new Error(`${(error as Error).message}\nat ${at}, pending: ${[...pending.values()].join('; ') || 'none'}\nfailed: ${bad.join('; ') || 'none'}`);
+      }
+    },
+  };
+}
 
 /** Types `code` into the notebook's first cell, runs it with Shift+Enter and waits for `expected` in its output. */
 async function runCell(notebook: Page, code: string, expected: string): Promise<void> {
@@ -359,11 +396,12 @@ describe.skipIf(skipReason !== '')('an idle server in a real browser', () => {
   it('warns on the open notebook, keeps the server on "Keep it running", saves the notebook before the stop and says why at the next login', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
+    const loads = watchLoads(page);
     await page.goto(`${pool.url}/user/${carol}/tree`);
     await page.fill('input[name=username]', carol);
     await page.fill('input[name=password]', 'carol-browser-pass');
     await page.click('button[type=submit]');
-    await page.waitForSelector('#notebook_list', { timeout: 60_000 });
+    await loads.listShown(60_000);
     await page.click('#new-dropdown-button');
     const [notebook] = await Promise.all([context.waitForEvent('page'), page.click('#kernel-python3 a')]);
     await notebook.waitForSelector('#kernel_indicator_icon.kernel_idle_icon', { timeout: 60_000 });
@@ -380,12 +418,13 @@ describe.skipIf(skipReason !== '')('an idle server in a real browser', () => {
     // A second server, left alone with a cell typed but never saved: the stop saves it first.
     const second = await browser.newContext();
     const login = await second.newPage();
+    const loginLoads = watchLoads(login);
     await pool.fetch(`/hub/api/users/${carol}/server`, { method: 'DELETE', cookie: await pool.login(carol, 'carol-browser-pass'), headers: { origin: pool.url } });
     await login.goto(`${pool.url}/user/${carol}/tree`);
     await login.fill('input[name=username]', carol);
     await login.fill('input[name=password]', 'carol-browser-pass');
     await login.click('button[type=submit]');
-    await login.waitForSelector('#notebook_list', { timeout: 60_000 });
+    await loginLoads.listShown(60_000);
     await login.click('#new-dropdown-button');
     const [unsaved] = await Promise.all([second.waitForEvent('page'), login.click('#kernel-python3 a')]);
     await unsaved.waitForSelector('#kernel_indicator_icon.kernel_idle_icon', { timeout: 60_000 });

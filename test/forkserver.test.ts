@@ -3,7 +3,7 @@
 // groups, share nothing with each other, and a fork server that dies is replaced while starts fall back to exec.
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_ROOT, TestPool, executeInKernel, rand } from './harness.js';
+import { IS_ROOT, TestPool, executeInKernel, rand, waitFor } from './harness.js';
 
 interface KernelView {
   pid: number;
@@ -152,6 +152,18 @@ describe.skipIf(!existsSync('/usr/bin/jupyter-notebook') || !IS_ROOT)('fork serv
     expect(again.serverParentCmd).toContain('dspool_forkserver');
     expect(Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${again.server}/status`, 'utf8'))?.[1])).not.toBe(forkServer);
   }, 180_000);
+
+  it('stops a server with its kernel and its kernel zygote: nothing is left behind, not even a zombie', async () => {
+    await pool.startServer(user, token);
+    const { view } = await newKernel();
+    expect(view.parent).toContain('dspool-kernel-zygote');
+    const zygote = view.ppid;
+    await pool.fetch(`/hub/api/users/${user}/server`, { method: 'DELETE', token });
+    await waitFor('the server to be gone', () => !existsSync(`/proc/${view.server}`), 30_000);
+    // The server reaps its zygote before it exits (and the zygote its kernels): a zombie would still be in /proc.
+    expect(existsSync(`/proc/${zygote}`)).toBe(false);
+    expect(existsSync(`/proc/${view.pid}`)).toBe(false);
+  }, 120_000);
 });
 
 describe.skipIf(!existsSync('/usr/bin/jupyter-notebook'))('an instance its provider knows is gone (default repair settings)', () => {

@@ -36,6 +36,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 import uuid
 
 PRELOAD = (
@@ -335,7 +336,10 @@ def run_notebook(argv):
         os.close(STATUS_FD)
 
     IOLoop.current().add_callback(ready)
-    app.start()
+    try:
+        app.start()
+    finally:
+        zygote.close()
     return 0
 
 
@@ -394,6 +398,31 @@ class KernelZygote:
                 os._exit(code)
         child.close()
         return cls(pid, parent)
+
+    def close(self, timeout=2.0):
+        """Ends the zygote with its server and reaps it: it is the server's child, so a zygote still exiting when the
+        server exits is left a zombie until whoever adopts it reaps it. Closing its socket ends its loop."""
+        self.gone = self.gone or 'the server has stopped'
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                pid, _ = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid != 0:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        try:  # a zygote that does not end in time (it never blocks but in its socket read) is ended
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
     def request(self, message):
         if self.gone:

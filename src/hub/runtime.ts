@@ -1,6 +1,7 @@
 // Files the hub keeps under dataDir for the CLI and the gateway: where it listens, and its secrets (mode 0600).
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { replaceFile } from '../lib/atomic-file.js';
 import { GATEWAY_SECRET_FILE } from '../protocol/gateway.js';
 
 /** Relative to dataDir. */
@@ -93,7 +94,7 @@ export interface FrontDoorInfo {
  * writeFrontDoorInfo(config.dataDir, { url: 'http://127.0.0.1:8000', ssh_port: 2222, ssh_host_key: publicKey, pid: process.pid });
  */
 export function writeFrontDoorInfo(dataDir: string, info: FrontDoorInfo): void {
-  writeFileSync(join(dataDir, FRONT_DOOR_FILE), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
+  replaceFile(join(dataDir, FRONT_DOOR_FILE), `${JSON.stringify(info, null, 2)}\n`, 0o644);
 }
 
 /**
@@ -117,7 +118,7 @@ export function readFrontDoorInfo(dataDir: string): FrontDoorInfo | undefined {
  * writeRuntime(config.dataDir, { hub_url: url, pid: process.pid, started: new Date().toISOString(), version: '1.0.0' });
  */
 export function writeRuntime(dataDir: string, info: RuntimeInfo): void {
-  writeFileSync(join(dataDir, RUNTIME_FILE), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o644 });
+  replaceFile(join(dataDir, RUNTIME_FILE), `${JSON.stringify(info, null, 2)}\n`, 0o644);
 }
 
 /**

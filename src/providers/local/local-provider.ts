@@ -1,7 +1,7 @@
 // The embedded provider: each instance is an agent process on this machine, detached into its own process
 // group, with a scratch directory `<scratchDir>/<id>/` that is deleted with it.
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, closeSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { AGENT_ENV, type AgentSettings } from '../../protocol/agent.js';
 import type { DeleteOptions, InstanceGone, InstanceSpec, Provider, ProviderInstance } from '../provider.js';
 import { AgentEntryMissingError, AgentSpawnError, InstanceExistsError, InvalidInstanceIdError, ProviderClosedError } from './errors.js';
 import { pidAlive, pidsByEnv } from '../../lib/process.js';
+import { replaceFile } from '../../lib/atomic-file.js';
 import { commandLine, descendants, signal } from './processes.js';
 import { detectCgroups, instanceCgroupName, killInstanceCgroup } from '../../agent/cgroup.js';
 
@@ -258,8 +259,7 @@ export class LocalProvider implements Provider {
 
   private writeRecord(record: InstanceRecord): void {
     const file = path.join(this.instanceDir(record.id), RECORD_FILE);
-    writeFileSync(`${file}.tmp`, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 });
-    renameSync(`${file}.tmp`, file);
+    replaceFile(file, `${JSON.stringify(record, null, 2)}\n`, 0o644);
   }
 
   private async readRecord(id: string): Promise<InstanceRecord | undefined> {

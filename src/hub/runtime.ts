@@ -35,7 +35,8 @@ export interface RuntimeInfo {
  */
 export function writeSecretFile(file: string, value: string): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  writeFileSync(file, value, { mode: 0o600 });
+  // Replaced whole: the admin token is new at every hub start, and the CLI may read it meanwhile.
+  replaceFile(file, value, 0o600);
   chmodSync(file, 0o600);
 }
 

@@ -2,10 +2,11 @@
 // (kept in a root-only file), trades that for an instance, runs the agent, and joins again as a new instance when
 // the hub says the old one is gone (failed while cut off, drained, removed) — its servers stop first, so the hub
 // never has two servers for one user.
-import { mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, chmodSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { TlsPinError } from '../lib/errors.js';
+import { replaceFile } from '../lib/atomic-file.js';
 import { backoffMs } from '../lib/backoff.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { Pause } from '../lib/pause.js';
@@ -93,7 +94,8 @@ function writeHostCredential(stateDir: string, value: HostCredentialFile): void 
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   chmodSync(stateDir, 0o700);
   const file = path.join(stateDir, 'credential.json');
-  writeFileSync(file, `${JSON.stringify(value)}\n`, { mode: 0o600 });
+  // Replaced whole: a crash mid-write must not leave a machine that has forgotten it joined.
+  replaceFile(file, `${JSON.stringify(value)}\n`, 0o600);
   chmodSync(file, 0o600);
 }
 

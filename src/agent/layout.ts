@@ -3,8 +3,9 @@
 // `$HOME/notebooks/remote` → `<share>/users/<name>/notebooks`. What must not sit on a network share (SQLite files:
 // IPython's history, Jupyter's notebook signatures; runtime files and sockets; caches) is pointed at the instance's
 // own disk through environment variables (`sessionDirsEnv`). The agent also writes the Jupyter config it needs.
-import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, type Stats } from 'node:fs';
 import path from 'node:path';
+import { replaceFile } from '../lib/atomic-file.js';
 import type { Logger } from '../lib/log.js';
 import type { AgentUser } from '../protocol/agent.js';
 import { JUPYTER_ACTIVITY_PY } from './activity-patch.js';
@@ -428,13 +429,8 @@ export const JUPYTER_CUSTOM_JS = `// Written by the dspool agent; edits are over
 export function writeJupyterConfig(paths: UserPaths, user: AgentUser, ctx: LayoutContext): void {
   asUser(user, ctx, () => {
     realDirSync(paths.jupyterConfigDir, 0o700, ctx);
-    const file = path.join(paths.jupyterConfigDir, 'jupyter_notebook_config.py');
-    const temp = `${file}.tmp-${process.pid}`;
-    writeFileSync(temp, JUPYTER_CONFIG_PY, { mode: 0o644, flag: 'w' });
-    renameSync(temp, file);
+    replaceFile(path.join(paths.jupyterConfigDir, 'jupyter_notebook_config.py'), JUPYTER_CONFIG_PY, 0o644);
     realDirSync(path.join(paths.jupyterConfigDir, 'custom'), 0o700, ctx);
-    const custom = path.join(paths.jupyterConfigDir, 'custom', 'custom.js');
-    writeFileSync(`${custom}.tmp-${process.pid}`, JUPYTER_CUSTOM_JS, { mode: 0o644, flag: 'w' });
-    renameSync(`${custom}.tmp-${process.pid}`, custom);
+    replaceFile(path.join(paths.jupyterConfigDir, 'custom', 'custom.js'), JUPYTER_CUSTOM_JS, 0o644);
   });
 }

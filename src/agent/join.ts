@@ -96,7 +96,6 @@ function writeHostCredential(stateDir: string, value: HostCredentialFile): void 
   const file = path.join(stateDir, 'credential.json');
   // Replaced whole: a crash mid-write must not leave a machine that has forgotten it joined.
   replaceFile(file, `${JSON.stringify(value)}\n`, 0o600);
-  chmodSync(file, 0o600);
 }
 
 /**

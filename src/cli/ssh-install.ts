@@ -1,8 +1,8 @@
 // `dspool ssh-config --install`: puts the pool's Host block into ~/.ssh/config and its host key into
 // ~/.ssh/known_hosts, idempotently (a second run changes nothing; a changed key replaces the old line).
 import { createHmac } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { replaceFile } from '../lib/atomic-file.js';
 
 /** What happened to a file. */
 export type FileChange = 'added' | 'updated' | 'unchanged';
@@ -81,11 +81,7 @@ export function writeIfChanged(file: string, text: string, mode: number): void {
   const target = existsSync(file) ? realpathSync(file) : file;
   const before = existsSync(target) ? readFileSync(target, 'utf8') : undefined;
   if (before === text) return;
-  const keepMode = before === undefined ? mode : statSync(target).mode & 0o777;
-  const temp = join(dirname(target), `.${Date.now()}-${process.pid}.dspool-tmp`);
-  writeFileSync(temp, text, { mode: keepMode });
-  chmodSync(temp, keepMode);
-  renameSync(temp, target);
+  replaceFile(target, text, before === undefined ? mode : statSync(target).mode & 0o777);
 }
 
 /**

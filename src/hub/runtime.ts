@@ -1,5 +1,5 @@
 // Files the hub keeps under dataDir for the CLI and the gateway: where it listens, and its secrets (mode 0600).
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { replaceFile } from '../lib/atomic-file.js';
 import { GATEWAY_SECRET_FILE } from '../protocol/gateway.js';
@@ -37,7 +37,6 @@ export function writeSecretFile(file: string, value: string): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   // Replaced whole: the admin token is new at every hub start, and the CLI may read it meanwhile.
   replaceFile(file, value, 0o600);
-  chmodSync(file, 0o600);
 }
 
 /**

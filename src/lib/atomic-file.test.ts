@@ -28,6 +28,17 @@ describe('replaceFile', () => {
     expect(readdirSync(dir)).toEqual(['runtime.json']);
   });
 
+  it('gives the file exactly the mode asked for, whatever the umask', () => {
+    const file = join(dir, 'shared');
+    const before = process.umask(0o077);
+    try {
+      replaceFile(file, 'x', 0o644);
+    } finally {
+      process.umask(before);
+    }
+    expect(statSync(file).mode & 0o777).toBe(0o644);
+  });
+
   it('leaves the old file and no temporary file when it cannot replace it', () => {
     const file = join(dir, 'kept');
     writeFileSync(file, 'old');

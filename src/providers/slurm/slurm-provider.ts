@@ -2,11 +2,12 @@
 // its compute node. The hub's side keeps one small record per instance (`<stateDir>/<id>.json`: its job id) and
 // asks squeue which jobs still run.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { SlurmProviderConfig } from '../../config/schema.js';
+import { replaceFile } from '../../lib/atomic-file.js';
 import { createLogger, type Logger } from '../../lib/log.js';
 import { AGENT_ENV, type AgentSettings } from '../../protocol/agent.js';
 import type { DeleteOptions, InstanceGone, InstanceSpec, Provider, ProviderInstance } from '../provider.js';
@@ -311,8 +312,7 @@ export class SlurmProvider implements Provider {
   private async writeRecord(record: SlurmRecord): Promise<void> {
     await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 });
     const file = this.recordFile(record.id);
-    await writeFile(`${file}.tmp`, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
-    await rename(`${file}.tmp`, file);
+    replaceFile(file, `${JSON.stringify(record, null, 2)}\n`, 0o600);
   }
 
   private async removeRecord(id: string): Promise<void> {

@@ -1,9 +1,10 @@
 // Existing machines as instances. `create` makes an instance that waits for a machine; a machine listed in
 // pool.yaml `provider.hosts` claims one when its agent joins (`dspool agent join`). Each instance is one file
 // `<stateDir>/<id>.json` (0600: it holds the instance's credential until a machine claims it, and after).
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { StaticProviderConfig } from '../../config/schema.js';
+import { replaceFile } from '../../lib/atomic-file.js';
 import { createLogger, type Logger } from '../../lib/log.js';
 import type { ClaimedInstance, DeleteOptions, InstanceSpec, Provider, ProviderInstance } from '../provider.js';
 import { HostNotListedError, InvalidStaticInstanceIdError, NoFreeInstanceError, StaticProviderClosedError } from './errors.js';
@@ -127,8 +128,7 @@ export class StaticProvider implements Provider {
   private async write(slot: Slot): Promise<void> {
     await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 });
     const file = this.file(slot.id);
-    await writeFile(`${file}.tmp`, `${JSON.stringify(slot)}\n`, { mode: 0o600 });
-    await rename(`${file}.tmp`, file);
+    replaceFile(file, `${JSON.stringify(slot)}\n`, 0o600);
   }
 
   private async slots(): Promise<Slot[]> {

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { gatewayToHubSchema, type GatewayStats, type HubToGateway, type Identity, type Route } from '../protocol/gateway.js';
 import type { Logger } from '../lib/log.js';
-import { sameSecret } from './auth/credentials.js';
+import { sameSecret } from '../lib/secret.js';
 
 /** What the feed needs from the hub. */
 export interface GatewayFeedContext {

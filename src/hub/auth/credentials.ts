@@ -2,8 +2,6 @@
 import argon2 from 'argon2';
 import { createHash, randomBytes } from 'node:crypto';
 
-export { sameSecret } from '../../lib/secret.js';
-
 /**
  * Hashes a password with argon2id.
  *

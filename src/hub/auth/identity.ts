@@ -1,7 +1,8 @@
 // Who is calling: resolves API tokens and login cookies, logs users in and out, issues tokens.
 import type { Identity } from '../../protocol/gateway.js';
 import type { Store, TokenRecord, UserRecord } from '../store/types.js';
-import { hashPassword, hashSecret, newSecret, sameSecret, verifyPassword } from './credentials.js';
+import { hashPassword, hashSecret, newSecret, verifyPassword } from './credentials.js';
+import { sameSecret } from '../../lib/secret.js';
 import { BadRequestError, ForbiddenError, UserNotFoundError } from '../errors.js';
 import { checkRequestedScopes, ownerScopes, tokenScopes, type Scopes } from './scopes.js';
 

@@ -5,7 +5,8 @@ import { createHmac } from 'node:crypto';
 import type { Context } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { CLIENT_ADDRESS_HEADER, LOGIN_COOKIE, verifyClientAddress } from '../../protocol/gateway.js';
-import { newSecret, sameSecret } from '../auth/credentials.js';
+import { newSecret } from '../auth/credentials.js';
+import { sameSecret } from '../../lib/secret.js';
 import { ForbiddenError } from '../errors.js';
 import type { HubEnv } from './services.js';
 

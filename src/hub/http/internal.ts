@@ -6,7 +6,7 @@ import {
   SSH_AUTH_PATH, SSH_LOCATE_PATH, USER_HOST_REDEEM_PATH, sshAuthBody, sshLocateBody, userHostRedeemBody, type LocateLine,
 } from '../../protocol/gateway.js';
 import { usernameProblem } from '../../lib/names.js';
-import { sameSecret } from '../auth/credentials.js';
+import { sameSecret } from '../../lib/secret.js';
 import { POOL_STOP_CAUSES } from '../sessions/state.js';
 import { BadRequestError, ForbiddenError } from '../errors.js';
 import { readJson } from './body.js';

@@ -5,7 +5,8 @@
 import type { Logger } from '../../lib/log.js';
 import { JoinErrorCode, joinRequestSchema, type JoinResponse } from '../../protocol/agent.js';
 import type { InstanceSpec, Provider } from '../../providers/provider.js';
-import { hashSecret, newSecret, sameSecret } from '../auth/credentials.js';
+import { hashSecret, newSecret } from '../auth/credentials.js';
+import { sameSecret } from '../../lib/secret.js';
 import type { EventLog } from '../events.js';
 import type { Store } from '../store/types.js';
 

@@ -4,7 +4,7 @@
 // terminal do. The user is warned before the stop (the server model's notice, a line on the terminal), `dspool
 // extend` postpones it, an exempt user is never culled, and the stop reason is shown at the next login.
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -220,14 +220,9 @@ describe.skipIf(!ready)('idle sessions are culled on no work, never kept up by t
     const until = Date.parse((JSON.parse(extended.stdout) as { extended_until: string }).extended_until);
     // kill -9 the hub; `dspool up` starts a new one, which re-adopts the server. Without the extension kept in the
     // store it would see a server idle for longer than its timeout and stop it a warning's lead later.
-    const hubPid = (): number => (JSON.parse(readFileSync(join(pool.dir, 'state', 'runtime.json'), 'utf8')) as { pid: number }).pid;
-    const oldPid = hubPid();
-    process.kill(oldPid, 'SIGKILL');
-    const restartedAt = await waitFor('the restarted hub to re-adopt the server', async () => {
-      const pid = existsSync(join(pool.dir, 'state', 'runtime.json')) ? hubPid() : oldPid;
-      if (pid === oldPid || (await pool.fetch('/hub/health').catch(() => undefined))?.status !== 200) return undefined;
-      return (await server(name))?.ready ? Date.now() : undefined;
-    }, 60_000);
+    const deadline = Date.now() + 60_000;
+    await pool.killHub(60_000);
+    const restartedAt = await waitFor('the restarted hub to re-adopt the server', async () => ((await server(name))?.ready ? Date.now() : undefined), deadline - Date.now());
     expect(until - restartedAt).toBeGreaterThan((IDLE_TIMEOUT_S + 2) * 1000); // the test proves something only if so
     // Well past the idle timeout after the restart, and until shortly before the warning the extension allows: kept.
     await new Promise((r) => setTimeout(r, Math.max(0, until - WARN_BEFORE_S * 1000 - 3000 - Date.now())));

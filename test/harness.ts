@@ -5,6 +5,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
+import { readRuntime, type RuntimeInfo } from '../src/hub/runtime.js';
+import { pidAlive } from '../src/lib/process.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const BIN = join(ROOT, 'bin', 'dspool.js');
@@ -295,6 +297,28 @@ export class TestPool {
     throw new Error(`${user}'s server not ready in time`);
   }
 
+  /** The running hub's `runtime.json` (its pid and URL), or undefined while none is written. */
+  runtime(): RuntimeInfo | undefined {
+    return readRuntime(join(this.dir, 'state'));
+  }
+
+  /**
+   * `kill -9` of the hub; resolves with the new hub's pid once `dspool up` has started another that answers.
+   *
+   * @example
+   * const newPid = await pool.killHub();
+   */
+  async killHub(timeoutMs = 30_000): Promise<number> {
+    const oldPid = this.runtime()?.pid;
+    if (oldPid === undefined) throw new Error('no hub runs: no runtime.json');
+    process.kill(oldPid, 'SIGKILL');
+    return waitFor('a new hub after kill -9 of the old one', async () => {
+      const pid = this.runtime()?.pid;
+      if (pid === undefined || pid === oldPid || !pidAlive(pid)) return undefined;
+      return (await this.fetch('/hub/health').catch(() => undefined))?.status === 200 ? pid : undefined;
+    }, timeoutMs);
+  }
+
   /** Stops the pool with SIGINT and waits for `dspool up` to exit; returns its exit code. */
   async stop(): Promise<number | null> {
     const child = this.child;
@@ -326,7 +350,7 @@ export class TestPool {
 }
 
 /** True while a process with this pid exists (and is not a zombie). */
-export { pidAlive as alive } from '../src/lib/process.js';
+export { pidAlive as alive };
 
 /** Runs code in a Jupyter kernel over the kernel WebSocket and returns its text output. */
 export async function executeInKernel(

@@ -1,7 +1,7 @@
 // A join command outlives a hub restart: the token is printed, the hub is killed with kill -9 and comes back, then a
 // machine (a network namespace made here, 198.18.0.0/15) joins with it once; a second use is refused.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,10 +10,6 @@ import { canMakeNetns, inHost, makeNetns, privateEtc, removeNetns, type Netns } 
 
 const skip = !existsSync('/usr/bin/jupyter-notebook') ? 'Jupyter is not installed' : canMakeNetns();
 if (skip) console.warn(`test/join-restart.test.ts skipped: ${skip}`);
-
-function hubPid(pool: TestPool): number {
-  return (JSON.parse(readFileSync(join(pool.dir, 'state', 'runtime.json'), 'utf8')) as { pid: number }).pid;
-}
 
 describe.skipIf(skip !== undefined)('join tokens across a hub restart', () => {
   let host: Netns;
@@ -50,15 +46,7 @@ describe.skipIf(skip !== undefined)('join tokens across a hub restart', () => {
     expect(match, printed.stdout).not.toBeNull();
     const [, printedUrl = '', token = ''] = match ?? [];
 
-    const oldPid = hubPid(pool);
-    process.kill(oldPid, 'SIGKILL');
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      const pid = existsSync(join(pool.dir, 'state', 'runtime.json')) ? hubPid(pool) : oldPid;
-      if (pid !== oldPid && alive(pid) && (await pool.fetch('/hub/health').catch(() => undefined))?.status === 200) break;
-      await sleep(200);
-    }
-    expect(hubPid(pool)).not.toBe(oldPid);
+    await pool.killHub(60_000);
     // The restarted hub listens for agents on the port it had (ephemeral in this config): the printed command as it is.
     const now = await pool.cli(['instances', 'join-command']);
     expect(/^dspool agent join (\S+) --token/.exec(now.stdout.trim())?.[1]).toBe(printedUrl);

@@ -1,6 +1,5 @@
 // A hub restart drops nothing: open kernel WebSockets stay up, routes keep working, sessions are re-adopted.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestPool, alive, executeInKernel, rand } from './harness.js';
@@ -15,10 +14,6 @@ async function openKernel(pool: TestPool, user: string, token: string): Promise<
     ws.once('error', reject);
   });
   return { ws, url };
-}
-
-function hubPid(pool: TestPool): number {
-  return (JSON.parse(readFileSync(join(pool.dir, 'state', 'runtime.json'), 'utf8')) as { pid: number }).pid;
 }
 
 describe.skipIf(!existsSync('/usr/bin/jupyter-notebook'))('hub restart', () => {
@@ -44,15 +39,8 @@ describe.skipIf(!existsSync('/usr/bin/jupyter-notebook'))('hub restart', () => {
     const protectedId = instances[0]?.id ?? '';
     const protect = await pool.fetch(`/hub/api/instances/${protectedId}/protect`, { method: 'POST', token: adminToken, body: JSON.stringify({ protected: true }) });
     expect(protect.status).toBe(200);
-    const oldPid = hubPid(pool);
-    process.kill(oldPid, 'SIGKILL');
     const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline) {
-      const pid = existsSync(join(pool.dir, 'state', 'runtime.json')) ? hubPid(pool) : oldPid;
-      if (pid !== oldPid && alive(pid) && (await pool.fetch('/hub/health').catch(() => undefined))?.status === 200) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(hubPid(pool)).not.toBe(oldPid);
+    await pool.killHub(30_000);
     // The agents rejoin and the sessions are re-adopted.
     let listed: Array<{ name: string; servers: Record<string, { ready: boolean }> }> = [];
     while (Date.now() < deadline) {
@@ -82,12 +70,8 @@ describe.skipIf(!existsSync('/usr/bin/jupyter-notebook'))('hub restart', () => {
     const drainingId = body.draining[0] ?? '';
     // Both users still work: the draining instance's session is not touched.
     for (const [i, user] of users.entries()) expect((await pool.fetch(`/user/${user}/api/status`, { token: tokens[i] ?? '' })).status).toBe(200);
-    const oldPid = hubPid(pool);
-    process.kill(oldPid, 'SIGKILL');
     const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline && !(hubPid(pool) !== oldPid && (await pool.fetch('/hub/health').catch(() => undefined))?.status === 200)) {
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await pool.killHub(30_000);
     const after = (await (await pool.fetch('/hub/api/pool', { token: adminToken })).json()) as { instances: number; draining: string[] };
     expect(after.instances).toBe(1);
     // The user on the draining instance ends their session; the instance goes and is not replaced.

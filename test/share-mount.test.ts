@@ -383,7 +383,7 @@ describe.skipIf(skip !== undefined)('the share over the network (sshfs from a fi
     let retries: string[] = [];
     while (Date.now() < deadline) {
       try {
-        const hubUrl = (JSON.parse(readFileSync(join(wrong.dir, 'state', 'runtime.json'), 'utf8')) as { hub_url: string }).hub_url;
+        const hubUrl = wrong.runtime()?.hub_url ?? '';
         const token = readFileSync(join(wrong.dir, 'state', 'secrets', 'admin-token'), 'utf8').trim();
         const events = (await (await fetch(`${hubUrl}/hub/api/events?limit=300`, { headers: { authorization: `token ${token}` } })).json()) as Array<{ kind: string; message: string }>;
         retries = events.filter((e) => e.kind === 'instance.unhealthy' || e.kind === 'instance.state').map((e) => e.message);
